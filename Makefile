@@ -1,0 +1,44 @@
+# Thin targets; the work is in tools/ and the packages. `make run` and `make test` are the two
+# commands a fresh machine needs.
+PY := .venv/bin/python
+PYTEST := $(PY) -m pytest
+EMAIL ?= a@example.com
+ROLE ?= user
+
+.PHONY: help bootstrap run test test-unit test-integration test-e2e lint token asyncapi bench
+
+help:
+	@echo "make run | test | test-unit | test-integration | test-e2e | lint | token EMAIL=.. ROLE=.. | asyncapi | bench"
+
+.venv/.synced: uv.lock pyproject.toml libs/common/pyproject.toml services/*/pyproject.toml tools/bootstrap.sh
+	./tools/bootstrap.sh
+	@touch $@
+
+bootstrap: .venv/.synced
+
+run: bootstrap
+	$(PY) tools/devstack.py
+
+test: bootstrap
+	$(PYTEST) -m "unit or integration or e2e"
+
+test-unit: bootstrap
+	$(PYTEST) -m unit
+
+test-integration: bootstrap
+	$(PYTEST) -m integration
+
+test-e2e: bootstrap
+	$(PYTEST) -m e2e
+
+lint: bootstrap
+	$(PY) -m ruff check .
+
+token: bootstrap
+	@$(PY) -m gateway.devtoken --email "$(EMAIL)" --role "$(ROLE)"
+
+asyncapi: bootstrap
+	$(PY) -m common.asyncapi > docs/asyncapi.json
+
+bench: bootstrap
+	@echo "no benchmarks yet: they arrive with the credits and chat issues"

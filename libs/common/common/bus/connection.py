@@ -1,0 +1,140 @@
+"""One robust connection per process, one confirming publish channel, declared topology.
+
+Publishing waits for the broker's confirm; a command nobody consumes (no queue bound) or a
+broker that is down surfaces as ServiceUnavailable at once instead of a silent loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, AbstractRobustExchange, AbstractRobustQueue
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from common.bus.topology import Topology
+from common.contracts.envelope import Contract, Envelope
+from common.errors import ServiceUnavailable
+from common.telemetry import current_trace_context
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("common.bus")
+
+PUBLISH_TIMEOUT_S = 5.0
+BROKER_ERRORS = (aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError, ConnectionError, OSError)
+
+
+class Bus:
+    """A process's link to RabbitMQ. Create once at start-up, close at shutdown."""
+
+    def __init__(self, *, url: str, topology: Topology, service: str) -> None:
+        self.topology = topology
+        self.service = service
+        self._url = url
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._exchanges: dict[str, AbstractRobustExchange] = {}
+
+    async def connect(self) -> None:
+        self._connection = await aio_pika.connect_robust(
+            self._url, reconnect_interval=1.0, client_properties={"connection_name": self.service}
+        )
+        self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        t = self.topology
+        self._exchanges = {
+            "": self._channel.default_exchange,  # type: ignore[dict-item]
+            t.commands: await self._channel.declare_exchange(t.commands, aio_pika.ExchangeType.DIRECT, durable=True),
+            t.events: await self._channel.declare_exchange(t.events, aio_pika.ExchangeType.TOPIC, durable=True),
+            t.dead_letter: await self._channel.declare_exchange(t.dead_letter, aio_pika.ExchangeType.DIRECT, durable=True),
+        }
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    @property
+    def connection(self) -> AbstractRobustConnection:
+        if self._connection is None:
+            raise RuntimeError("Bus.connect() was not awaited")
+        return self._connection
+
+    @property
+    def is_ready(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed and self._channel is not None and not self._channel.is_closed
+
+    async def channel(self, *, prefetch: int) -> AbstractRobustChannel:
+        """A new channel for consuming, with its own bounded prefetch."""
+        channel = await self.connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=prefetch)
+        return channel  # type: ignore[return-value]
+
+    async def declare_service_queue(self, channel: AbstractRobustChannel, *, service: str, max_attempts: int) -> AbstractRobustQueue:
+        """The service's durable quorum queue, bound to its commands, with its dead-letter queue."""
+        t = self.topology
+        dead = await channel.declare_queue(t.dead_letter_queue(service), durable=True, arguments={"x-queue-type": "quorum"})
+        await dead.bind(t.dead_letter, routing_key=t.queue(service))
+        queue = await channel.declare_queue(
+            t.queue(service),
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": max_attempts - 1,
+                "x-dead-letter-exchange": t.dead_letter,
+                "x-dead-letter-routing-key": t.queue(service),
+            },
+        )
+        for name in t.commands_for(service):
+            await queue.bind(t.commands, routing_key=name)
+        return queue  # type: ignore[return-value]
+
+    async def publish(self, envelope: Envelope[Contract], *, event: bool = False, reply_to: str | None = None, correlation_id: str | None = None) -> None:
+        """Publish a command (or an event) persistently and wait for the broker's confirm."""
+        exchange = self.topology.events if event else self.topology.commands
+        with tracer.start_as_current_span(f"{envelope.type} publish", kind=SpanKind.PRODUCER, attributes=_span_attributes(exchange, envelope)):
+            traceparent, tracestate = current_trace_context()
+            stamped = envelope.model_copy(update={"traceparent": traceparent, "tracestate": tracestate})
+            message = aio_pika.Message(
+                body=stamped.model_dump_json().encode(),
+                content_type="application/json",
+                message_id=str(stamped.message_id),
+                type=stamped.type,
+                correlation_id=correlation_id,
+                reply_to=reply_to,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                timestamp=datetime.now(UTC),
+                headers={k: v for k, v in {"traceparent": traceparent, "tracestate": tracestate, "x-request-id": stamped.request_id}.items() if v},
+            )
+            await self._send(exchange, message, routing_key=stamped.type, mandatory=not event)
+
+    async def reply(self, body: bytes, *, reply_to: str, correlation_id: str | None) -> None:
+        """Send a serialised Reply to a requester's queue; a requester that has gone is not an error."""
+        message = aio_pika.Message(
+            body=body,
+            content_type="application/json",
+            correlation_id=correlation_id,
+            delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
+        )
+        await self._send("", message, routing_key=reply_to, mandatory=False)
+
+    async def _send(self, exchange: str, message: aio_pika.Message, *, routing_key: str, mandatory: bool) -> None:
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await self._exchanges[exchange].publish(message, routing_key=routing_key, mandatory=mandatory)
+        except aio_pika.exceptions.PublishError as exc:
+            raise ServiceUnavailable(f"no service consumes {routing_key}") from exc
+        except (TimeoutError, *BROKER_ERRORS) as exc:
+            log.warning("publish failed", extra={"routing_key": routing_key, "error": repr(exc)})
+            raise ServiceUnavailable("message broker unavailable") from exc
+
+
+def _span_attributes(exchange: str, envelope: Envelope[Contract]) -> dict[str, str]:
+    return {
+        "messaging.system": "rabbitmq",
+        "messaging.destination.name": exchange,
+        "messaging.rabbitmq.destination.routing_key": envelope.type,
+        "messaging.message.id": str(envelope.message_id),
+    }

@@ -1,0 +1,119 @@
+"""Consuming a service's queue: parse, drop expired work, deduplicate, handle, reply, ack.
+
+- A body that does not parse (or names an unknown message) is rejected without requeue
+  and so dead-lettered at once; the consumer keeps serving.
+- A message whose deadline has passed is acked and dropped: its requester has gone.
+- A handler that raises a PlatformError has given a definitive answer: it is replied, recorded
+  and acked. Any other exception is an unexpected failure: the message is requeued, and the
+  quorum queue's delivery limit dead-letters it after `max_attempts` deliveries.
+- The ack comes only after the effect and its record: a crash before it means redelivery,
+  and redelivery replays the recorded reply.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from pydantic import ValidationError
+
+from common.bus.connection import Bus
+from common.bus.processed import ProcessedMessages
+from common.contracts.catalog import CATALOG
+from common.contracts.envelope import Contract, Envelope, Reply
+from common.errors import PlatformError
+from common.logs import bound
+from common.telemetry import context_from
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("common.bus")
+
+Handler = Callable[[Any], Awaitable[Contract | None]]
+
+
+class Consumer:
+    """Routes the messages on one service's queue to their handlers."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        service: str,
+        handlers: Mapping[str, Handler],
+        processed: ProcessedMessages,
+        prefetch: int,
+        max_attempts: int,
+    ) -> None:
+        unknown = set(handlers) - set(CATALOG)
+        if unknown:
+            raise ValueError(f"handlers for messages not in the catalog: {sorted(unknown)}")
+        self._bus = bus
+        self._service = service
+        self._handlers = dict(handlers)
+        self._envelopes = {name: Envelope[CATALOG[name].payload] for name in handlers}  # type: ignore[name-defined]
+        self._processed = processed
+        self._prefetch = prefetch
+        self._max_attempts = max_attempts
+
+    async def start(self) -> None:
+        channel = await self._bus.channel(prefetch=self._prefetch)
+        queue = await self._bus.declare_service_queue(channel, service=self._service, max_attempts=self._max_attempts)
+        await queue.consume(self._on_message)
+        log.info("consuming", extra={"queue": queue.name, "messages": sorted(self._handlers)})
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        name = message.type or ""
+        envelope_model = self._envelopes.get(name)
+        try:
+            if envelope_model is None:
+                raise ValueError(f"no handler for message type {name!r}")
+            envelope = envelope_model.model_validate_json(message.body)
+            if envelope.type != name:
+                raise ValueError(f"envelope type {envelope.type!r} differs from the AMQP type {name!r}")
+        except (ValidationError, ValueError) as exc:
+            log.error("unparseable message dead-lettered", extra={"message_type": name, "message_id": message.message_id, "error": str(exc)[:500]})
+            await message.reject(requeue=False)
+            return
+        attributes = {"messaging.system": "rabbitmq", "messaging.message.id": str(envelope.message_id), "messaging.operation.type": "process"}
+        with (
+            tracer.start_as_current_span(f"{name} process", context=context_from(envelope.traceparent, envelope.tracestate), kind=SpanKind.CONSUMER, attributes=attributes) as span,
+            bound(request_id=envelope.request_id, user_id=envelope.actor.id if envelope.actor else None),
+        ):
+            await self._process(message, envelope, span)
+
+    async def _process(self, message: AbstractIncomingMessage, envelope: Envelope[Contract], span: trace.Span) -> None:
+        if envelope.expired():
+            log.warning("expired message dropped", extra={"message_type": envelope.type, "deadline": envelope.deadline})
+            span.set_attribute("messaging.dropped", "expired")
+            await message.ack()
+            return
+        previous = await self._processed.reply_for(envelope.message_id)
+        if previous is not None:
+            log.info("duplicate message: first reply replayed", extra={"message_type": envelope.type, "message_id": str(envelope.message_id)})
+            span.set_attribute("messaging.duplicate", True)
+            if previous and message.reply_to:
+                await self._bus.reply(previous, reply_to=message.reply_to, correlation_id=message.correlation_id)
+            await message.ack()
+            return
+        try:
+            result = await self._handlers[envelope.type](envelope)
+            reply: Reply[Contract] = Reply(request_id=envelope.request_id, result=result)
+        except PlatformError as exc:
+            log.info("message answered with an error", extra={"message_type": envelope.type, "code": exc.code})
+            reply = Reply(request_id=envelope.request_id, error=exc.to_body())
+        except Exception as exc:
+            attempt = int(message.headers.get("x-delivery-count", 0) or 0) + 1
+            log.exception("handler failed; message requeued", extra={"message_type": envelope.type, "attempt": attempt, "max_attempts": self._max_attempts})
+            span.set_status(Status(StatusCode.ERROR, repr(exc)))
+            await message.nack(requeue=True)
+            return
+        body = reply.model_dump_json().encode() if message.reply_to else b""
+        await self._processed.record(envelope.message_id, body)
+        if message.reply_to:
+            await self._bus.reply(body, reply_to=message.reply_to, correlation_id=message.correlation_id)
+        await message.ack()
+        log.info("message handled", extra={"message_type": envelope.type})

@@ -1,0 +1,56 @@
+"""Settings base every service extends: environment variables only, secrets as SecretStr.
+
+Outside development a placeholder secret (the local broker's guest password, "changeme", ...)
+is refused at start-up, so a production deploy cannot run on defaults by accident.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "staging", "production"]
+
+PLACEHOLDER_SECRETS = frozenset({"", "guest", "changeme", "change-me", "secret", "password", "placeholder", "dev"})
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+class CommonSettings(BaseSettings):
+    """What every service reads: where the broker, cache and database are, and how to log."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    environment: Environment = Field("development", description="development allows placeholder secrets; staging and production refuse them.")
+    service_name: str = Field("service", description="Name in logs, traces and metrics.")
+    amqp_url: SecretStr = Field(SecretStr("amqp://guest:guest@127.0.0.1:5672/"), description="RabbitMQ URL.")
+    redis_url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL.")
+    mongodb_url: SecretStr | None = Field(None, description="MongoDB URL; unset in development means the local mongoeco server started by `make run`.")
+    mongodb_database: str = Field("aisaas", description="MongoDB database name.")
+    bus_namespace: str = Field("aisaas", pattern=r"^[a-z0-9][a-z0-9-]{0,40}$", description="Prefix of every exchange, queue and Redis key, so stacks sharing a broker never collide.")
+    bus_prefetch: int = Field(16, ge=1, le=1000, description="Unacked messages a consumer holds at once.")
+    bus_max_attempts: int = Field(5, ge=1, le=100, description="Deliveries of a failing message before it goes to the dead-letter queue.")
+    log_level: str = Field("INFO", description="Python log level.")
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> CommonSettings:
+        if self.environment == "development":
+            return self
+        for name, value in self:
+            if not isinstance(value, SecretStr):
+                continue
+            raw = value.get_secret_value()
+            candidates = [raw] if "://" not in raw else [_url_password(raw) or ""]
+            if "://" in raw and _url_password(raw) is None:
+                continue  # a URL without a password (e.g. an auth-less Redis) carries no secret
+            if any(c.strip().lower() in PLACEHOLDER_SECRETS for c in candidates):
+                raise ValueError(f"{name.upper()} holds a placeholder secret; set a real one in {self.environment}")
+        return self

@@ -1,0 +1,194 @@
+"""The bus against the real RabbitMQ and Redis: request/reply, dead-lettering, deadlines,
+deduplication, unroutable commands and tracing across the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import aio_pika
+import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from redis.asyncio import Redis
+
+from common.bus import Bus, Consumer, ProcessedMessages, RpcClient, Topology
+from common.contracts import ChatCompletion, ChatMessage, CompleteChat, Envelope, Usage
+from common.errors import DeadlineExceeded, InsufficientCredits, ServiceUnavailable
+from common.telemetry import configure_tracing
+from tests.support.broker import queue_depth
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+Handler = Callable[[Envelope[CompleteChat]], Awaitable[ChatCompletion]]
+
+
+def completion(text: str) -> ChatCompletion:
+    return ChatCompletion(id=uuid.uuid4().hex, message=ChatMessage(role="assistant", content=text), model="m", provider="test", usage=Usage(prompt_tokens=1, completion_tokens=1, total_tokens=2))
+
+
+def request(*, seconds: float = 5.0, message_id: uuid.UUID | None = None, text: str = "hi") -> Envelope[CompleteChat]:
+    return Envelope[CompleteChat](
+        message_id=message_id or uuid.uuid4(),
+        type="CompleteChat",
+        request_id=f"req-{uuid.uuid4().hex[:8]}",
+        deadline=datetime.now(UTC) + timedelta(seconds=seconds),
+        payload=CompleteChat(messages=[ChatMessage(role="user", content=text)]),
+    )
+
+
+class Harness:
+    """A chat-service-shaped consumer and a gateway-shaped RPC client on one namespace."""
+
+    def __init__(self, amqp_url: str, redis: Redis, namespace: str) -> None:
+        self.amqp_url, self.redis, self.topology = amqp_url, redis, Topology(namespace)
+        self.calls: list[Envelope[CompleteChat]] = []
+        self.handler: Handler = self._echo
+        self.server = Bus(url=amqp_url, topology=self.topology, service="chat")
+        self.client = Bus(url=amqp_url, topology=self.topology, service="gateway")
+        self.rpc = RpcClient(self.client, process="test")
+
+    async def _echo(self, envelope: Envelope[CompleteChat]) -> ChatCompletion:
+        return completion("echo: " + envelope.payload.messages[-1].content)
+
+    async def _dispatch(self, envelope: Envelope[CompleteChat]) -> ChatCompletion:
+        self.calls.append(envelope)
+        return await self.handler(envelope)
+
+    async def start_consumer(self, *, max_attempts: int = 3) -> None:
+        await self.server.connect()
+        processed = ProcessedMessages(self.redis, namespace=self.topology.namespace, service="chat")
+        await Consumer(self.server, service="chat", handlers={"CompleteChat": self._dispatch}, processed=processed, prefetch=8, max_attempts=max_attempts).start()
+
+    async def start_client(self) -> None:
+        await self.client.connect()
+        await self.rpc.start()
+
+    async def publish_raw(self, body: bytes, *, type_: str = "CompleteChat") -> None:
+        await self.client.connect() if not self.client.is_ready else None
+        connection = await aio_pika.connect(self.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            exchange = await channel.get_exchange(self.topology.commands)
+            await exchange.publish(aio_pika.Message(body=body, type=type_, message_id=uuid.uuid4().hex), routing_key="CompleteChat")
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.server.close()
+
+
+@pytest.fixture
+async def harness(amqp_url: str, redis: Redis, namespace: str) -> AsyncIterator[Harness]:
+    h = Harness(amqp_url, redis, namespace)
+    yield h
+    await h.close()
+
+
+async def test_request_reply_round_trip(harness: Harness) -> None:
+    await harness.start_consumer()
+    await harness.start_client()
+    replies = await asyncio.gather(*(harness.rpc.call(request(text=f"n{i}"), reply_model=ChatCompletion) for i in range(20)))
+    assert [r.message.content for r in replies] == [f"echo: n{i}" for i in range(20)]
+
+
+async def test_typed_error_reaches_the_caller(harness: Harness) -> None:
+    async def refuse(envelope: Envelope[CompleteChat]) -> ChatCompletion:
+        raise InsufficientCredits("balance too low", balance=0, price=1)
+
+    harness.handler = refuse
+    await harness.start_consumer()
+    await harness.start_client()
+    with pytest.raises(InsufficientCredits) as caught:
+        await harness.rpc.call(request(), reply_model=ChatCompletion)
+    assert caught.value.extra == {"balance": 0, "price": 1}
+
+
+async def test_unparseable_message_is_dead_lettered_and_the_consumer_keeps_serving(harness: Harness) -> None:
+    await harness.start_consumer()
+    await harness.start_client()
+    await harness.publish_raw(b"{not json")
+    await harness.publish_raw(b'{"schema_version": 1}')
+    dead = harness.topology.dead_letter_queue("chat")
+    await wait_until(lambda: queue_depth(harness.amqp_url, dead), lambda n: n == 2, timeout=10)
+    reply = await harness.rpc.call(request(text="still here"), reply_model=ChatCompletion)
+    assert reply.message.content == "echo: still here"
+    assert harness.calls and all(c.payload.messages[-1].content == "still here" for c in harness.calls)
+
+
+async def test_failing_handler_is_retried_then_dead_lettered(harness: Harness) -> None:
+    async def explode(envelope: Envelope[CompleteChat]) -> ChatCompletion:
+        raise RuntimeError("bug")
+
+    harness.handler = explode
+    await harness.start_consumer(max_attempts=3)
+    await harness.start_client()
+    await harness.client.publish(request(seconds=30))
+    dead = harness.topology.dead_letter_queue("chat")
+    await wait_until(lambda: queue_depth(harness.amqp_url, dead), lambda n: n == 1, timeout=15)
+    assert len(harness.calls) == 3
+
+
+async def test_expired_work_is_dropped_not_done(harness: Harness) -> None:
+    await harness.start_consumer()
+    await harness.start_client()
+    expired = request(seconds=-1)
+    await harness.client.publish(expired)
+    fresh = await harness.rpc.call(request(text="fresh"), reply_model=ChatCompletion)
+    assert fresh.message.content == "echo: fresh"
+    await wait_until(lambda: queue_depth(harness.amqp_url, harness.topology.queue("chat")), lambda n: n == 0, timeout=5)
+    assert [c.request_id for c in harness.calls if c.message_id == expired.message_id] == []
+
+
+async def test_redelivered_request_replays_the_first_reply_without_a_second_effect(harness: Harness) -> None:
+    async def unique(envelope: Envelope[CompleteChat]) -> ChatCompletion:
+        return completion(uuid.uuid4().hex)  # a second execution would answer differently
+
+    harness.handler = unique
+    await harness.start_consumer()
+    await harness.start_client()
+    message_id = uuid.uuid4()
+    first = await harness.rpc.call(request(message_id=message_id), reply_model=ChatCompletion)
+    second = await harness.rpc.call(request(message_id=message_id), reply_model=ChatCompletion)
+    assert first == second
+    assert len(harness.calls) == 1
+
+
+async def test_command_nobody_consumes_is_refused_at_once(harness: Harness) -> None:
+    await harness.start_client()
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(ServiceUnavailable):
+        await harness.rpc.call(request(seconds=10), reply_model=ChatCompletion)
+    assert asyncio.get_running_loop().time() - started < 5
+
+
+async def test_stalled_consumer_gives_deadline_exceeded_at_the_deadline(harness: Harness) -> None:
+    stall = asyncio.Event()
+
+    async def hang(envelope: Envelope[CompleteChat]) -> ChatCompletion:
+        await stall.wait()
+        return completion("late")
+
+    harness.handler = hang
+    await harness.start_consumer()
+    await harness.start_client()
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(DeadlineExceeded):
+        await harness.rpc.call(request(seconds=1.0), reply_model=ChatCompletion)
+    elapsed = asyncio.get_running_loop().time() - started
+    stall.set()
+    assert 0.9 <= elapsed < 3.0
+
+
+async def test_one_trace_spans_publisher_and_consumer(harness: Harness) -> None:
+    exporter = InMemorySpanExporter()
+    configure_tracing(service="test", span_processors=[SimpleSpanProcessor(exporter)])
+    await harness.start_consumer()
+    await harness.start_client()
+    await harness.rpc.call(request(), reply_model=ChatCompletion)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    publish, process = spans["CompleteChat publish"], spans["CompleteChat process"]
+    assert publish.context.trace_id == process.context.trace_id
+    assert process.parent is not None and process.parent.span_id == publish.context.span_id

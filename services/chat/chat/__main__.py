@@ -1,0 +1,3 @@
+from chat.app import main
+
+main()

@@ -1,0 +1,6 @@
+"""Outbound chat providers, one module each, behind the ChatProvider interface."""
+
+from chat.providers.base import ChatProvider, ProviderAnswer
+from chat.providers.local import LocalProvider
+
+__all__ = ["ChatProvider", "LocalProvider", "ProviderAnswer"]

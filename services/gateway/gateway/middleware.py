@@ -1,0 +1,110 @@
+"""Pure ASGI middleware: request id, trace span and log context first; body size limit next."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from common.errors import PayloadTooLarge
+
+from common.logs import bound
+from gateway.problems import PROBLEM_JSON
+
+REQUEST_ID_HEADER = b"x-request-id"
+_WELL_FORMED = re.compile(rb"^[A-Za-z0-9._:-]{8,128}$")
+tracer = trace.get_tracer("gateway.http")
+
+
+def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
+    """A well-formed client X-Request-ID is kept; anything else is replaced."""
+    for name, value in headers:
+        if name.lower() == REQUEST_ID_HEADER and _WELL_FORMED.match(value):
+            return value.decode()
+    return uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (echoed as X-Request-ID), a server span and log context."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(scope["headers"])
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER]
+                message["headers"] = [*headers, (REQUEST_ID_HEADER, request_id.encode())]
+                span.set_attribute("http.response.status_code", message["status"])
+            await send(message)
+
+        name = f"{scope['method']} {scope['path']}"
+        attributes = {"http.request.method": scope["method"], "url.path": scope["path"], "aisaas.request_id": request_id}
+        with tracer.start_as_current_span(name, kind=SpanKind.SERVER, attributes=attributes) as span, bound(request_id=request_id):
+            await self.app(scope, receive, send_with_id)
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over the limit with 413, by Content-Length or while streaming."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = next((v for k, v in scope["headers"] if k.lower() == b"content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, send)
+            return
+        # Buffer the (bounded) body so a chunked upload is held to the same limit.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([], message), send)
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await self._too_large(scope, send)
+                return
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay([b"".join(chunks)], None, receive), send)
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        request_id = scope.get("state", {}).get("request_id", "unknown")
+        error = PayloadTooLarge(f"request body is larger than {self.max_bytes} bytes")
+        body = json.dumps(error.to_problem(request_id=request_id, instance=scope["path"])).encode()
+        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _replay(bodies: list[bytes], final: Message | None, receive: Receive | None = None) -> Receive:
+    """A receive() that hands back the buffered body, then defers to the real one."""
+    pending: list[Message] = [{"type": "http.request", "body": b, "more_body": False} for b in bodies]
+    if final is not None:
+        pending.append(final)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        if receive is None:
+            return {"type": "http.disconnect"}
+        return await receive()
+
+    return replay

@@ -1,0 +1,81 @@
+"""Every error leaves the gateway as RFC 9457 problem+json carrying the request id."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from common.errors import (
+    BadRequest,
+    Forbidden,
+    InternalError,
+    NotFound,
+    PayloadTooLarge,
+    PlatformError,
+    Unauthenticated,
+    ValidationFailed,
+)
+from common.logs import request_id_var
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+_BY_STATUS: dict[int, type[PlatformError]] = {
+    400: BadRequest, 401: Unauthenticated, 403: Forbidden, 404: NotFound, 413: PayloadTooLarge, 422: ValidationFailed
+}
+
+
+def problem_response(error: PlatformError, *, request_id: str, instance: str | None = None) -> JSONResponse:
+    headers = {"X-Request-ID": request_id}
+    if error.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="aisaas"'
+    return JSONResponse(error.to_problem(request_id=request_id, instance=instance), status_code=error.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _request_id(request: Request) -> str:
+    return request_id_var.get() or getattr(request.state, "request_id", "unknown")
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _platform_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PlatformError)
+    if exc.status >= 500:
+        log.warning("request failed", extra={"code": exc.code, "detail": exc.detail})
+    return problem_response(exc, request_id=_request_id(request), instance=request.url.path)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"field": _field(e["loc"]), "message": e["msg"], "type": e["type"]} for e in exc.errors()]
+    fields = ", ".join(dict.fromkeys(e["field"] for e in errors))
+    error = ValidationFailed(f"invalid request: {fields}", errors=errors)
+    return problem_response(error, request_id=_request_id(request), instance=request.url.path)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    cls = _BY_STATUS.get(exc.status_code, BadRequest if exc.status_code < 500 else InternalError)
+    error = cls(str(exc.detail))
+    response = problem_response(error, request_id=_request_id(request), instance=request.url.path)
+    response.status_code = exc.status_code
+    return response
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error")
+    return problem_response(InternalError(), request_id=_request_id(request), instance=request.url.path)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(PlatformError, _platform_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,3 @@
+from imagegen.app import main
+
+main()
