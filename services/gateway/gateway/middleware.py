@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
 import uuid
 
 from opentelemetry import trace
@@ -18,6 +20,7 @@ from gateway.problems import PROBLEM_JSON
 REQUEST_ID_HEADER = b"x-request-id"
 _WELL_FORMED = re.compile(rb"^[A-Za-z0-9._:-]{8,128}$")
 tracer = trace.get_tracer("gateway.http")
+log = logging.getLogger("gateway.access")
 
 
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
@@ -41,8 +44,13 @@ class RequestContextMiddleware:
         request_id = request_id_from(scope["headers"])
         scope.setdefault("state", {})["request_id"] = request_id
 
+        status = 500
+        started = time.perf_counter()
+
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER]
                 message["headers"] = [*headers, (REQUEST_ID_HEADER, request_id.encode())]
                 span.set_attribute("http.response.status_code", message["status"])
@@ -51,7 +59,11 @@ class RequestContextMiddleware:
         name = f"{scope['method']} {scope['path']}"
         attributes = {"http.request.method": scope["method"], "url.path": scope["path"], "aisaas.request_id": request_id}
         with tracer.start_as_current_span(name, kind=SpanKind.SERVER, attributes=attributes) as span, bound(request_id=request_id):
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                duration_ms = round((time.perf_counter() - started) * 1000, 2)
+                log.info("request finished", extra={"method": scope["method"], "path": scope["path"], "status": status, "duration_ms": duration_ms})
 
 
 class BodyLimitMiddleware:
