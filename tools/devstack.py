@@ -68,8 +68,14 @@ class Process:
     def start(self) -> Process:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self._proc = subprocess.Popen(
-            self.argv, env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, bufsize=1, start_new_session=True,
+            self.argv,
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
         )
         threading.Thread(target=self._pump, args=(self._proc,), daemon=True, name=f"pump-{self.name}").start()
         return self
@@ -103,10 +109,15 @@ class Process:
                         return self.lines[index]
                     index += 1
                 if not self.running and index >= len(self.lines):
-                    raise RuntimeError(f"{self.name} exited ({self._proc.returncode if self._proc else '?'}):\n" + "\n".join(self.lines[-30:]))
+                    raise RuntimeError(
+                        f"{self.name} exited ({self._proc.returncode if self._proc else '?'}):\n"
+                        + "\n".join(self.lines[-30:])
+                    )
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"{self.name}: no matching output line within {timeout}s:\n" + "\n".join(self.lines[-30:]))
+                    raise TimeoutError(
+                        f"{self.name}: no matching output line within {timeout}s:\n" + "\n".join(self.lines[-30:])
+                    )
                 self._cond.wait(min(left, 0.5))
 
     def json_lines(self) -> list[dict[str, object]]:
@@ -183,7 +194,12 @@ class Stack:
     def start_mongo(self) -> None:
         if self.env.get("MONGODB_URL"):
             return
-        argv = [sys.executable, str(ROOT / "tools" / "mongoeco_server.py"), "--port", str(self.mongo_port or free_port())]
+        argv = [
+            sys.executable,
+            str(ROOT / "tools" / "mongoeco_server.py"),
+            "--port",
+            str(self.mongo_port or free_port()),
+        ]
         if self.persist_mongo:
             argv += ["--sqlite", str(self.data_dir / "mongo.sqlite")]
         proc = self._spawn("mongo", argv)
@@ -211,10 +227,9 @@ class Stack:
             gateway = self.processes["gateway"]
             if not gateway.running:
                 raise RuntimeError("gateway exited:\n" + "\n".join(gateway.lines[-30:]))
-            with suppress(OSError):
-                with urllib.request.urlopen(self.gateway_url + "/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        return
+            with suppress(OSError), urllib.request.urlopen(self.gateway_url + "/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
             if time.monotonic() > deadline:
                 raise TimeoutError("gateway not ready:\n" + "\n".join(gateway.lines[-30:]))
             time.sleep(0.1)
@@ -262,8 +277,11 @@ def main() -> None:
         stack.start()
     except InfrastructureMissing as exc:
         sys.exit(str(exc))
-    print(f"\n  AI SaaS is up: {stack.gateway_url}  (docs: {stack.gateway_url}/docs)\n"
-          f"  token:  make token EMAIL=a@example.com ROLE=user\n  Ctrl-C stops everything.\n", flush=True)
+    print(
+        f"\n  AI SaaS is up: {stack.gateway_url}  (docs: {stack.gateway_url}/docs)\n"
+        f"  token:  make token EMAIL=a@example.com ROLE=user\n  Ctrl-C stops everything.\n",
+        flush=True,
+    )
     try:
         while not stopping.wait(0.5):
             dead = [n for n, p in stack.processes.items() if not p.running]

@@ -16,7 +16,12 @@ def stack(namespace: str, mongodb_url: str, amqp_url: str, redis_url: str, tmp_p
         namespace=namespace,
         gateway_port=free_port(),
         data_dir=tmp_path / "data",
-        extra_env={"MONGODB_URL": mongodb_url, "AMQP_URL": amqp_url, "REDIS_URL": redis_url, "ENVIRONMENT": "development"},
+        extra_env={
+            "MONGODB_URL": mongodb_url,
+            "AMQP_URL": amqp_url,
+            "REDIS_URL": redis_url,
+            "ENVIRONMENT": "development",
+        },
     )
     s.start()
     try:

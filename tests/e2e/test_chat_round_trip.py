@@ -36,9 +36,14 @@ def test_chat_round_trip_shares_request_id_and_trace_across_services(stack: Stac
     assert response.headers["x-request-id"] == "e2e-request-0001"
     assert "Hello from the e2e test" in response.json()["message"]["content"]
 
-    gateway_line = stack.processes["gateway"].wait_for_line(lambda s: "e2e-request-0001" in s and "request finished" in s, timeout=10)
+    gateway_line = stack.processes["gateway"].wait_for_line(
+        lambda s: "e2e-request-0001" in s and "request finished" in s, timeout=10
+    )
     stack.processes["chat"].wait_for_line(lambda s: "e2e-request-0001" in s and "message handled" in s, timeout=10)
-    gateway_lines, chat_lines = lines_with(stack, "gateway", "e2e-request-0001"), lines_with(stack, "chat", "e2e-request-0001")
+    gateway_lines, chat_lines = (
+        lines_with(stack, "gateway", "e2e-request-0001"),
+        lines_with(stack, "chat", "e2e-request-0001"),
+    )
     assert gateway_lines and chat_lines, gateway_line
     trace_ids = {line.get("trace_id") for line in gateway_lines + chat_lines}
     assert len(trace_ids) == 1 and None not in trace_ids, trace_ids

@@ -42,7 +42,13 @@ def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
         return
     log = tmp_path_factory.mktemp("mongo") / "mongo.log"
-    proc = Process("mongo", [sys.executable, str(ROOT / "tools" / "mongoeco_server.py"), "--port", str(free_port())], env=dict(os.environ), log_file=log, echo=False).start()
+    proc = Process(
+        "mongo",
+        [sys.executable, str(ROOT / "tools" / "mongoeco_server.py"), "--port", str(free_port())],
+        env=dict(os.environ),
+        log_file=log,
+        echo=False,
+    ).start()
     try:
         line = proc.wait_for_line(lambda s: s.startswith('{"uri"'), timeout=60)
         yield json.loads(line)["uri"]

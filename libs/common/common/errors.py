@@ -104,9 +104,19 @@ class DeadlineExceeded(PlatformError):
 ERRORS_BY_CODE: dict[str, type[PlatformError]] = {
     cls.code: cls
     for cls in (
-        BadRequest, Unauthenticated, InsufficientCredits, Forbidden, NotFound, Conflict,
-        PayloadTooLarge, ValidationFailed, RateLimited, InternalError, UpstreamFailed,
-        ServiceUnavailable, DeadlineExceeded,
+        BadRequest,
+        Unauthenticated,
+        InsufficientCredits,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        ValidationFailed,
+        RateLimited,
+        InternalError,
+        UpstreamFailed,
+        ServiceUnavailable,
+        DeadlineExceeded,
     )
 }
 

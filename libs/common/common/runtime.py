@@ -25,7 +25,11 @@ async def run_service(settings: CommonSettings, *, handlers: Mapping[str, Handle
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    bus = Bus(url=settings.amqp_url.get_secret_value(), topology=Topology(settings.bus_namespace), service=settings.service_name)
+    bus = Bus(
+        url=settings.amqp_url.get_secret_value(),
+        topology=Topology(settings.bus_namespace),
+        service=settings.service_name,
+    )
     redis = Redis.from_url(settings.redis_url.get_secret_value())
     await bus.connect()
     try:

@@ -29,15 +29,25 @@ class CommonSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    environment: Environment = Field("development", description="development allows placeholder secrets; staging and production refuse them.")
+    environment: Environment = Field(
+        "development", description="development allows placeholder secrets; staging and production refuse them."
+    )
     service_name: str = Field("service", description="Name in logs, traces and metrics.")
     amqp_url: SecretStr = Field(SecretStr("amqp://guest:guest@127.0.0.1:5672/"), description="RabbitMQ URL.")
     redis_url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL.")
-    mongodb_url: SecretStr | None = Field(None, description="MongoDB URL; unset in development means the local mongoeco server started by `make run`.")
+    mongodb_url: SecretStr | None = Field(
+        None, description="MongoDB URL; unset in development means the local mongoeco server started by `make run`."
+    )
     mongodb_database: str = Field("aisaas", description="MongoDB database name.")
-    bus_namespace: str = Field("aisaas", pattern=r"^[a-z0-9][a-z0-9-]{0,40}$", description="Prefix of every exchange, queue and Redis key, so stacks sharing a broker never collide.")
+    bus_namespace: str = Field(
+        "aisaas",
+        pattern=r"^[a-z0-9][a-z0-9-]{0,40}$",
+        description="Prefix of every exchange, queue and Redis key, so stacks sharing a broker never collide.",
+    )
     bus_prefetch: int = Field(16, ge=1, le=1000, description="Unacked messages a consumer holds at once.")
-    bus_max_attempts: int = Field(5, ge=1, le=100, description="Deliveries of a failing message before it goes to the dead-letter queue.")
+    bus_max_attempts: int = Field(
+        5, ge=1, le=100, description="Deliveries of a failing message before it goes to the dead-letter queue."
+    )
     log_level: str = Field("INFO", description="Python log level.")
 
     @model_validator(mode="after")

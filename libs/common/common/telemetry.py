@@ -23,7 +23,9 @@ def configure_tracing(*, service: str, span_processors: Sequence[SpanProcessor] 
         provider = current
     else:
         provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
-        exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "otlp" if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "none")
+        exporter_name = os.environ.get(
+            "OTEL_TRACES_EXPORTER", "otlp" if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "none"
+        )
         if exporter_name == "otlp":
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from common.contracts import ChatCompletion, ChatMessage, CompleteChat, Envelope, Usage
 from chat.providers import ChatProvider
+from common.contracts import ChatCompletion, ChatMessage, CompleteChat, Envelope, Usage
 
 
 class ChatHandlers:

@@ -21,11 +21,19 @@ from gateway.settings import GatewaySettings
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
-    dev_issuer = DevIssuer(issuer=settings.dev_issuer, key_file=settings.dev_issuer_key_file) if settings.environment == "development" else None
+    dev_issuer = (
+        DevIssuer(issuer=settings.dev_issuer, key_file=settings.dev_issuer_key_file)
+        if settings.environment == "development"
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        bus = Bus(url=settings.amqp_url.get_secret_value(), topology=Topology(settings.bus_namespace), service=settings.service_name)
+        bus = Bus(
+            url=settings.amqp_url.get_secret_value(),
+            topology=Topology(settings.bus_namespace),
+            service=settings.service_name,
+        )
         await bus.connect()
         rpc = RpcClient(bus, process=settings.service_name)
         await rpc.start()

@@ -48,7 +48,9 @@ class TokenVerifier:
             raise Unauthenticated("invalid token") from exc
 
 
-async def current_user(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Actor:
+async def current_user(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Actor:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("missing bearer token")
     verifier: TokenVerifier = request.app.state.verifier

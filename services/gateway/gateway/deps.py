@@ -32,7 +32,10 @@ Rpc = Annotated[RpcClient, Depends(_rpc)]
 RequestId = Annotated[str, Depends(_request_id)]
 
 
-def _deadline(settings: Settings, x_request_timeout: Annotated[str | None, Header(description="Seconds the client will wait for an answer.")] = None) -> datetime:
+def _deadline(
+    settings: Settings,
+    x_request_timeout: Annotated[str | None, Header(description="Seconds the client will wait for an answer.")] = None,
+) -> datetime:
     timeout = settings.request_timeout_s
     if x_request_timeout is not None:
         try:

@@ -13,7 +13,6 @@ from opentelemetry.trace import SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.errors import PayloadTooLarge
-
 from common.logs import bound
 from gateway.problems import PROBLEM_JSON
 
@@ -57,13 +56,28 @@ class RequestContextMiddleware:
             await send(message)
 
         name = f"{scope['method']} {scope['path']}"
-        attributes = {"http.request.method": scope["method"], "url.path": scope["path"], "aisaas.request_id": request_id}
-        with tracer.start_as_current_span(name, kind=SpanKind.SERVER, attributes=attributes) as span, bound(request_id=request_id):
+        attributes = {
+            "http.request.method": scope["method"],
+            "url.path": scope["path"],
+            "aisaas.request_id": request_id,
+        }
+        with (
+            tracer.start_as_current_span(name, kind=SpanKind.SERVER, attributes=attributes) as span,
+            bound(request_id=request_id),
+        ):
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
                 duration_ms = round((time.perf_counter() - started) * 1000, 2)
-                log.info("request finished", extra={"method": scope["method"], "path": scope["path"], "status": status, "duration_ms": duration_ms})
+                log.info(
+                    "request finished",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": duration_ms,
+                    },
+                )
 
 
 class BodyLimitMiddleware:
@@ -102,7 +116,13 @@ class BodyLimitMiddleware:
         request_id = scope.get("state", {}).get("request_id", "unknown")
         error = PayloadTooLarge(f"request body is larger than {self.max_bytes} bytes")
         body = json.dumps(error.to_problem(request_id=request_id, instance=scope["path"])).encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 

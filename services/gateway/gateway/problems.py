@@ -26,7 +26,12 @@ log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 _BY_STATUS: dict[int, type[PlatformError]] = {
-    400: BadRequest, 401: Unauthenticated, 403: Forbidden, 404: NotFound, 413: PayloadTooLarge, 422: ValidationFailed
+    400: BadRequest,
+    401: Unauthenticated,
+    403: Forbidden,
+    404: NotFound,
+    413: PayloadTooLarge,
+    422: ValidationFailed,
 }
 
 
@@ -34,7 +39,12 @@ def problem_response(error: PlatformError, *, request_id: str, instance: str | N
     headers = {"X-Request-ID": request_id}
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="aisaas"'
-    return JSONResponse(error.to_problem(request_id=request_id, instance=instance), status_code=error.status, media_type=PROBLEM_JSON, headers=headers)
+    return JSONResponse(
+        error.to_problem(request_id=request_id, instance=instance),
+        status_code=error.status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
 
 
 def _request_id(request: Request) -> str:

@@ -17,7 +17,11 @@ from gateway.settings import GatewaySettings
 @pytest.fixture
 def gateway_settings(amqp_url: str, redis_url: str, namespace: str, tmp_path: Path) -> GatewaySettings:
     return GatewaySettings(
-        amqp_url=amqp_url, redis_url=redis_url, bus_namespace=namespace, dev_issuer_key_file=tmp_path / "dev-key.pem", max_body_bytes=4096
+        amqp_url=amqp_url,
+        redis_url=redis_url,
+        bus_namespace=namespace,
+        dev_issuer_key_file=tmp_path / "dev-key.pem",
+        max_body_bytes=4096,
     )
 
 

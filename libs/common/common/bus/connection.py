@@ -49,7 +49,9 @@ class Bus:
             "": self._channel.default_exchange,  # type: ignore[dict-item]
             t.commands: await self._channel.declare_exchange(t.commands, aio_pika.ExchangeType.DIRECT, durable=True),
             t.events: await self._channel.declare_exchange(t.events, aio_pika.ExchangeType.TOPIC, durable=True),
-            t.dead_letter: await self._channel.declare_exchange(t.dead_letter, aio_pika.ExchangeType.DIRECT, durable=True),
+            t.dead_letter: await self._channel.declare_exchange(
+                t.dead_letter, aio_pika.ExchangeType.DIRECT, durable=True
+            ),
         }
 
     async def close(self) -> None:
@@ -64,7 +66,12 @@ class Bus:
 
     @property
     def is_ready(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed and self._channel is not None and not self._channel.is_closed
+        return (
+            self._connection is not None
+            and not self._connection.is_closed
+            and self._channel is not None
+            and not self._channel.is_closed
+        )
 
     async def channel(self, *, prefetch: int) -> AbstractRobustChannel:
         """A new channel for consuming, with its own bounded prefetch."""
@@ -72,10 +79,14 @@ class Bus:
         await channel.set_qos(prefetch_count=prefetch)
         return channel  # type: ignore[return-value]
 
-    async def declare_service_queue(self, channel: AbstractRobustChannel, *, service: str, max_attempts: int) -> AbstractRobustQueue:
+    async def declare_service_queue(
+        self, channel: AbstractRobustChannel, *, service: str, max_attempts: int
+    ) -> AbstractRobustQueue:
         """The service's durable quorum queue, bound to its commands, with its dead-letter queue."""
         t = self.topology
-        dead = await channel.declare_queue(t.dead_letter_queue(service), durable=True, arguments={"x-queue-type": "quorum"})
+        dead = await channel.declare_queue(
+            t.dead_letter_queue(service), durable=True, arguments={"x-queue-type": "quorum"}
+        )
         await dead.bind(t.dead_letter, routing_key=t.queue(service))
         queue = await channel.declare_queue(
             t.queue(service),
@@ -91,10 +102,19 @@ class Bus:
             await queue.bind(t.commands, routing_key=name)
         return queue  # type: ignore[return-value]
 
-    async def publish(self, envelope: Envelope[Contract], *, event: bool = False, reply_to: str | None = None, correlation_id: str | None = None) -> None:
+    async def publish(
+        self,
+        envelope: Envelope[Contract],
+        *,
+        event: bool = False,
+        reply_to: str | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
         """Publish a command (or an event) persistently and wait for the broker's confirm."""
         exchange = self.topology.events if event else self.topology.commands
-        with tracer.start_as_current_span(f"{envelope.type} publish", kind=SpanKind.PRODUCER, attributes=_span_attributes(exchange, envelope)):
+        with tracer.start_as_current_span(
+            f"{envelope.type} publish", kind=SpanKind.PRODUCER, attributes=_span_attributes(exchange, envelope)
+        ):
             traceparent, tracestate = current_trace_context()
             stamped = envelope.model_copy(update={"traceparent": traceparent, "tracestate": tracestate})
             message = aio_pika.Message(
@@ -106,7 +126,15 @@ class Bus:
                 reply_to=reply_to,
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 timestamp=datetime.now(UTC),
-                headers={k: v for k, v in {"traceparent": traceparent, "tracestate": tracestate, "x-request-id": stamped.request_id}.items() if v},
+                headers={
+                    k: v
+                    for k, v in {
+                        "traceparent": traceparent,
+                        "tracestate": tracestate,
+                        "x-request-id": stamped.request_id,
+                    }.items()
+                    if v
+                },
             )
             await self._send(exchange, message, routing_key=stamped.type, mandatory=not event)
 

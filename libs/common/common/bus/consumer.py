@@ -75,12 +75,24 @@ class Consumer:
             if envelope.type != name:
                 raise ValueError(f"envelope type {envelope.type!r} differs from the AMQP type {name!r}")
         except (ValidationError, ValueError) as exc:
-            log.error("unparseable message dead-lettered", extra={"message_type": name, "message_id": message.message_id, "error": str(exc)[:500]})
+            log.error(
+                "unparseable message dead-lettered",
+                extra={"message_type": name, "message_id": message.message_id, "error": str(exc)[:500]},
+            )
             await message.reject(requeue=False)
             return
-        attributes = {"messaging.system": "rabbitmq", "messaging.message.id": str(envelope.message_id), "messaging.operation.type": "process"}
+        attributes = {
+            "messaging.system": "rabbitmq",
+            "messaging.message.id": str(envelope.message_id),
+            "messaging.operation.type": "process",
+        }
         with (
-            tracer.start_as_current_span(f"{name} process", context=context_from(envelope.traceparent, envelope.tracestate), kind=SpanKind.CONSUMER, attributes=attributes) as span,
+            tracer.start_as_current_span(
+                f"{name} process",
+                context=context_from(envelope.traceparent, envelope.tracestate),
+                kind=SpanKind.CONSUMER,
+                attributes=attributes,
+            ) as span,
             bound(request_id=envelope.request_id, user_id=envelope.actor.id if envelope.actor else None),
         ):
             await self._process(message, envelope, span)
@@ -93,7 +105,10 @@ class Consumer:
             return
         previous = await self._processed.reply_for(envelope.message_id)
         if previous is not None:
-            log.info("duplicate message: first reply replayed", extra={"message_type": envelope.type, "message_id": str(envelope.message_id)})
+            log.info(
+                "duplicate message: first reply replayed",
+                extra={"message_type": envelope.type, "message_id": str(envelope.message_id)},
+            )
             span.set_attribute("messaging.duplicate", True)
             if previous and message.reply_to:
                 await self._bus.reply(previous, reply_to=message.reply_to, correlation_id=message.correlation_id)
@@ -107,7 +122,10 @@ class Consumer:
             reply = Reply(request_id=envelope.request_id, error=exc.to_body())
         except Exception as exc:
             attempt = int(message.headers.get("x-delivery-count", 0) or 0) + 1
-            log.exception("handler failed; message requeued", extra={"message_type": envelope.type, "attempt": attempt, "max_attempts": self._max_attempts})
+            log.exception(
+                "handler failed; message requeued",
+                extra={"message_type": envelope.type, "attempt": attempt, "max_attempts": self._max_attempts},
+            )
             span.set_status(Status(StatusCode.ERROR, repr(exc)))
             await message.nack(requeue=True)
             return

@@ -19,8 +19,16 @@ class ChatMessage(Contract):
 class CompleteChat(Contract):
     """Command: answer this conversation."""
 
-    messages: list[ChatMessage] = Field(min_length=1, max_length=100, description="The conversation so far, oldest first.")
-    model: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:/-]+$", description="Requested model; the service default when absent.")
+    messages: list[ChatMessage] = Field(
+        min_length=1, max_length=100, description="The conversation so far, oldest first."
+    )
+    model: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._:/-]+$",
+        description="Requested model; the service default when absent.",
+    )
 
 
 class Usage(Contract):

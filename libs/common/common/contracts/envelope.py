@@ -28,8 +28,12 @@ class Contract(BaseModel):
 class Actor(Contract):
     """The user on whose behalf a message is sent, taken only from a verified token."""
 
-    id: str = Field(min_length=1, max_length=128, description="Identity-provider user id (JWT `sub`).", examples=["user_2abc"])
-    email: str = Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$", description="Verified email address.", examples=["a@example.com"])
+    id: str = Field(
+        min_length=1, max_length=128, description="Identity-provider user id (JWT `sub`).", examples=["user_2abc"]
+    )
+    email: str = Field(
+        max_length=320, pattern=r"^[^@\s]+@[^@\s]+$", description="Verified email address.", examples=["a@example.com"]
+    )
     role: Role = Field(description="Authorization role.", examples=["user"])
 
 
@@ -37,12 +41,22 @@ class Envelope[P: Contract](Contract):
     """Metadata common to every command and event, around a typed payload."""
 
     schema_version: Literal[1] = Field(SCHEMA_VERSION, description="Envelope schema version.")
-    message_id: uuid.UUID = Field(default_factory=uuid.uuid4, description="Unique per logical message; consumers deduplicate on it.")
+    message_id: uuid.UUID = Field(
+        default_factory=uuid.uuid4, description="Unique per logical message; consumers deduplicate on it."
+    )
     type: str = Field(description="Message name, also the routing key.", examples=["CompleteChat"])
-    request_id: str = Field(min_length=1, max_length=128, description="Id of the HTTP request that caused this message.")
+    request_id: str = Field(
+        min_length=1, max_length=128, description="Id of the HTTP request that caused this message."
+    )
     actor: Actor | None = Field(None, description="Acting user; absent for system messages.")
-    deadline: AwareDatetime | None = Field(None, description="After this instant the work is useless and is dropped, not done.")
-    traceparent: str | None = Field(None, pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$", description="W3C trace context `traceparent`.")
+    deadline: AwareDatetime | None = Field(
+        None, description="After this instant the work is useless and is dropped, not done."
+    )
+    traceparent: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+        description="W3C trace context `traceparent`.",
+    )
     tracestate: str | None = Field(None, max_length=512, description="W3C trace context `tracestate`.")
     payload: P
 

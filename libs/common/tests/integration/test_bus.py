@@ -27,7 +27,13 @@ Handler = Callable[[Envelope[CompleteChat]], Awaitable[ChatCompletion]]
 
 
 def completion(text: str) -> ChatCompletion:
-    return ChatCompletion(id=uuid.uuid4().hex, message=ChatMessage(role="assistant", content=text), model="m", provider="test", usage=Usage(prompt_tokens=1, completion_tokens=1, total_tokens=2))
+    return ChatCompletion(
+        id=uuid.uuid4().hex,
+        message=ChatMessage(role="assistant", content=text),
+        model="m",
+        provider="test",
+        usage=Usage(prompt_tokens=1, completion_tokens=1, total_tokens=2),
+    )
 
 
 def request(*, seconds: float = 5.0, message_id: uuid.UUID | None = None, text: str = "hi") -> Envelope[CompleteChat]:
@@ -61,7 +67,14 @@ class Harness:
     async def start_consumer(self, *, max_attempts: int = 3) -> None:
         await self.server.connect()
         processed = ProcessedMessages(self.redis, namespace=self.topology.namespace, service="chat")
-        await Consumer(self.server, service="chat", handlers={"CompleteChat": self._dispatch}, processed=processed, prefetch=8, max_attempts=max_attempts).start()
+        await Consumer(
+            self.server,
+            service="chat",
+            handlers={"CompleteChat": self._dispatch},
+            processed=processed,
+            prefetch=8,
+            max_attempts=max_attempts,
+        ).start()
 
     async def start_client(self) -> None:
         await self.client.connect()
@@ -73,7 +86,9 @@ class Harness:
         async with connection:
             channel = await connection.channel()
             exchange = await channel.get_exchange(self.topology.commands)
-            await exchange.publish(aio_pika.Message(body=body, type=type_, message_id=uuid.uuid4().hex), routing_key="CompleteChat")
+            await exchange.publish(
+                aio_pika.Message(body=body, type=type_, message_id=uuid.uuid4().hex), routing_key="CompleteChat"
+            )
 
     async def close(self) -> None:
         await self.client.close()
@@ -90,7 +105,9 @@ async def harness(amqp_url: str, redis: Redis, namespace: str) -> AsyncIterator[
 async def test_request_reply_round_trip(harness: Harness) -> None:
     await harness.start_consumer()
     await harness.start_client()
-    replies = await asyncio.gather(*(harness.rpc.call(request(text=f"n{i}"), reply_model=ChatCompletion) for i in range(20)))
+    replies = await asyncio.gather(
+        *(harness.rpc.call(request(text=f"n{i}"), reply_model=ChatCompletion) for i in range(20))
+    )
     assert [r.message.content for r in replies] == [f"echo: n{i}" for i in range(20)]
 
 
@@ -112,7 +129,7 @@ async def test_unparseable_message_is_dead_lettered_and_the_consumer_keeps_servi
     await harness.publish_raw(b"{not json")
     await harness.publish_raw(b'{"schema_version": 1}')
     dead = harness.topology.dead_letter_queue("chat")
-    await wait_until(lambda: queue_depth(harness.amqp_url, dead), lambda n: n == 2, timeout=10)
+    await wait_until(lambda: queue_depth(harness.amqp_url, dead), lambda n: n == 2, within=10)
     reply = await harness.rpc.call(request(text="still here"), reply_model=ChatCompletion)
     assert reply.message.content == "echo: still here"
     assert harness.calls and all(c.payload.messages[-1].content == "still here" for c in harness.calls)
@@ -127,7 +144,7 @@ async def test_failing_handler_is_retried_then_dead_lettered(harness: Harness) -
     await harness.start_client()
     await harness.client.publish(request(seconds=30))
     dead = harness.topology.dead_letter_queue("chat")
-    await wait_until(lambda: queue_depth(harness.amqp_url, dead), lambda n: n == 1, timeout=15)
+    await wait_until(lambda: queue_depth(harness.amqp_url, dead), lambda n: n == 1, within=15)
     assert len(harness.calls) == 3
 
 
@@ -138,7 +155,7 @@ async def test_expired_work_is_dropped_not_done(harness: Harness) -> None:
     await harness.client.publish(expired)
     fresh = await harness.rpc.call(request(text="fresh"), reply_model=ChatCompletion)
     assert fresh.message.content == "echo: fresh"
-    await wait_until(lambda: queue_depth(harness.amqp_url, harness.topology.queue("chat")), lambda n: n == 0, timeout=5)
+    await wait_until(lambda: queue_depth(harness.amqp_url, harness.topology.queue("chat")), lambda n: n == 0, within=5)
     assert [c.request_id for c in harness.calls if c.message_id == expired.message_id] == []
 
 

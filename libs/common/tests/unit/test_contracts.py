@@ -9,7 +9,11 @@ pytestmark = pytest.mark.unit
 
 
 def _envelope(**overrides: object) -> Envelope[CompleteChat]:
-    fields: dict[str, object] = {"type": "CompleteChat", "request_id": "r1", "payload": CompleteChat(messages=[ChatMessage(role="user", content="hi")])}
+    fields: dict[str, object] = {
+        "type": "CompleteChat",
+        "request_id": "r1",
+        "payload": CompleteChat(messages=[ChatMessage(role="user", content="hi")]),
+    }
     fields.update(overrides)
     return Envelope[CompleteChat](**fields)  # type: ignore[arg-type]
 
@@ -21,7 +25,11 @@ def test_envelope_round_trips_through_json() -> None:
 
 def test_unknown_fields_are_refused_at_every_level() -> None:
     raw = _envelope().model_dump(mode="json")
-    for mutate in (lambda d: d.update(extra=1), lambda d: d["payload"].update(extra=1), lambda d: d["payload"]["messages"][0].update(extra=1)):
+    for mutate in (
+        lambda d: d.update(extra=1),
+        lambda d: d["payload"].update(extra=1),
+        lambda d: d["payload"]["messages"][0].update(extra=1),
+    ):
         bad = _envelope().model_dump(mode="json")
         mutate(bad)
         with pytest.raises(ValidationError, match="Extra inputs are not permitted"):

@@ -1,12 +1,14 @@
 import pytest
 
-from common.errors import ERRORS_BY_CODE, InsufficientCredits, InternalError, ErrorBody, error_from_body
+from common.errors import ERRORS_BY_CODE, ErrorBody, InsufficientCredits, InternalError, error_from_body
 
 pytestmark = pytest.mark.unit
 
 
 def test_problem_carries_type_status_and_request_id() -> None:
-    problem = InsufficientCredits("need 5 credits", balance=2, price=5).to_problem(request_id="req-123", instance="/v1/chat")
+    problem = InsufficientCredits("need 5 credits", balance=2, price=5).to_problem(
+        request_id="req-123", instance="/v1/chat"
+    )
     assert problem == {
         "type": "urn:aisaas:problem:insufficient_credits",
         "title": "Insufficient credits",

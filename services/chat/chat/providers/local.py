@@ -6,8 +6,8 @@ which also makes it a fair stand-in for cache and deduplication tests.
 
 from __future__ import annotations
 
-from common.contracts import ChatMessage
 from chat.providers.base import ProviderAnswer
+from common.contracts import ChatMessage
 
 
 def count_tokens(text: str) -> int:

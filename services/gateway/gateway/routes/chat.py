@@ -15,12 +15,22 @@ class ChatBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    messages: list[ChatMessage] = Field(min_length=1, max_length=100, description="The conversation so far, oldest first.")
-    model: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:/-]+$", description="Model to use; the service default when absent.")
+    messages: list[ChatMessage] = Field(
+        min_length=1, max_length=100, description="The conversation so far, oldest first."
+    )
+    model: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._:/-]+$",
+        description="Model to use; the service default when absent.",
+    )
 
 
 @router.post("/v1/chat", response_model=ChatCompletion, summary="Answer a conversation")
-async def chat(body: ChatBody, user: CurrentUser, request_id: RequestId, deadline: Deadline, rpc: Rpc) -> ChatCompletion:
+async def chat(
+    body: ChatBody, user: CurrentUser, request_id: RequestId, deadline: Deadline, rpc: Rpc
+) -> ChatCompletion:
     envelope = Envelope[CompleteChat](
         type="CompleteChat",
         request_id=request_id,

@@ -29,7 +29,11 @@ async def readyz(request: Request, request_id: RequestId) -> Any:
     return JSONResponse({"status": "ready", "checks": checks})
 
 
-@router.get("/.well-known/jwks.json", summary="Public keys of the development token issuer (development only)", include_in_schema=False)
+@router.get(
+    "/.well-known/jwks.json",
+    summary="Public keys of the development token issuer (development only)",
+    include_in_schema=False,
+)
 async def jwks(request: Request) -> Any:
     issuer = request.app.state.dev_issuer
     if issuer is None:

@@ -28,9 +28,15 @@ HELLO = {"messages": [{"role": "user", "content": "Hello there"}]}
 @pytest.fixture
 async def chat_queue(gateway_settings: GatewaySettings) -> AsyncIterator[Bus]:
     """The chat service's queue, declared but not consumed: messages stay there to be counted."""
-    bus = Bus(url=gateway_settings.amqp_url.get_secret_value(), topology=Topology(gateway_settings.bus_namespace), service="chat")
+    bus = Bus(
+        url=gateway_settings.amqp_url.get_secret_value(),
+        topology=Topology(gateway_settings.bus_namespace),
+        service="chat",
+    )
     await bus.connect()
-    await bus.declare_service_queue(await bus.channel(prefetch=1), service="chat", max_attempts=gateway_settings.bus_max_attempts)
+    await bus.declare_service_queue(
+        await bus.channel(prefetch=1), service="chat", max_attempts=gateway_settings.bus_max_attempts
+    )
     yield bus
     await bus.close()
 
@@ -39,7 +45,14 @@ async def chat_queue(gateway_settings: GatewaySettings) -> AsyncIterator[Bus]:
 async def chat_service(chat_queue: Bus, redis: Redis, gateway_settings: GatewaySettings) -> AsyncIterator[None]:
     handlers = ChatHandlers(provider=LocalProvider(), default_model="local-echo-1")
     processed = ProcessedMessages(redis, namespace=gateway_settings.bus_namespace, service="chat")
-    await Consumer(chat_queue, service="chat", handlers={"CompleteChat": handlers.complete_chat}, processed=processed, prefetch=8, max_attempts=gateway_settings.bus_max_attempts).start()
+    await Consumer(
+        chat_queue,
+        service="chat",
+        handlers={"CompleteChat": handlers.complete_chat},
+        processed=processed,
+        prefetch=8,
+        max_attempts=gateway_settings.bus_max_attempts,
+    ).start()
     yield
 
 
@@ -52,7 +65,9 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
     return problem  # type: ignore[no-any-return]
 
 
-async def test_chat_answers_and_echoes_the_request_id(client: httpx.AsyncClient, auth: dict[str, str], chat_service: None) -> None:
+async def test_chat_answers_and_echoes_the_request_id(
+    client: httpx.AsyncClient, auth: dict[str, str], chat_service: None
+) -> None:
     response = await client.post("/v1/chat", json=HELLO, headers=auth | {"X-Request-ID": "client-chosen-id-1"})
     assert response.status_code == 200, response.text
     assert response.headers["x-request-id"] == "client-chosen-id-1"
@@ -61,7 +76,9 @@ async def test_chat_answers_and_echoes_the_request_id(client: httpx.AsyncClient,
     assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"] > 0
 
 
-async def test_one_trace_covers_gateway_and_chat_spans(client: httpx.AsyncClient, auth: dict[str, str], chat_service: None) -> None:
+async def test_one_trace_covers_gateway_and_chat_spans(
+    client: httpx.AsyncClient, auth: dict[str, str], chat_service: None
+) -> None:
     exporter = InMemorySpanExporter()
     configure_tracing(service="test", span_processors=[SimpleSpanProcessor(exporter)])
     response = await client.post("/v1/chat", json=HELLO, headers=auth)
@@ -84,7 +101,12 @@ async def test_one_trace_covers_gateway_and_chat_spans(client: httpx.AsyncClient
     ],
 )
 async def test_bad_input_is_422_naming_the_field_and_publishes_nothing(
-    client: httpx.AsyncClient, auth: dict[str, str], chat_queue: Bus, gateway_settings: GatewaySettings, body: dict[str, object], field: str
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    chat_queue: Bus,
+    gateway_settings: GatewaySettings,
+    body: dict[str, object],
+    field: str,
 ) -> None:
     problem = assert_problem(await client.post("/v1/chat", json=body, headers=auth), 422)
     assert field in [e["field"] for e in problem["errors"]]  # type: ignore[attr-defined]
@@ -92,7 +114,9 @@ async def test_bad_input_is_422_naming_the_field_and_publishes_nothing(
     assert await queue_depth(gateway_settings.amqp_url.get_secret_value(), chat_queue.topology.queue("chat")) == 0
 
 
-async def test_good_input_does_reach_the_queue(client: httpx.AsyncClient, auth: dict[str, str], chat_queue: Bus, gateway_settings: GatewaySettings) -> None:
+async def test_good_input_does_reach_the_queue(
+    client: httpx.AsyncClient, auth: dict[str, str], chat_queue: Bus, gateway_settings: GatewaySettings
+) -> None:
     """The counterpart of the test above: the queue count does see a published request."""
     response = await client.post("/v1/chat", json=HELLO, headers=auth | {"X-Request-Timeout": "0.5"})
     assert_problem(response, 504)
@@ -100,10 +124,14 @@ async def test_good_input_does_reach_the_queue(client: httpx.AsyncClient, auth: 
 
 
 async def test_not_json_is_422(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
-    assert_problem(await client.post("/v1/chat", content=b"{nope", headers=auth | {"content-type": "application/json"}), 422)
+    assert_problem(
+        await client.post("/v1/chat", content=b"{nope", headers=auth | {"content-type": "application/json"}), 422
+    )
 
 
-async def test_oversize_body_is_413(client: httpx.AsyncClient, auth: dict[str, str], gateway_settings: GatewaySettings) -> None:
+async def test_oversize_body_is_413(
+    client: httpx.AsyncClient, auth: dict[str, str], gateway_settings: GatewaySettings
+) -> None:
     big = {"messages": [{"role": "user", "content": "x" * (gateway_settings.max_body_bytes + 1)}]}
     assert_problem(await client.post("/v1/chat", json=big, headers=auth), 413)
 
@@ -111,7 +139,9 @@ async def test_oversize_body_is_413(client: httpx.AsyncClient, auth: dict[str, s
         for _ in range(gateway_settings.max_body_bytes // 512 + 2):
             yield b" " * 512
 
-    assert_problem(await client.post("/v1/chat", content=chunks(), headers=auth | {"content-type": "application/json"}), 413)
+    assert_problem(
+        await client.post("/v1/chat", content=chunks(), headers=auth | {"content-type": "application/json"}), 413
+    )
 
 
 @pytest.mark.parametrize(
@@ -127,12 +157,16 @@ async def test_missing_or_malformed_token_is_401(client: httpx.AsyncClient, auth
 
 async def test_expired_token_is_401(client: httpx.AsyncClient, issuer: DevIssuer) -> None:
     token = issuer.token(email="a@example.com", role="user", ttl_s=10, now=time.time() - 3600)
-    problem = assert_problem(await client.post("/v1/chat", json=HELLO, headers={"Authorization": f"Bearer {token}"}), 401)
+    problem = assert_problem(
+        await client.post("/v1/chat", json=HELLO, headers={"Authorization": f"Bearer {token}"}), 401
+    )
     assert problem["detail"] == "token expired"
 
 
 async def test_identity_headers_from_the_client_are_ignored(client: httpx.AsyncClient, chat_service: None) -> None:
-    response = await client.post("/v1/chat", json=HELLO, headers={"X-User-Id": "admin", "X-User-Email": "root@example.com", "X-Role": "admin"})
+    response = await client.post(
+        "/v1/chat", json=HELLO, headers={"X-User-Id": "admin", "X-User-Email": "root@example.com", "X-Role": "admin"}
+    )
     assert_problem(response, 401)
 
 
@@ -147,7 +181,9 @@ async def test_nobody_consuming_chat_is_503_at_once(client: httpx.AsyncClient, a
     assert time.monotonic() - started < 5
 
 
-async def test_stalled_chat_is_504_within_the_deadline(client: httpx.AsyncClient, auth: dict[str, str], chat_queue: Bus) -> None:
+async def test_stalled_chat_is_504_within_the_deadline(
+    client: httpx.AsyncClient, auth: dict[str, str], chat_queue: Bus
+) -> None:
     started = time.monotonic()
     assert_problem(await client.post("/v1/chat", json=HELLO, headers=auth | {"X-Request-Timeout": "1"}), 504)
     assert time.monotonic() - started < 2.5
@@ -168,11 +204,20 @@ async def test_dev_jwks_verifies_the_dev_tokens(client: httpx.AsyncClient, issue
 
     jwks = (await client.get("/.well-known/jwks.json")).json()
     key = jwt.PyJWKSet.from_dict(jwks).keys[0]
-    claims = jwt.decode(issuer.token(email="a@example.com", role="user"), key.key, algorithms=["RS256"], issuer=issuer.issuer)
+    claims = jwt.decode(
+        issuer.token(email="a@example.com", role="user"), key.key, algorithms=["RS256"], issuer=issuer.issuer
+    )
     assert claims["email"] == "a@example.com" and key.key_id == issuer.kid
 
 
-async def test_concurrent_requests_all_get_their_own_answer(client: httpx.AsyncClient, auth: dict[str, str], chat_service: None) -> None:
-    responses = await asyncio.gather(*(client.post("/v1/chat", json={"messages": [{"role": "user", "content": f"question {i}"}]}, headers=auth) for i in range(30)))
+async def test_concurrent_requests_all_get_their_own_answer(
+    client: httpx.AsyncClient, auth: dict[str, str], chat_service: None
+) -> None:
+    responses = await asyncio.gather(
+        *(
+            client.post("/v1/chat", json={"messages": [{"role": "user", "content": f"question {i}"}]}, headers=auth)
+            for i in range(30)
+        )
+    )
     assert all(r.status_code == 200 for r in responses)
     assert all(f"question {i}" in r.json()["message"]["content"] for i, r in enumerate(responses))

@@ -9,7 +9,9 @@ def test_well_formed_client_id_is_kept() -> None:
     assert request_id_from([(b"X-Request-ID", b"client-req-0001")]) == "client-req-0001"
 
 
-@pytest.mark.parametrize("value", [b"short", b"has space inside", b"x" * 129, b"<script>alert(1)</script>", "ünïcödé-request".encode()])
+@pytest.mark.parametrize(
+    "value", [b"short", b"has space inside", b"x" * 129, b"<script>alert(1)</script>", "ünïcödé-request".encode()]
+)
 def test_malformed_client_id_is_replaced(value: bytes) -> None:
     generated = request_id_from([(b"x-request-id", value)])
     assert generated != value.decode(errors="replace") and len(generated) == 32
