@@ -1,11 +1,14 @@
-"""The life of a consuming service: connect, consume, stop cleanly on SIGTERM or SIGINT."""
+"""The life of a consuming service: connect, build its handlers, consume, run its background
+tasks, and stop cleanly on SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -17,8 +20,31 @@ from common.telemetry import configure_tracing
 log = logging.getLogger(__name__)
 
 
-async def run_service(settings: CommonSettings, *, handlers: Mapping[str, Handler]) -> None:
-    """Serve `handlers` on the service's queue until a stop signal arrives."""
+@dataclass
+class Runtime:
+    """What a service's setup gets: connected adapters and a place for background tasks."""
+
+    settings: CommonSettings
+    bus: Bus
+    redis: Redis
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any], *, name: str) -> None:
+        self.tasks.append(asyncio.create_task(coroutine, name=name))
+
+    def on_close(self, closer: Callable[[], Awaitable[Any]]) -> None:
+        self.closers.append(closer)
+
+
+Setup = Callable[[Runtime], Awaitable[Mapping[str, Handler]]]
+
+
+async def run_service(settings: CommonSettings, setup: Setup, *, deduplicate: bool = True) -> None:
+    """Serve the handlers `setup` returns on the service's queue until a stop signal arrives.
+
+    `deduplicate=False` is for services whose handlers are idempotent by themselves (the
+    ledger): they skip the processed-message record in Redis."""
     configure_logging(service=settings.service_name, level=settings.log_level)
     configure_tracing(service=settings.service_name)
     stop = asyncio.Event()
@@ -31,10 +57,16 @@ async def run_service(settings: CommonSettings, *, handlers: Mapping[str, Handle
         service=settings.service_name,
     )
     redis = Redis.from_url(settings.redis_url.get_secret_value())
+    runtime = Runtime(settings=settings, bus=bus, redis=redis)
     await bus.connect()
     try:
+        handlers = await setup(runtime)
         if handlers:
-            processed = ProcessedMessages(redis, namespace=settings.bus_namespace, service=settings.service_name)
+            processed = (
+                ProcessedMessages(redis, namespace=settings.bus_namespace, service=settings.service_name)
+                if deduplicate
+                else None
+            )
             consumer = Consumer(
                 bus,
                 service=settings.service_name,
@@ -48,5 +80,10 @@ async def run_service(settings: CommonSettings, *, handlers: Mapping[str, Handle
         await stop.wait()
         log.info("service stopping")
     finally:
+        for task in runtime.tasks:
+            task.cancel()
+        await asyncio.gather(*runtime.tasks, return_exceptions=True)
         await bus.close()
+        for closer in reversed(runtime.closers):
+            await closer()
         await redis.aclose()

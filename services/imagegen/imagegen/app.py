@@ -1,28 +1,27 @@
-"""Imagegen service entry point. An idle skeleton until its issue lands: it joins the bus and
-checks that MongoDB answers, so `make run` shows the whole topology alive."""
+"""Image generation service entry point. An idle skeleton until its issue lands: it joins the
+bus and checks that MongoDB answers, so `make run` shows the whole topology alive."""
 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
-from pymongo import AsyncMongoClient
-
-from common.runtime import run_service
+from common.bus import Handler
+from common.mongo import mongo_client
+from common.runtime import Runtime, run_service
 from imagegen.settings import ImagegenSettings
 
 
-async def serve(settings: ImagegenSettings) -> None:
-    url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else "mongodb://127.0.0.1:27017/"
-    mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(url, serverSelectionTimeoutMS=5000)
-    try:
-        await mongo.admin.command("ping")
-        await run_service(settings, handlers={})
-    finally:
-        await mongo.close()
+async def setup(runtime: Runtime, settings: ImagegenSettings) -> dict[str, Handler]:
+    client = mongo_client(settings)
+    runtime.on_close(client.close)
+    await client.admin.command("ping")
+    return {}
 
 
 def main() -> None:
-    asyncio.run(serve(ImagegenSettings()))
+    settings = ImagegenSettings()
+    asyncio.run(run_service(settings, partial(setup, settings=settings)))
 
 
 if __name__ == "__main__":

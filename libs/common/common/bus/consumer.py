@@ -7,7 +7,8 @@
   and acked. Any other exception is an unexpected failure: the message is requeued, and the
   quorum queue's delivery limit dead-letters it after `max_attempts` deliveries.
 - The ack comes only after the effect and its record: a crash before it means redelivery,
-  and redelivery replays the recorded reply.
+  and redelivery replays the recorded reply (services whose handlers are idempotent by
+  themselves, like the ledger, run without the record).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class Consumer:
         *,
         service: str,
         handlers: Mapping[str, Handler],
-        processed: ProcessedMessages,
+        processed: ProcessedMessages | None,
         prefetch: int,
         max_attempts: int,
     ) -> None:
@@ -103,7 +104,7 @@ class Consumer:
             span.set_attribute("messaging.dropped", "expired")
             await message.ack()
             return
-        previous = await self._processed.reply_for(envelope.message_id)
+        previous = await self._processed.reply_for(envelope.message_id) if self._processed else None
         if previous is not None:
             log.info(
                 "duplicate message: first reply replayed",
@@ -130,7 +131,8 @@ class Consumer:
             await message.nack(requeue=True)
             return
         body = reply.model_dump_json().encode() if message.reply_to else b""
-        await self._processed.record(envelope.message_id, body)
+        if self._processed is not None:
+            await self._processed.record(envelope.message_id, body)
         if message.reply_to:
             await self._bus.reply(body, reply_to=message.reply_to, correlation_id=message.correlation_id)
         await message.ack()
