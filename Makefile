@@ -5,7 +5,7 @@ PYTEST := $(PY) -m pytest
 EMAIL ?= a@example.com
 ROLE ?= user
 
-.PHONY: help bootstrap run test test-unit test-integration test-e2e lint token asyncapi bench
+.PHONY: help bootstrap run test test-unit test-integration test-e2e lint token asyncapi bench reconcile
 
 help:
 	@echo "make run | test | test-unit | test-integration | test-e2e | lint | token EMAIL=.. ROLE=.. | asyncapi | bench"
@@ -42,3 +42,6 @@ asyncapi: bootstrap
 
 bench: bootstrap
 	@echo "no benchmarks yet: they arrive with the credits and chat issues"
+
+reconcile: bootstrap
+	$(PY) -m credits.reconcile

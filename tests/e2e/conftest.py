@@ -1,4 +1,5 @@
-"""The whole system as processes, exactly as `make run` starts it, on a namespace of its own."""
+"""The whole system as processes, exactly as `make run` starts it, on a namespace and a
+database of its own. A test adds settings with `@pytest.mark.stack_env(NAME="value")`."""
 
 from __future__ import annotations
 
@@ -11,18 +12,19 @@ from devstack import Stack, free_port
 
 
 @pytest.fixture
-def stack(namespace: str, mongodb_url: str, amqp_url: str, redis_url: str, tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(
-        namespace=namespace,
-        gateway_port=free_port(),
-        data_dir=tmp_path / "data",
-        extra_env={
-            "MONGODB_URL": mongodb_url,
-            "AMQP_URL": amqp_url,
-            "REDIS_URL": redis_url,
-            "ENVIRONMENT": "development",
-        },
-    )
+def stack(
+    request: pytest.FixtureRequest, namespace: str, mongodb_url: str, amqp_url: str, redis_url: str, tmp_path: Path
+) -> Iterator[Stack]:
+    marker = request.node.get_closest_marker("stack_env")
+    env = {
+        "MONGODB_URL": mongodb_url,
+        "MONGODB_DATABASE": f"e2e_{namespace}",
+        "AMQP_URL": amqp_url,
+        "REDIS_URL": redis_url,
+        "ENVIRONMENT": "development",
+        **(marker.kwargs if marker else {}),
+    }
+    s = Stack(namespace=namespace, gateway_port=free_port(), data_dir=tmp_path / "data", extra_env=env)
     s.start()
     try:
         yield s

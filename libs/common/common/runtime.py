@@ -1,5 +1,6 @@
 """The life of a consuming service: connect, build its handlers, consume, run its background
-tasks, and stop cleanly on SIGTERM or SIGINT."""
+tasks, and stop cleanly on SIGTERM or SIGINT. `start`/`stop` are also what tests use to run
+a service's real wiring inside the test process."""
 
 from __future__ import annotations
 
@@ -40,50 +41,56 @@ class Runtime:
 Setup = Callable[[Runtime], Awaitable[Mapping[str, Handler]]]
 
 
-async def run_service(settings: CommonSettings, setup: Setup, *, deduplicate: bool = True) -> None:
-    """Serve the handlers `setup` returns on the service's queue until a stop signal arrives.
+async def start(settings: CommonSettings, setup: Setup, *, bus: Bus, redis: Redis, deduplicate: bool = True) -> Runtime:
+    """Build the service's handlers on a connected bus and start consuming its queue.
 
     `deduplicate=False` is for services whose handlers are idempotent by themselves (the
     ledger): they skip the processed-message record in Redis."""
+    runtime = Runtime(settings=settings, bus=bus, redis=redis)
+    handlers = await setup(runtime)
+    if handlers:
+        ns, service = settings.bus_namespace, settings.service_name
+        processed = ProcessedMessages(redis, namespace=ns, service=service) if deduplicate else None
+        consumer = Consumer(
+            bus,
+            service=service,
+            handlers=handlers,
+            processed=processed,
+            prefetch=settings.bus_prefetch,
+            max_attempts=settings.bus_max_attempts,
+        )
+        await consumer.start()
+    log.info("service ready", extra={"messages": sorted(handlers)})
+    return runtime
+
+
+async def stop(runtime: Runtime) -> None:
+    for task in runtime.tasks:
+        task.cancel()
+    await asyncio.gather(*runtime.tasks, return_exceptions=True)
+    for closer in reversed(runtime.closers):
+        await closer()
+
+
+async def run_service(settings: CommonSettings, setup: Setup, *, deduplicate: bool = True) -> None:
+    """Serve the handlers `setup` returns on the service's queue until a stop signal arrives."""
     configure_logging(service=settings.service_name, level=settings.log_level)
     configure_tracing(service=settings.service_name)
-    stop = asyncio.Event()
+    stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    bus = Bus(
-        url=settings.amqp_url.get_secret_value(),
-        topology=Topology(settings.bus_namespace),
-        service=settings.service_name,
-    )
+        loop.add_signal_handler(sig, stopping.set)
+    topology = Topology(settings.bus_namespace)
+    bus = Bus(url=settings.amqp_url.get_secret_value(), topology=topology, service=settings.service_name)
     redis = Redis.from_url(settings.redis_url.get_secret_value())
-    runtime = Runtime(settings=settings, bus=bus, redis=redis)
     await bus.connect()
+    runtime: Runtime | None = None
     try:
-        handlers = await setup(runtime)
-        if handlers:
-            processed = (
-                ProcessedMessages(redis, namespace=settings.bus_namespace, service=settings.service_name)
-                if deduplicate
-                else None
-            )
-            consumer = Consumer(
-                bus,
-                service=settings.service_name,
-                handlers=handlers,
-                processed=processed,
-                prefetch=settings.bus_prefetch,
-                max_attempts=settings.bus_max_attempts,
-            )
-            await consumer.start()
-        log.info("service ready", extra={"messages": sorted(handlers)})
-        await stop.wait()
+        runtime = await start(settings, setup, bus=bus, redis=redis, deduplicate=deduplicate)
+        await stopping.wait()
         log.info("service stopping")
     finally:
-        for task in runtime.tasks:
-            task.cancel()
-        await asyncio.gather(*runtime.tasks, return_exceptions=True)
         await bus.close()
-        for closer in reversed(runtime.closers):
-            await closer()
+        if runtime is not None:
+            await stop(runtime)
         await redis.aclose()

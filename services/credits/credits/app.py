@@ -18,6 +18,9 @@ from credits.repository import AccountRepository
 from credits.settings import CreditsSettings
 from credits.sweeper import Sweeper
 
+# The ledger is idempotent by operation id, so the bus's processed-message record is not needed.
+DEDUPLICATE = False
+
 
 async def setup(runtime: Runtime, settings: CreditsSettings) -> dict[str, Handler]:
     client = mongo_client(settings)
@@ -47,7 +50,7 @@ async def setup(runtime: Runtime, settings: CreditsSettings) -> dict[str, Handle
 
 def main() -> None:
     settings = CreditsSettings()
-    asyncio.run(run_service(settings, partial(setup, settings=settings), deduplicate=False))
+    asyncio.run(run_service(settings, partial(setup, settings=settings), deduplicate=DEDUPLICATE))
 
 
 if __name__ == "__main__":

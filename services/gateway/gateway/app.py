@@ -16,7 +16,7 @@ from gateway import problems
 from gateway.auth import TokenVerifier
 from gateway.devissuer import DevIssuer
 from gateway.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from gateway.routes import chat, health
+from gateway.routes import chat, credits, health
 from gateway.settings import GatewaySettings
 
 
@@ -52,6 +52,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     app.include_router(chat.router)
+    app.include_router(credits.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app

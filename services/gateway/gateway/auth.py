@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
 from common.contracts import Actor
-from common.errors import Unauthenticated
+from common.errors import Forbidden, Unauthenticated
 from gateway.devissuer import DevIssuer
 
 _bearer = HTTPBearer(auto_error=False)
@@ -58,3 +58,12 @@ async def current_user(
 
 
 CurrentUser = Annotated[Actor, Depends(current_user)]
+
+
+async def admin_user(user: CurrentUser) -> Actor:
+    if user.role != "admin":
+        raise Forbidden("admins only")
+    return user
+
+
+AdminUser = Annotated[Actor, Depends(admin_user)]

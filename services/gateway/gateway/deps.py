@@ -8,7 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from common.bus import RpcClient
+from common.contracts import Caller
+from common.credits import CreditsClient
 from common.errors import ValidationFailed
+from gateway.auth import CurrentUser
 from gateway.settings import GatewaySettings
 
 
@@ -51,3 +54,15 @@ def _deadline(
 
 
 Deadline = Annotated[datetime, Depends(_deadline)]
+
+
+def _caller(user: CurrentUser, request_id: RequestId, deadline: Deadline) -> Caller:
+    return Caller(request_id=request_id, actor=user, deadline=deadline)
+
+
+def _credits(rpc: Rpc) -> CreditsClient:
+    return CreditsClient(rpc)
+
+
+UserCaller = Annotated[Caller, Depends(_caller)]
+Credits = Annotated[CreditsClient, Depends(_credits)]

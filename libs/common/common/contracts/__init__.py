@@ -23,12 +23,13 @@ from common.contracts.credits import (
     ReservationStatus,
     ReserveCredits,
 )
-from common.contracts.envelope import SCHEMA_VERSION, Actor, Contract, Envelope, Reply, Role
+from common.contracts.envelope import SCHEMA_VERSION, Actor, Caller, Contract, Envelope, Reply, Role
 
 __all__ = [
     "Actor",
     "Balance",
     "CATALOG",
+    "Caller",
     "ChatCompletion",
     "ChatMessage",
     "CommitReservation",

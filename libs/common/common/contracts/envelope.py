@@ -8,8 +8,9 @@ contract other services code against (see docs/asyncapi.json).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -67,6 +68,32 @@ class Envelope[P: Contract](Contract):
         if self.deadline is None:
             return None
         return (self.deadline - (now or datetime.now(UTC))).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who asked, under which request id and until when: what every message caused by one
+    request shares. `envelope` wraps a payload in it."""
+
+    request_id: str
+    actor: Actor | None
+    deadline: datetime | None
+
+    @classmethod
+    def of(cls, envelope: Envelope[Any]) -> Caller:
+        return cls(request_id=envelope.request_id, actor=envelope.actor, deadline=envelope.deadline)
+
+    def envelope[P: Contract](
+        self, payload: P, *, message_id: uuid.UUID | None = None, deadline: datetime | None = None
+    ) -> Envelope[P]:
+        return Envelope[type(payload)](  # type: ignore[misc]
+            message_id=message_id or uuid.uuid4(),
+            type=type(payload).__name__,
+            request_id=self.request_id,
+            actor=self.actor,
+            deadline=deadline or self.deadline,
+            payload=payload,
+        )
 
 
 class Reply[R: Contract](Contract):

@@ -3,9 +3,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from common.contracts import ChatCompletion, ChatMessage, CompleteChat, Envelope
-from gateway.auth import CurrentUser
-from gateway.deps import Deadline, RequestId, Rpc
+from common.contracts import ChatCompletion, ChatMessage, CompleteChat
+from gateway.deps import Rpc, UserCaller
 
 router = APIRouter(tags=["chat"])
 
@@ -28,14 +27,7 @@ class ChatBody(BaseModel):
 
 
 @router.post("/v1/chat", response_model=ChatCompletion, summary="Answer a conversation")
-async def chat(
-    body: ChatBody, user: CurrentUser, request_id: RequestId, deadline: Deadline, rpc: Rpc
-) -> ChatCompletion:
-    envelope = Envelope[CompleteChat](
-        type="CompleteChat",
-        request_id=request_id,
-        actor=user,
-        deadline=deadline,
-        payload=CompleteChat(messages=body.messages, model=body.model),
+async def chat(body: ChatBody, caller: UserCaller, rpc: Rpc) -> ChatCompletion:
+    return await rpc.call(
+        caller.envelope(CompleteChat(messages=body.messages, model=body.model)), reply_model=ChatCompletion
     )
-    return await rpc.call(envelope, reply_model=ChatCompletion)

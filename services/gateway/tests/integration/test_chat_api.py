@@ -10,15 +10,15 @@ import httpx
 import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from redis.asyncio import Redis
 
-from chat.handlers import ChatHandlers
-from chat.providers import LocalProvider
-from common.bus import Bus, Consumer, ProcessedMessages, Topology
+from chat.settings import ChatSettings
+from common.bus import Bus, Topology
 from common.telemetry import configure_tracing
+from credits.settings import CreditsSettings
 from gateway.devissuer import DevIssuer
 from gateway.settings import GatewaySettings
 from tests.support.broker import queue_depth
+from tests.support.services import in_process
 
 pytestmark = pytest.mark.integration
 
@@ -42,18 +42,13 @@ async def chat_queue(gateway_settings: GatewaySettings) -> AsyncIterator[Bus]:
 
 
 @pytest.fixture
-async def chat_service(chat_queue: Bus, redis: Redis, gateway_settings: GatewaySettings) -> AsyncIterator[None]:
-    handlers = ChatHandlers(provider=LocalProvider(), default_model="local-echo-1")
-    processed = ProcessedMessages(redis, namespace=gateway_settings.bus_namespace, service="chat")
-    await Consumer(
-        chat_queue,
-        service="chat",
-        handlers={"CompleteChat": handlers.complete_chat},
-        processed=processed,
-        prefetch=8,
-        max_attempts=gateway_settings.bus_max_attempts,
-    ).start()
-    yield
+async def chat_service(chat_queue: Bus, gateway_settings: GatewaySettings, mongodb_url: str) -> AsyncIterator[None]:
+    """The chat and credits services' real wiring, in this process."""
+    common = gateway_settings.model_dump(include={"amqp_url", "redis_url", "bus_namespace"})
+    database = f"t_{gateway_settings.bus_namespace}"
+    credits = CreditsSettings(**common, mongodb_url=mongodb_url, mongodb_database=database, signup_credits=1000)
+    async with in_process("credits", credits), in_process("chat", ChatSettings(**common)):
+        yield
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:

@@ -1,0 +1,82 @@
+"""Typed request/reply with the credits service, for every service that spends or shows
+credits. Follow-up commands (commit, release) get a deadline of their own: they must land
+even when the request that caused them has run out of time. Message ids derive from the
+reservation id, so a retried request can never reserve or settle twice."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from common.bus import RpcClient
+from common.contracts import (
+    Balance,
+    Caller,
+    CommitReservation,
+    GetBalance,
+    GetJournal,
+    JournalPage,
+    Reconcile,
+    ReconciliationReport,
+    ReleaseReservation,
+    Reservation,
+    ReservationResolved,
+    ReserveCredits,
+)
+
+SETTLE_S = 10.0
+
+
+def _settle_deadline(caller: Caller) -> datetime:
+    floor = datetime.now(UTC) + timedelta(seconds=SETTLE_S)
+    return max(caller.deadline, floor) if caller.deadline else floor
+
+
+class CreditsClient:
+    def __init__(self, rpc: RpcClient) -> None:
+        self._rpc = rpc
+
+    async def reserve(self, caller: Caller, *, reservation_id: uuid.UUID, amount: int, purpose: str) -> Reservation:
+        assert caller.actor is not None, "credits are reserved for a user"
+        payload = ReserveCredits(
+            reservation_id=reservation_id,
+            user_id=caller.actor.id,
+            email=caller.actor.email,
+            amount=amount,
+            purpose=purpose,
+        )
+        envelope = caller.envelope(payload, message_id=uuid.uuid5(reservation_id, "reserve"))
+        return await self._rpc.call(envelope, reply_model=Reservation)
+
+    async def commit(self, caller: Caller, reservation: Reservation, *, amount: int) -> ReservationResolved:
+        payload = CommitReservation(
+            reservation_id=reservation.reservation_id,
+            user_id=reservation.user_id,
+            reserved=reservation.amount,
+            amount=amount,
+        )
+        message_id = uuid.uuid5(reservation.reservation_id, "commit")
+        envelope = caller.envelope(payload, message_id=message_id, deadline=_settle_deadline(caller))
+        return await self._rpc.call(envelope, reply_model=ReservationResolved)
+
+    async def release(self, caller: Caller, reservation: Reservation) -> ReservationResolved:
+        payload = ReleaseReservation(
+            reservation_id=reservation.reservation_id, user_id=reservation.user_id, reserved=reservation.amount
+        )
+        message_id = uuid.uuid5(reservation.reservation_id, "release")
+        envelope = caller.envelope(payload, message_id=message_id, deadline=_settle_deadline(caller))
+        return await self._rpc.call(envelope, reply_model=ReservationResolved)
+
+    async def balance(self, caller: Caller) -> Balance:
+        assert caller.actor is not None
+        return await self._rpc.call(
+            caller.envelope(GetBalance(user_id=caller.actor.id, email=caller.actor.email)), reply_model=Balance
+        )
+
+    async def journal(self, caller: Caller, *, limit: int, before: str | None) -> JournalPage:
+        assert caller.actor is not None
+        payload = GetJournal(user_id=caller.actor.id, limit=limit, before=before)
+        return await self._rpc.call(caller.envelope(payload), reply_model=JournalPage)
+
+    async def reconcile(self, caller: Caller) -> ReconciliationReport:
+        return await self._rpc.call(caller.envelope(Reconcile()), reply_model=ReconciliationReport)
