@@ -41,7 +41,7 @@ asyncapi: bootstrap
 	$(PY) -m common.asyncapi > docs/asyncapi.json
 
 bench: bootstrap
-	@echo "no benchmarks yet: they arrive with the credits and chat issues"
+	PYTHONPATH=tools:. $(PY) bench/credits_bench.py
 
 reconcile: bootstrap
 	$(PY) -m credits.reconcile

@@ -242,7 +242,7 @@ class AccountRepository:
         )
         for _ in range(3):
             doc = await self._apply(
-                {"credits": {"$gte": amount}, "seen": {"$ne": seen}},
+                {"credits": {"$gte": amount}, "seen": {"$ne": seen}, "holds.id": {"$ne": reservation_id}},
                 user_id=user_id,
                 delta=reserve_delta(amount),
                 entry=entry,
