@@ -1,0 +1,151 @@
+"""The official `google-genai` SDK against the simulator: generateContent (plain and streamed) and faults."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import httpx2
+import pytest
+from google import genai
+from google.genai import errors, types
+
+from tests.simulator.server import RunningSimulator
+
+pytestmark = pytest.mark.integration
+
+MODEL = "gemini-2.5-flash"
+
+
+@pytest.fixture
+async def gemini(simulator: RunningSimulator) -> AsyncIterator[genai.Client]:
+    client = genai.Client(
+        api_key="sim-gemini-key", http_options=types.HttpOptions(base_url=simulator.base_urls.gemini, timeout=10_000)
+    )
+    yield client
+    await client.aio.aclose()
+    client.close()
+
+
+async def test_generate_content_answers_with_usage_and_model_version(
+    simulator: RunningSimulator, gemini: genai.Client
+) -> None:
+    reply = await gemini.aio.models.generate_content(
+        model=MODEL,
+        contents="Name a prime",
+        config=types.GenerateContentConfig(system_instruction="be brief", temperature=0.2),
+    )
+
+    assert reply.text == "Simulated Gemini answer to: Name a prime"
+    assert reply.candidates is not None
+    assert reply.candidates[0].finish_reason == types.FinishReason.STOP
+    assert reply.model_version == MODEL
+    assert reply.usage_metadata is not None
+    assert reply.usage_metadata.prompt_token_count == 5
+    assert reply.usage_metadata.candidates_token_count == 7
+    assert reply.usage_metadata.total_token_count == 12
+    call = simulator.sim.calls.recent()[-1]
+    assert call["path"] == f"/gemini/v1/models/{MODEL}:generateContent"
+    assert call["model"] == MODEL
+
+
+async def test_max_output_tokens_cuts_the_answer(gemini: genai.Client) -> None:
+    reply = await gemini.aio.models.generate_content(
+        model=MODEL, contents="Name a prime", config=types.GenerateContentConfig(max_output_tokens=2)
+    )
+
+    assert reply.text == "Simulated Gemini"
+    assert reply.candidates is not None
+    assert reply.candidates[0].finish_reason == types.FinishReason.MAX_TOKENS
+
+
+async def test_stream_delivers_chunks_as_they_are_produced(simulator: RunningSimulator, gemini: genai.Client) -> None:
+    simulator.sim.add_fault("gemini", stream_delay_ms=60)
+    arrivals: list[float] = []
+    pieces: list[str] = []
+    last = None
+    async for chunk in await gemini.aio.models.generate_content_stream(model=MODEL, contents="Name a prime"):
+        arrivals.append(time.monotonic())
+        pieces.append(chunk.text or "")
+        last = chunk
+
+    assert "".join(pieces) == "Simulated Gemini answer to: Name a prime"
+    assert len(pieces) == 7
+    assert last is not None and last.candidates is not None
+    assert last.candidates[0].finish_reason == types.FinishReason.STOP
+    assert last.usage_metadata is not None and last.usage_metadata.candidates_token_count == 7
+    assert arrivals[-1] - arrivals[0] >= 0.3
+    assert simulator.sim.count("gemini", "streamGenerateContent") == 1
+
+
+def test_sync_client_and_v1beta_are_served(simulator: RunningSimulator) -> None:
+    options = types.HttpOptions(base_url=simulator.base_urls.gemini, api_version="v1beta", timeout=10_000)
+    with genai.Client(api_key="sim-gemini-key", http_options=options) as client:
+        reply = client.models.generate_content(model=MODEL, contents="hello")
+        streamed = "".join(c.text or "" for c in client.models.generate_content_stream(model=MODEL, contents="hello"))
+
+    assert reply.text == streamed == "Simulated Gemini answer to: hello"
+    assert {c["path"] for c in simulator.sim.calls.recent()} == {
+        f"/gemini/v1beta/models/{MODEL}:generateContent",
+        f"/gemini/v1beta/models/{MODEL}:streamGenerateContent",
+    }
+
+
+async def test_503_fault_surfaces_as_server_error_in_google_format(
+    simulator: RunningSimulator, gemini: genai.Client
+) -> None:
+    simulator.sim.add_fault("gemini", status=503, times=2)
+    for _ in range(2):
+        with pytest.raises(errors.ServerError) as caught:
+            await gemini.aio.models.generate_content(model=MODEL, contents="hi")
+        assert caught.value.code == 503
+        assert caught.value.status == "UNAVAILABLE"
+    reply = await gemini.aio.models.generate_content(model=MODEL, contents="hi")
+
+    assert reply.text
+    assert simulator.sim.count("gemini") == 3
+
+
+async def test_429_is_a_client_error_and_retried_when_retries_are_on(simulator: RunningSimulator) -> None:
+    simulator.sim.add_fault("gemini", status=429, times=1)
+    plain = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=simulator.base_urls.gemini))
+    with pytest.raises(errors.ClientError) as caught:
+        await plain.aio.models.generate_content(model=MODEL, contents="hi")
+    await plain.aio.aclose()
+    plain.close()
+    assert caught.value.status == "RESOURCE_EXHAUSTED"
+
+    simulator.sim.add_fault("gemini", status=429, times=1)
+    retry = types.HttpRetryOptions(attempts=3, initial_delay=0.1, max_delay=0.2, http_status_codes=[429])
+    options = types.HttpOptions(base_url=simulator.base_urls.gemini, retry_options=retry)
+    retrying = genai.Client(api_key="k", http_options=options)
+    reply = await retrying.aio.models.generate_content(model=MODEL, contents="hi")
+    await retrying.aio.aclose()
+    retrying.close()
+
+    assert reply.text
+    assert [c["status"] for c in simulator.sim.calls.recent()] == [429, 429, 200]
+
+
+async def test_hang_makes_the_client_timeout_fire(simulator: RunningSimulator) -> None:
+    simulator.sim.add_fault("gemini", hang=True, times=1)
+    options = types.HttpOptions(base_url=simulator.base_urls.gemini, timeout=500)  # milliseconds
+    client = genai.Client(api_key="k", http_options=options)
+    started = time.monotonic()
+    # google-genai does not wrap transport errors: the timeout is httpx2's own
+    with pytest.raises(httpx2.TimeoutException):
+        await client.aio.models.generate_content(model=MODEL, contents="hi")
+    elapsed = time.monotonic() - started
+    await client.aio.aclose()
+    client.close()
+
+    assert 0.4 <= elapsed < 5
+
+
+async def test_malformed_body_makes_the_sdk_raise(simulator: RunningSimulator, gemini: genai.Client) -> None:
+    simulator.sim.add_fault("gemini", malformed=True, times=2)
+    with pytest.raises(ValueError):
+        await gemini.aio.models.generate_content(model=MODEL, contents="hi")
+    with pytest.raises(ValueError):  # errors.UnknownApiResponseError for a stream
+        async for _ in await gemini.aio.models.generate_content_stream(model=MODEL, contents="hi"):
+            pass
