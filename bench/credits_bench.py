@@ -40,8 +40,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run_for(seconds: float, worker: Any) -> tuple[int, list[float]]:
-    """Run `worker(i)` in CONCURRENCY loops for `seconds`; count calls and their latencies."""
+async def run_for(seconds: float, worker: Any) -> dict[str, float]:
+    """Run `worker(i, n)` in CONCURRENCY loops for `seconds`: calls per second and latency percentiles."""
     latencies: list[float] = []
     stop_at = time.perf_counter() + seconds
 
@@ -54,42 +54,32 @@ async def run_for(seconds: float, worker: Any) -> tuple[int, list[float]]:
             n += 1
 
     await asyncio.gather(*(loop(i) for i in range(CONCURRENCY)))
-    return len(latencies), latencies
+    return {
+        "per_s": len(latencies) / seconds,
+        "p50_ms": percentile(latencies, 0.5) * 1e3,
+        "p99_ms": percentile(latencies, 0.99) * 1e3,
+    }
 
 
-async def raw_round(mongo_url: str, database: str) -> dict[str, float]:
+async def raw_round(mongo_url: str, database: str, *, ledger_shaped: bool) -> dict[str, float]:
+    """Raw pymongo on the same server. Plain: one `$inc` find_one_and_update per call.
+    Ledger-shaped: the two conditional updates of a reserve+commit pair with their unique ids,
+    nothing around them (mongoeco compiles every distinct query, so unique literals cost more
+    there than on MongoDB)."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True, maxPoolSize=CONCURRENCY + 4)
-    col = client[database]["raw_bench"]
-    await col.insert_many([{"_id": f"u{i}", "credits": 10**9, "reserved": 0} for i in range(USERS)])
+    col = client[database][f"raw_bench_{uuid.uuid4().hex[:6]}"]
+    await col.insert_many(
+        [{"_id": f"u{i}", "credits": 10**9, "reserved": 0, "spent": 0, "holds": [], "seen": []} for i in range(USERS)]
+    )
 
-    async def worker(i: int, n: int) -> None:
+    async def plain(i: int, n: int) -> None:
         await col.find_one_and_update(
             {"_id": f"u{i % USERS}", "credits": {"$gte": 1}},
             {"$inc": {"credits": -1, "reserved": 1}},
             return_document=ReturnDocument.AFTER,
         )
 
-    count, latencies = await run_for(SECONDS, worker)
-    await col.drop()
-    await client.close()
-    return {
-        "per_s": count / SECONDS,
-        "p50_ms": percentile(latencies, 0.5) * 1e3,
-        "p99_ms": percentile(latencies, 0.99) * 1e3,
-    }
-
-
-async def raw_ledger_round(mongo_url: str, database: str) -> dict[str, float]:
-    """The MongoDB work of one reserve+commit pair with nothing around it: the same two
-    conditional updates the ledger makes, with their unique ids (mongoeco compiles every
-    distinct query, so unique literals cost more there than on MongoDB)."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True, maxPoolSize=CONCURRENCY + 4)
-    col = client[database]["raw_ledger_bench"]
-    await col.insert_many(
-        [{"_id": f"u{i}", "credits": 10**9, "reserved": 0, "spent": 0, "holds": [], "seen": []} for i in range(USERS)]
-    )
-
-    async def worker(i: int, n: int) -> None:
+    async def ledger(i: int, n: int) -> None:
         user, rid = f"u{i % USERS}", uuid.uuid4().hex
         await col.find_one_and_update(
             {"_id": user, "credits": {"$gte": 1}, "seen": {"$ne": rid}, "holds.id": {"$ne": rid}},
@@ -105,14 +95,11 @@ async def raw_ledger_round(mongo_url: str, database: str) -> dict[str, float]:
             return_document=ReturnDocument.AFTER,
         )
 
-    count, latencies = await run_for(SECONDS, worker)
-    await col.drop()
-    await client.close()
-    return {
-        "per_s": count / SECONDS,
-        "p50_ms": percentile(latencies, 0.5) * 1e3,
-        "p99_ms": percentile(latencies, 0.99) * 1e3,
-    }
+    try:
+        return await run_for(SECONDS, ledger if ledger_shaped else plain)
+    finally:
+        await col.drop()
+        await client.close()
 
 
 async def pairs_round(amqp_url: str, namespace: str) -> dict[str, float]:
@@ -133,13 +120,10 @@ async def pairs_round(amqp_url: str, namespace: str) -> dict[str, float]:
     await asyncio.gather(
         *(credits.balance(Caller("warm", a, datetime.now(UTC) + timedelta(seconds=30))) for a in actors)
     )
-    count, latencies = await run_for(SECONDS, worker)
-    await bus.close()
-    return {
-        "per_s": count / SECONDS,
-        "p50_ms": percentile(latencies, 0.5) * 1e3,
-        "p99_ms": percentile(latencies, 0.99) * 1e3,
-    }
+    try:
+        return await run_for(SECONDS, worker)
+    finally:
+        await bus.close()
 
 
 async def main() -> None:
@@ -156,8 +140,8 @@ async def main() -> None:
         mongo_url, amqp_url = stack.env["MONGODB_URL"], stack.env.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
         raw, raw_ledger, pairs = [], [], []
         for _ in range(ROUNDS):  # interleaved, so drift in machine load hits all alike
-            raw.append(await raw_round(mongo_url, namespace))
-            raw_ledger.append(await raw_ledger_round(mongo_url, namespace))
+            raw.append(await raw_round(mongo_url, namespace, ledger_shaped=False))
+            raw_ledger.append(await raw_round(mongo_url, namespace, ledger_shaped=True))
             pairs.append(await pairs_round(amqp_url, namespace))
     finally:
         stack.stop()
