@@ -165,6 +165,7 @@ class Stack:
         echo: bool = False,
         mongo_port: int | None = None,
         persist_mongo: bool = False,
+        free_metrics_ports: bool = True,
     ) -> None:
         self.namespace = namespace
         self.gateway_port = gateway_port
@@ -173,6 +174,8 @@ class Stack:
         self.mongo_port = mongo_port
         self.persist_mongo = persist_mongo
         self.processes: dict[str, Process] = {}
+        self.free_metrics_ports = free_metrics_ports
+        self.metrics_ports: dict[str, int] = {}
         self.env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
@@ -206,8 +209,9 @@ class Stack:
         line = proc.wait_for_line(lambda s: s.startswith('{"uri"'), timeout=60)
         self.env["MONGODB_URL"] = json.loads(line)["uri"]
 
-    def _spawn(self, name: str, argv: list[str]) -> Process:
-        proc = Process(name, argv, env=self.env, log_file=self.data_dir / "logs" / f"{name}.log", echo=self.echo)
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Process:
+        log_file = self.data_dir / "logs" / f"{name}.log"
+        proc = Process(name, argv, env={**self.env, **(env or {})}, log_file=log_file, echo=self.echo)
         self.processes[name] = proc.start()
         return proc
 
@@ -217,7 +221,11 @@ class Stack:
             proc = self._spawn(name, [sys.executable, "-m", "gateway"])
             self.wait_ready(timeout=timeout)
             return proc
-        proc = self._spawn(name, [sys.executable, "-m", name])
+        env = {}
+        if self.free_metrics_ports:  # tests: never collide with another stack's or make run's ports
+            self.metrics_ports[name] = free_port()
+            env["METRICS_PORT"] = str(self.metrics_ports[name])
+        proc = self._spawn(name, [sys.executable, "-m", name], env=env)
         proc.wait_for_line(_event_is("service ready"), timeout=timeout)
         return proc
 
@@ -269,6 +277,7 @@ def main() -> None:
         echo=True,
         mongo_port=int(os.environ.get("MONGO_PORT", "27017")),
         persist_mongo=True,
+        free_metrics_ports=False,
     )
     stopping = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stopping.set())

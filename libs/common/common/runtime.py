@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from common.bus import Bus, Consumer, Handler, ProcessedMessages, Topology
 from common.logs import configure_logging
+from common.metrics import serve_metrics
 from common.settings import CommonSettings
 from common.telemetry import configure_tracing
 
@@ -76,6 +77,7 @@ async def run_service(settings: CommonSettings, setup: Setup, *, deduplicate: bo
     """Serve the handlers `setup` returns on the service's queue until a stop signal arrives."""
     configure_logging(service=settings.service_name, level=settings.log_level)
     configure_tracing(service=settings.service_name)
+    serve_metrics(port=settings.metrics_port, host=settings.metrics_host)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

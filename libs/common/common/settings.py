@@ -49,6 +49,10 @@ class CommonSettings(BaseSettings):
         5, ge=1, le=100, description="Deliveries of a failing message before it goes to the dead-letter queue."
     )
     log_level: str = Field("INFO", description="Python log level.")
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="Port of the /metrics endpoint of a consuming service; 0 turns it off."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the /metrics endpoint binds.")
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> CommonSettings:

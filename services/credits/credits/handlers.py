@@ -24,7 +24,8 @@ from common.contracts import (
     ReservationResolved,
     ReserveCredits,
 )
-from common.errors import Forbidden
+from common.errors import Conflict, Forbidden, InsufficientCredits, ValidationFailed
+from credits import metrics
 from credits.cache import BalanceCache
 from credits.ledger import TERMINAL
 from credits.reconcile import reconcile
@@ -63,22 +64,31 @@ class CreditsHandlers:
     async def reserve(self, envelope: Envelope[ReserveCredits]) -> Reservation:
         p = envelope.payload
         _authorize(envelope.actor, p.user_id)
-        doc, hold = await self._repo.reserve(
-            user_id=p.user_id,
-            email=p.email,
-            reservation_id=str(p.reservation_id),
-            amount=p.amount,
-            purpose=p.purpose,
-            ttl=self._ttl,
-            now=datetime.now(UTC),
-        )
-        balance = await self.changed(doc)
+        try:
+            held = await self._repo.reserve(
+                user_id=p.user_id,
+                email=p.email,
+                reservation_id=str(p.reservation_id),
+                amount=p.amount,
+                purpose=p.purpose,
+                ttl=self._ttl,
+                now=datetime.now(UTC),
+            )
+        except InsufficientCredits:
+            metrics.INSUFFICIENT.inc()
+            metrics.OPERATIONS.labels("reserve", "refused").inc()
+            raise
+        if held.applied:
+            metrics.applied("reserve", p.amount)
+        else:
+            metrics.OPERATIONS.labels("reserve", "replayed").inc()
+        balance = await self.changed(held.account)
         return Reservation(
             reservation_id=p.reservation_id,
             user_id=p.user_id,
-            amount=hold["amount"],
-            status=hold.get("status", "pending"),
-            expires_at=hold["expiresAt"],
+            amount=held.hold["amount"],
+            status=held.hold["status"],
+            expires_at=held.hold["expiresAt"],
             balance=balance,
         )
 
@@ -95,9 +105,22 @@ class CreditsHandlers:
     async def _resolve(
         self, user_id: str, reservation_id: uuid.UUID, *, held: int, used: int, kind: Any
     ) -> ReservationResolved:
-        resolution = await self._repo.resolve(
-            user_id=user_id, reservation_id=str(reservation_id), held=held, used=used, kind=kind, now=datetime.now(UTC)
-        )
+        try:
+            resolution = await self._repo.resolve(
+                user_id=user_id,
+                reservation_id=str(reservation_id),
+                held=held,
+                used=used,
+                kind=kind,
+                now=datetime.now(UTC),
+            )
+        except (Conflict, ValidationFailed):
+            metrics.OPERATIONS.labels(kind, "refused").inc()
+            raise
+        if resolution.applied:
+            metrics.applied(kind, resolution.used if kind == "commit" else held)
+        else:
+            metrics.OPERATIONS.labels(kind, "replayed").inc()
         balance = await self.changed(resolution.account)
         status = TERMINAL[resolution.kind]
         return ReservationResolved(

@@ -38,6 +38,15 @@ Doc = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
+class Held:
+    """A reservation's hold: made by this call (`applied`) or, for a repeat, the first one."""
+
+    account: Doc
+    hold: Doc
+    applied: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Resolution:
     """How a reservation ended: by this call (`applied`) or, for a replay, by the first one."""
 
@@ -227,8 +236,8 @@ class AccountRepository:
 
     async def reserve(
         self, *, user_id: str, email: str, reservation_id: str, amount: int, purpose: str, ttl: timedelta, now: datetime
-    ) -> tuple[Doc, Doc]:
-        """Hold `amount`; returns (account, hold). Repeats return the first hold."""
+    ) -> Held:
+        """Hold `amount`. A repeat returns the first hold, with its status now."""
         seen = entry_id("reserve", reservation_id)
         hold = {"id": reservation_id, "amount": amount, "expiresAt": now + ttl, "purpose": purpose, "createdAt": now}
         entry = _entry(
@@ -251,13 +260,13 @@ class AccountRepository:
                 seen=seen,
             )
             if doc is not None:
-                return doc, hold
+                return Held(doc, {**hold, "status": "pending"}, applied=True)
             doc = await self.account(user_id)
             if doc is None:
                 await self.ensure_account(user_id=user_id, email=email, now=now)
                 continue
             if seen in doc["seen"]:
-                return doc, await self._first_hold(doc, reservation_id)
+                return Held(doc, await self._first_hold(doc, reservation_id), applied=False)
             if doc["credits"] < amount:
                 raise InsufficientCredits(
                     f"{amount} credits needed, {doc['credits']} available", balance=doc["credits"], price=amount

@@ -7,6 +7,7 @@ from common.settings import CommonSettings
 
 class CreditsSettings(CommonSettings):
     service_name: str = "credits"
+    metrics_port: int = 9102
     signup_credits: int = Field(20, ge=0, description="Free credits a new account gets, exactly once.")
     reservation_ttl_s: float = Field(
         300.0, gt=0, description="Life of an unresolved reservation; keep it above MAX_REQUEST_TIMEOUT_S."

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from common.errors import Conflict
+from credits import metrics
 from credits.repository import AccountRepository
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class Sweeper:
                 continue  # resolved meanwhile, or another replica expired it first
             if resolution.applied:
                 expired += 1
+                metrics.applied("expire", hold["amount"])
                 log.info(
                     "reservation expired",
                     extra={"user_id": user_id, "reservation_id": hold["id"], "amount": hold["amount"]},

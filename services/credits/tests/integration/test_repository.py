@@ -103,8 +103,8 @@ async def test_repeats_return_the_first_result_and_other_resolutions_are_refused
     for again_kind, again_used in (("release", 0), ("commit", 5)):
         with pytest.raises(Conflict):
             await repo.resolve(user_id=USER, reservation_id=r, held=5, used=again_used, kind=again_kind, now=NOW)  # type: ignore[arg-type]
-    _, hold = await repo.reserve(user_id=USER, email="", reservation_id=r, amount=5, purpose="chat", ttl=TTL, now=NOW)
-    assert hold["status"] == "committed"
+    replay = await repo.reserve(user_id=USER, email="", reservation_id=r, amount=5, purpose="chat", ttl=TTL, now=NOW)
+    assert (replay.hold["status"], replay.applied) == ("committed", False)
     assert await figures(repo) == Figures(available=8, spent=2, granted=10)
 
 
