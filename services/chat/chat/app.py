@@ -5,25 +5,96 @@ from __future__ import annotations
 import asyncio
 from functools import partial
 
+from chat.breaker import CircuitBreaker
+from chat.cache import PromptCache
+from chat.costs import CostTable
+from chat.failover import Failover, RetryPolicy
 from chat.handlers import ChatHandlers
 from chat.pricing import ChatPricing
-from chat.providers import LocalProvider
+from chat.providers.base import ChatProvider
+from chat.providers.gemini import GeminiProvider
+from chat.providers.local import LocalProvider
+from chat.providers.openai import OpenAIProvider
 from chat.settings import ChatSettings
-from common.bus import Handler, RpcClient
+from chat.usage import UsageRecorder
+from common.bus import Handler, RpcClient, Streaming
+from common.contracts import Envelope, UsageRecorded
 from common.credits import CreditsClient
+from common.mongo import database, mongo_client
 from common.runtime import Runtime, run_service
+
+
+def providers(settings: ChatSettings) -> list[ChatProvider]:
+    """Gemini, then OpenAI, each when its key is set; the offline `local` provider when neither is."""
+    timeout = settings.chat_attempt_timeout_s
+    chain: list[ChatProvider] = []
+    if settings.gemini_api_key is not None:
+        chain.append(
+            GeminiProvider(
+                api_key=settings.gemini_api_key.get_secret_value(),
+                base_url=settings.google_gemini_base_url,
+                default_model=settings.gemini_model,
+                timeout_s=timeout,
+            )
+        )
+    if settings.openai_api_key is not None:
+        chain.append(
+            OpenAIProvider(
+                api_key=settings.openai_api_key.get_secret_value(),
+                base_url=settings.openai_base_url,
+                default_model=settings.openai_model,
+                timeout_s=timeout,
+            )
+        )
+    return chain or [LocalProvider(latency_s=settings.local_latency_s)]
 
 
 async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
     rpc = RpcClient(runtime.bus, process=settings.service_name)
     await rpc.start()
+    failover = Failover(
+        providers(settings),
+        policy=RetryPolicy(
+            attempts=settings.chat_retry_attempts,
+            backoff_s=settings.chat_retry_backoff_s,
+            attempt_timeout_s=settings.chat_attempt_timeout_s,
+        ),
+        breaker=partial(
+            CircuitBreaker, failures=settings.chat_breaker_failures, cooldown_s=settings.chat_breaker_cooldown_s
+        ),
+    )
+    runtime.on_close(failover.aclose)
+
+    cache = None
+    if settings.chat_cache_ttl_s > 0:
+        cache = PromptCache(runtime.redis, namespace=settings.bus_namespace, ttl_s=settings.chat_cache_ttl_s)
+        await cache.start()
+        runtime.spawn(cache.run(), name="prompt-cache-events")
+        runtime.on_close(cache.close)
+
+    mongo = mongo_client(settings)
+    runtime.on_close(mongo.close)
+
+    async def announce(event: Envelope[UsageRecorded]) -> None:
+        await runtime.bus.publish(event, event=True)
+
+    usage = UsageRecorder(database(mongo, settings)["usage"], announce)
+    runtime.spawn(usage.run(), name="usage-recorder")
+    runtime.on_close(usage.close)
+
     handlers = ChatHandlers(
-        provider=LocalProvider(latency_s=settings.local_latency_s),
-        default_model=settings.default_model,
+        failover=failover,
+        default_model=settings.default_model or failover.providers[0].default_model,
         pricing=ChatPricing(default=settings.chat_price, by_model=settings.chat_model_prices),
         credits=CreditsClient(rpc),
+        costs=CostTable(settings.chat_usd_prices),
+        cache=cache,
+        usage=usage,
+        inbox=rpc,
+        hit_price=settings.chat_cache_hit_price,
+        stream_ack_timeout_s=settings.chat_stream_ack_timeout_s,
     )
-    return {"CompleteChat": handlers.complete_chat}
+    return {"CompleteChat": Streaming(handlers.complete_chat), "ListModels": handlers.list_models}
 
 
 def main() -> None:

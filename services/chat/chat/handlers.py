@@ -1,71 +1,200 @@
-"""Broker entry points of the chat service: reserve credits → provider → commit or release."""
+"""Broker entry points of the chat service.
+
+CompleteChat: prompt cache (single flight across replicas) → reserve credits → providers
+(failover) → fill the cache → commit or release → usage record. A streamed request follows
+the same path, sending chunks as they come and settling on what the requester delivered:
+nothing delivered (a failure or a client gone before the first token) is released."""
 
 from __future__ import annotations
 
-import logging
-import uuid
+import time
 
+from chat.accounting import Accounts
+from chat.cache import CachedAnswer, Lead, PromptCache
+from chat.cachekey import cache_key
+from chat.costs import CostTable
+from chat.failover import Failover
+from chat.job import Job, completion, streamed_completion, usage_of
 from chat.pricing import ChatPricing
-from chat.providers import ChatProvider
-from common.contracts import Caller, ChatCompletion, ChatMessage, CompleteChat, Envelope, Reservation, Usage
+from chat.providers.base import ProviderAnswer, ProviderRequest
+from chat.streaming import delivered_usage, produced_usage, pump, replay
+from chat.usage import UsageRecorder
+from common.bus import ReplyStream, RpcClient
+from common.contracts import (
+    Caller,
+    ChatCompletion,
+    CompleteChat,
+    Envelope,
+    ListModels,
+    ModelInfo,
+    ModelList,
+    Reservation,
+)
 from common.credits import CreditsClient
-from common.errors import DeadlineExceeded, Unauthenticated
-
-log = logging.getLogger(__name__)
+from common.errors import DeadlineExceeded, ServiceUnavailable, Unauthenticated, UpstreamFailed
 
 
 class ChatHandlers:
     def __init__(
-        self, *, provider: ChatProvider, default_model: str, pricing: ChatPricing, credits: CreditsClient
+        self,
+        *,
+        failover: Failover,
+        default_model: str,
+        pricing: ChatPricing,
+        credits: CreditsClient,
+        costs: CostTable,
+        cache: PromptCache | None = None,
+        usage: UsageRecorder | None = None,
+        inbox: RpcClient | None = None,
+        hit_price: int = 0,
+        stream_ack_timeout_s: float = 10.0,
     ) -> None:
-        self._provider = provider
+        self._failover = failover
         self._default_model = default_model
         self._pricing = pricing
-        self._credits = credits
+        self._costs = costs
+        self._accounts = Accounts(credits=credits, costs=costs, usage=usage)
+        self._cache = cache
+        self._inbox = inbox
+        self._hit_price = hit_price
+        self._ack_timeout_s = stream_ack_timeout_s
 
-    async def complete_chat(self, envelope: Envelope[CompleteChat]) -> ChatCompletion:
+    async def list_models(self, envelope: Envelope[ListModels]) -> ModelList:
+        models: list[ModelInfo] = []
+        for provider in self._failover.providers:
+            names = [
+                provider.default_model,
+                *(m for m in self._costs.models if provider.name != "local" and provider.owns(m)),
+            ]
+            models += [ModelInfo(id=name, provider=provider.name) for name in dict.fromkeys(names)]
+        return ModelList(models=models, default=self._default_model)
+
+    async def complete_chat(self, envelope: Envelope[CompleteChat], stream: ReplyStream) -> ChatCompletion:
         if envelope.actor is None:
             raise Unauthenticated("a chat request needs an acting user")
-        caller = Caller.of(envelope)
-        model = envelope.payload.model or self._default_model
-        # Derived from the message id: a redelivered request finds its first reservation.
-        reservation = await self._credits.reserve(
-            caller,
-            reservation_id=uuid.uuid5(envelope.message_id, "chat"),
-            amount=self._pricing.reservation(model),
-            purpose="chat",
+        payload = envelope.payload
+        job = Job(
+            envelope=envelope,
+            caller=Caller.of(envelope),
+            request=ProviderRequest(
+                messages=tuple(payload.messages),
+                model=payload.model or self._default_model,
+                temperature=payload.temperature,
+                top_p=payload.top_p,
+                max_tokens=payload.max_tokens,
+            ),
+            stream=stream,
+            streaming=payload.stream and stream.active,
+            started=time.perf_counter(),
+            deadline=time.monotonic() + (envelope.seconds_left() or 0.0),
         )
-        try:
-            answer = await self._provider.complete(list(envelope.payload.messages), model=model)
-            if envelope.expired():
-                raise DeadlineExceeded("the answer came after the requester had gone")
-        except BaseException:
-            await self._settle(caller, reservation, charge=None)
-            raise
-        usage = Usage(
-            prompt_tokens=answer.prompt_tokens,
-            completion_tokens=answer.completion_tokens,
-            total_tokens=answer.prompt_tokens + answer.completion_tokens,
-        )
-        await self._settle(caller, reservation, charge=self._pricing.charge(model, total_tokens=usage.total_tokens))
-        return ChatCompletion(
-            id=f"chat_{uuid.uuid5(envelope.message_id, 'completion').hex}",
-            message=ChatMessage(role="assistant", content=answer.text),
-            model=answer.model,
-            provider=self._provider.name,
-            usage=usage,
-        )
+        if job.streaming and self._inbox is not None:
+            stream.listen(self._inbox)
+        if self._cache is None:
+            return await self._fresh(job, None)
+        found = await self._cache.lead_or_wait(cache_key(job.request), deadline=job.deadline, lookup=payload.use_cache)
+        if isinstance(found, CachedAnswer):
+            return await self._hit(job, found)
+        return await self._fresh(job, found)
 
-    async def _settle(self, caller: Caller, reservation: Reservation, *, charge: int | None) -> None:
-        """Commit `charge` (None: release). A failure here leaves the reservation to expire:
-        the user is then not charged, which is the safe side."""
+    # -- a stored answer ------------------------------------------------------------------------------
+
+    async def _hit(self, job: Job, cached: CachedAnswer) -> ChatCompletion:
+        answer = cached.answer
+        reservation = await self._accounts.reserve(job, self._hit_price) if self._hit_price else None
+        if not job.streaming:
+            await self._accounts.settle(job, reservation, charge=self._hit_price)
+            self._accounts.record(job, cached.provider, answer, cached=True, credits=self._hit_price)
+            return completion(job, cached.provider, answer, cached=True, credits=self._hit_price)
+        out = await pump(
+            replay(answer),
+            job.stream,
+            provider=cached.provider,
+            model=answer.model,
+            cached=True,
+            deadline=job.deadline,
+            idle_timeout_s=self._failover.policy.attempt_timeout_s,
+            ack_timeout_s=self._ack_timeout_s,
+        )
+        charge = self._hit_price if out.delivered else 0
+        await self._accounts.settle(job, reservation, charge=charge if out.delivered else None)
+        self._accounts.record(job, cached.provider, answer, cached=True, credits=charge)
+        return streamed_completion(job, cached.provider, answer.model, out, cached=True, credits=charge)
+
+    # -- a provider's answer --------------------------------------------------------------------------
+
+    async def _fresh(self, job: Job, lead: Lead | None) -> ChatCompletion:
         try:
-            if charge is None:
-                await self._credits.release(caller, reservation)
+            reservation = await self._accounts.reserve(job, self._pricing.reservation(job.request.model))
+        except BaseException:
+            if lead is not None:
+                await lead.abandon()
+            raise
+        if job.streaming:
+            return await self._fresh_stream(job, lead, reservation)
+        try:
+            provider, answer = await self._failover.complete(job.request, deadline=job.deadline)
+        except BaseException as exc:
+            await self._accounts.settle(job, reservation, charge=None)
+            await _end(lead, exc)
+            raise
+        if lead is not None:
+            await lead.fill(CachedAnswer(provider.name, answer))  # followers go on while we settle
+        if job.envelope.expired():
+            await self._accounts.settle(job, reservation, charge=None)
+            raise DeadlineExceeded("the answer came after the requester had gone")
+        usage = usage_of(answer)
+        charge = self._pricing.charge(job.request.model, total_tokens=usage.total_tokens)
+        await self._accounts.settle(job, reservation, charge=charge)
+        self._accounts.record(job, provider.name, answer, cached=False, credits=charge)
+        return completion(job, provider.name, answer, cached=False, credits=charge)
+
+    async def _fresh_stream(self, job: Job, lead: Lead | None, reservation: Reservation) -> ChatCompletion:
+        try:
+            provider, source = await self._failover.open_stream(job.request, deadline=job.deadline)
+        except BaseException as exc:
+            await self._accounts.settle(job, reservation, charge=None)
+            await _end(lead, exc)
+            raise
+        out = await pump(
+            source,
+            job.stream,
+            provider=provider.name,
+            model=provider.model_for(job.request.model),
+            cached=False,
+            deadline=job.deadline,
+            idle_timeout_s=self._failover.policy.attempt_timeout_s,
+            ack_timeout_s=self._ack_timeout_s,
+        )
+        if out.provider_failed:
+            self._failover.stream_failed(provider)
+        if lead is not None:
+            if out.complete and out.answer is not None:
+                await lead.fill(CachedAnswer(provider.name, out.answer))
             else:
-                await self._credits.commit(caller, reservation, amount=charge)
-        except Exception:
-            log.exception(
-                "settling credits failed; the reservation will expire",
-                extra={"reservation_id": str(reservation.reservation_id)},
-            )
+                await lead.abandon()
+        charge = 0
+        if out.delivered:
+            usage = delivered_usage(out, job.request.messages)
+            charge = self._pricing.charge(job.request.model, total_tokens=usage.total_tokens)
+        await self._accounts.settle(job, reservation, charge=charge if out.delivered else None)
+        produced = produced_usage(out, job.request.messages)
+        answer = out.answer or ProviderAnswer(
+            text="".join(out.sent),
+            model=provider.model_for(job.request.model),
+            prompt_tokens=produced.prompt_tokens,
+            completion_tokens=produced.completion_tokens,
+            finish_reason=out.finish,
+        )
+        self._accounts.record(job, provider.name, answer, cached=False, credits=charge)
+        return streamed_completion(job, provider.name, answer.model, out, cached=False, credits=charge)
+
+
+async def _end(lead: Lead | None, exc: BaseException) -> None:
+    """A leader that got no answer: share a provider verdict with its followers, else let one take over."""
+    if lead is None:
+        return
+    if isinstance(exc, UpstreamFailed | ServiceUnavailable):
+        await lead.fail(exc)
+    else:
+        await lead.abandon()

@@ -1,14 +1,20 @@
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
 
+from pydantic import Field, SecretStr, field_validator
+
+from chat.costs import UsdPrice
 from chat.pricing import ModelPrice
 from common.settings import CommonSettings
 
 
 class ChatSettings(CommonSettings):
     service_name: str = "chat"
-    default_model: str = Field("local-echo-1", description="Model used when a request names none.")
+    metrics_port: int = 9101
+    default_model: str | None = Field(
+        None, description="Model used when a request names none; unset: the first provider's own default."
+    )
     chat_price: ModelPrice = Field(
         default_factory=ModelPrice, description='Default price, JSON: {"per_request": 1, "per_1k_tokens": 0}.'
     )
@@ -18,3 +24,32 @@ class ChatSettings(CommonSettings):
     local_latency_s: float = Field(
         0.0, ge=0, le=60, description="Simulated thinking time of the offline `local` provider."
     )
+    # The SDKs' own variable names, so a key exported for the SDK configures the service too.
+    gemini_api_key: SecretStr | None = Field(None, description="Gemini API key; unset: Gemini is not used.")
+    google_gemini_base_url: str | None = Field(None, description="Gemini API base URL; unset: Google's.")
+    gemini_model: str = Field("gemini-2.5-flash", description="Gemini's default model.")
+    openai_api_key: SecretStr | None = Field(None, description="OpenAI API key; unset: OpenAI is not used.")
+    openai_base_url: str | None = Field(None, description="OpenAI API base URL; unset: OpenAI's.")
+    openai_model: str = Field("gpt-4o-mini", description="OpenAI's default model.")
+    chat_attempt_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="Longest wait for one provider call (for a stream: its first piece)."
+    )
+    chat_retry_attempts: int = Field(2, ge=1, le=10, description="Calls per provider for retryable failures.")
+    chat_retry_backoff_s: float = Field(0.2, ge=0, le=10, description="First backoff between retries; doubles.")
+    chat_breaker_failures: int = Field(5, ge=1, le=1000, description="Consecutive failures that open a breaker.")
+    chat_breaker_cooldown_s: float = Field(30.0, gt=0, le=3600, description="How long an open breaker skips.")
+    chat_cache_ttl_s: int = Field(86_400, ge=0, description="Life of a cached answer; 0 turns the cache off.")
+    chat_cache_hit_price: int = Field(0, ge=0, le=1_000_000, description="Credits a cached answer costs.")
+    chat_stream_ack_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="Longest wait for the gateway to say how much of a stream it delivered."
+    )
+    chat_usd_prices: dict[str, UsdPrice] = Field(
+        default_factory=dict,
+        description='USD per 1M tokens by model, JSON: {"gpt-4o": {"input_per_1m": 2.5, "output_per_1m": 10}}.',
+    )
+
+    @field_validator("gemini_api_key", "google_gemini_base_url", "openai_api_key", "openai_base_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # Compose and CI pass unset variables through as empty strings: that means "not configured".
+        return None if isinstance(value, str) and not value.strip() else value

@@ -1,9 +1,20 @@
 """Bus wiring over RabbitMQ (aio-pika): connection, topology, consumers, request/reply."""
 
 from common.bus.connection import Bus
-from common.bus.consumer import Consumer, Handler
+from common.bus.consumer import Consumer, Handler, ReplyStream, Streaming
 from common.bus.processed import ProcessedMessages
-from common.bus.rpc import RpcClient
+from common.bus.rpc import RpcClient, RpcStream, StreamFeedback
 from common.bus.topology import Topology
 
-__all__ = ["Bus", "Consumer", "Handler", "ProcessedMessages", "RpcClient", "Topology"]
+__all__ = [
+    "Bus",
+    "Consumer",
+    "Handler",
+    "ProcessedMessages",
+    "ReplyStream",
+    "RpcClient",
+    "RpcStream",
+    "StreamFeedback",
+    "Streaming",
+    "Topology",
+]

@@ -138,12 +138,23 @@ class Bus:
             )
             await self._send(exchange, message, routing_key=stamped.type, mandatory=not event)
 
-    async def reply(self, body: bytes, *, reply_to: str, correlation_id: str | None) -> None:
-        """Send a serialised Reply to a requester's queue; a requester that has gone is not an error."""
+    async def reply(
+        self,
+        body: bytes,
+        *,
+        reply_to: str,
+        correlation_id: str | None,
+        message_type: str | None = None,
+        feedback_to: str | None = None,
+    ) -> None:
+        """Send a serialised Reply (or a stream chunk, `message_type="chunk"`) to a requester's queue;
+        a requester that has gone is not an error. `feedback_to` names where the requester may answer."""
         message = aio_pika.Message(
             body=body,
             content_type="application/json",
             correlation_id=correlation_id,
+            type=message_type,
+            reply_to=feedback_to,
             delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
         )
         await self._send("", message, routing_key=reply_to, mandatory=False)

@@ -9,10 +9,13 @@
 - The ack comes only after the effect and its record: a crash before it means redelivery,
   and redelivery replays the recorded reply (services whose handlers are idempotent by
   themselves, like the ledger, run without the record).
+- A handler wrapped in `Streaming` also gets a `ReplyStream`: it may send chunks to the
+  requester before its result becomes the final reply (see `common.bus.rpc` for the protocol).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -24,6 +27,7 @@ from pydantic import ValidationError
 
 from common.bus.connection import Bus
 from common.bus.processed import ProcessedMessages
+from common.bus.rpc import CHUNK, RpcClient, StreamFeedback
 from common.contracts.catalog import CATALOG
 from common.contracts.envelope import Contract, Envelope, Reply
 from common.errors import PlatformError
@@ -34,6 +38,73 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("common.bus")
 
 Handler = Callable[[Any], Awaitable[Contract | None]]
+
+
+class ReplyStream:
+    """Chunks for the requester of the message being handled, sent before the final reply."""
+
+    def __init__(self, bus: Bus | None, *, reply_to: str | None, correlation_id: str | None) -> None:
+        self._bus = bus
+        self._reply_to = reply_to
+        self._correlation_id = correlation_id
+        self._inbox: RpcClient | None = None
+        self._feedback: asyncio.Future[bytes] | None = None
+
+    @property
+    def active(self) -> bool:
+        """Someone waits for the chunks (False for a plain call or a message without reply_to)."""
+        return self._bus is not None and self._reply_to is not None and self._correlation_id is not None
+
+    def listen(self, inbox: RpcClient) -> None:
+        """Name `inbox`'s queue on every chunk, so the requester can acknowledge what it delivered."""
+        if self.active and self._feedback is None:
+            assert self._correlation_id is not None
+            self._inbox = inbox
+            self._feedback = inbox.expect(self._correlation_id)
+
+    async def send(self, chunk: Contract) -> None:
+        if not self.active:
+            return
+        assert self._bus is not None and self._reply_to is not None
+        await self._bus.reply(
+            chunk.model_dump_json().encode(),
+            reply_to=self._reply_to,
+            correlation_id=self._correlation_id,
+            message_type=CHUNK,
+            feedback_to=self._inbox.reply_queue if self._inbox else None,
+        )
+
+    def delivered_now(self) -> int | None:
+        """The requester's acknowledgement if it has come (early: its client has gone), without waiting."""
+        if self._feedback is None or not self._feedback.done() or self._feedback.cancelled():
+            return None
+        return StreamFeedback.model_validate_json(self._feedback.result()).delivered
+
+    async def delivered(self, *, within_s: float) -> int | None:
+        """Wait up to `within_s` seconds for the requester's acknowledgement; None if none came."""
+        if self._feedback is None:
+            return None
+        try:
+            async with asyncio.timeout(max(within_s, 0.0)):
+                await asyncio.shield(self._feedback)
+        except TimeoutError:
+            return None
+        return self.delivered_now()
+
+    def close(self) -> None:
+        if self._inbox is not None and self._correlation_id is not None:
+            self._inbox.forget(self._correlation_id)
+
+
+class Streaming:
+    """Marks a handler that takes `(envelope, stream: ReplyStream)`. Called as a plain Handler it
+    gets an inactive stream, so it also serves requesters that want only the reply."""
+
+    def __init__(self, handler: Callable[[Any, ReplyStream], Awaitable[Contract | None]]) -> None:
+        self.handler = handler
+
+    async def __call__(self, envelope: Any) -> Contract | None:
+        return await self.handler(envelope, ReplyStream(None, reply_to=None, correlation_id=None))
 
 
 class Consumer:
@@ -116,7 +187,7 @@ class Consumer:
             await message.ack()
             return
         try:
-            result = await self._handlers[envelope.type](envelope)
+            result = await self._handle(message, envelope)
             reply: Reply[Contract] = Reply(request_id=envelope.request_id, result=result)
         except PlatformError as exc:
             log.info("message answered with an error", extra={"message_type": envelope.type, "code": exc.code})
@@ -137,3 +208,13 @@ class Consumer:
             await self._bus.reply(body, reply_to=message.reply_to, correlation_id=message.correlation_id)
         await message.ack()
         log.info("message handled", extra={"message_type": envelope.type})
+
+    async def _handle(self, message: AbstractIncomingMessage, envelope: Envelope[Contract]) -> Contract | None:
+        handler = self._handlers[envelope.type]
+        if not isinstance(handler, Streaming):
+            return await handler(envelope)
+        stream = ReplyStream(self._bus, reply_to=message.reply_to, correlation_id=message.correlation_id)
+        try:
+            return await handler.handler(envelope, stream)
+        finally:
+            stream.close()

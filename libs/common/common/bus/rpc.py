@@ -1,13 +1,25 @@
-"""Request/reply over RabbitMQ for the gateway: one exclusive reply queue per process,
-declared once, and a future per in-flight request keyed by correlation id."""
+"""Request/reply over RabbitMQ: one exclusive reply queue per process, declared once, and a
+waiter per in-flight request keyed by correlation id.
+
+Streamed replies. A replier may send any number of chunk messages (AMQP type `chunk`) to the
+reply queue, with the request's correlation id, before its one final `Reply`; one channel
+keeps them in order. `stream()` returns an `RpcStream` that yields the chunks as they arrive
+and ends with the reply (or raises its typed error). A chunk may carry a feedback address in
+its `reply_to`: the requester's `acknowledge(delivered)` tells the replier how many chunks it
+passed on (on completion, or at once when its own client has gone), so the replier can stop
+early and charge for what was delivered. The same exclusive queue is the process's inbox for
+such feedback (`expect`), so a replier needs nothing declared per request either.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
+from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
+from pydantic import BaseModel, ConfigDict, Field
 
 from common.bus.connection import Bus
 from common.contracts.envelope import Contract, Envelope, Reply
@@ -15,11 +27,21 @@ from common.errors import DeadlineExceeded, InternalError, error_from_body
 
 log = logging.getLogger(__name__)
 
+CHUNK = "chunk"
+
+
+class StreamFeedback(BaseModel):
+    """What a stream's requester tells the replier: how many chunks reached its client."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    delivered: int = Field(ge=0, description="Chunks passed on to the client, counted from the first.")
+
 
 class RpcClient:
     def __init__(self, bus: Bus, *, process: str) -> None:
         self._bus = bus
-        self._pending: dict[str, asyncio.Future[bytes]] = {}
+        self._pending: dict[str, asyncio.Future[bytes] | asyncio.Queue[AbstractIncomingMessage]] = {}
         self.reply_queue = bus.topology.reply_queue(process)
 
     async def start(self) -> None:
@@ -28,11 +50,16 @@ class RpcClient:
         await queue.consume(self._on_reply, no_ack=True)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
-        future = self._pending.get(message.correlation_id or "")
-        if future is None or future.done():
+        waiter = self._pending.get(message.correlation_id or "")
+        if isinstance(waiter, asyncio.Queue):
+            waiter.put_nowait(message)
+            return
+        if waiter is None or waiter.done():
             log.info("late or unknown reply discarded", extra={"correlation_id": message.correlation_id})
             return
-        future.set_result(message.body)
+        if message.type == CHUNK:
+            return  # a plain call waits for the reply only
+        waiter.set_result(message.body)
 
     async def call[R: Contract](self, envelope: Envelope[Contract], *, reply_model: type[R]) -> R:
         """Publish a command and wait for its reply until the envelope's deadline."""
@@ -49,9 +76,116 @@ class RpcClient:
             raise DeadlineExceeded(f"no answer to {envelope.type} before the deadline") from exc
         finally:
             self._pending.pop(correlation_id, None)
-        reply = Reply[reply_model].model_validate_json(body)  # type: ignore[valid-type]
-        if reply.error is not None:
-            raise error_from_body(reply.error)
-        if reply.result is None:
-            raise InternalError(f"{envelope.type} reply carried neither result nor error")
-        return reply.result
+        return _result(body, envelope.type, reply_model)
+
+    async def stream[C: Contract, R: Contract](
+        self, envelope: Envelope[Contract], *, chunk_model: type[C], reply_model: type[R]
+    ) -> RpcStream[C, R]:
+        """Publish a command whose replier streams chunks; iterate the returned stream for them.
+
+        A command nobody consumes or a broker that is down raises here, before any chunk."""
+        if envelope.deadline is None:
+            raise ValueError("request/reply needs a deadline")
+        correlation_id = uuid.uuid4().hex
+        queue: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._pending[correlation_id] = queue
+        stream = RpcStream(self, envelope, correlation_id, queue, chunk_model=chunk_model, reply_model=reply_model)
+        try:
+            async with asyncio.timeout(max(envelope.seconds_left() or 0.0, 0.0)):
+                await self._bus.publish(envelope, reply_to=self.reply_queue, correlation_id=correlation_id)
+        except TimeoutError as exc:
+            stream.close()
+            raise DeadlineExceeded(f"no answer to {envelope.type} before the deadline") from exc
+        except BaseException:
+            stream.close()
+            raise
+        return stream
+
+    def expect(self, correlation_id: str) -> asyncio.Future[bytes]:
+        """A future for one message to this process's queue with `correlation_id` (stream feedback).
+        The caller must `forget` it when it stops waiting."""
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        return future
+
+    def forget(self, correlation_id: str) -> None:
+        self._pending.pop(correlation_id, None)
+
+    async def send_feedback(self, *, to: str, correlation_id: str, feedback: StreamFeedback) -> None:
+        await self._bus.reply(feedback.model_dump_json().encode(), reply_to=to, correlation_id=correlation_id)
+
+
+class RpcStream[C: Contract, R: Contract]:
+    """The chunks of one streamed reply, as they arrive; `result` holds the reply at the end.
+
+    Iteration raises the replier's typed error, or DeadlineExceeded at the envelope's deadline.
+    Chunks with an index already seen (a redelivered request restarting) are skipped."""
+
+    def __init__(
+        self,
+        client: RpcClient,
+        envelope: Envelope[Contract],
+        correlation_id: str,
+        queue: asyncio.Queue[AbstractIncomingMessage],
+        *,
+        chunk_model: type[C],
+        reply_model: type[R],
+    ) -> None:
+        self._client = client
+        self._envelope = envelope
+        self._correlation_id = correlation_id
+        self._queue = queue
+        self._chunk_model = chunk_model
+        self._reply_model = reply_model
+        self._feedback_to: str | None = None
+        self._acknowledged = False
+        self._next_index = 0
+        self.result: R | None = None
+        self.finished = False
+
+    def __aiter__(self) -> RpcStream[C, R]:
+        return self
+
+    async def __anext__(self) -> C:
+        while not self.finished:
+            try:
+                async with asyncio.timeout(max(self._envelope.seconds_left() or 0.0, 0.0)):
+                    message = await self._queue.get()
+            except TimeoutError as exc:
+                self.close()
+                raise DeadlineExceeded(f"no answer to {self._envelope.type} before the deadline") from exc
+            if message.type == CHUNK:
+                self._feedback_to = message.reply_to or self._feedback_to
+                chunk = self._chunk_model.model_validate_json(message.body)
+                index: Any = getattr(chunk, "index", None)
+                if isinstance(index, int):
+                    if index < self._next_index:
+                        continue
+                    self._next_index = index + 1
+                return chunk
+            self.close()
+            self.result = _result(message.body, self._envelope.type, self._reply_model)
+        raise StopAsyncIteration
+
+    async def acknowledge(self, delivered: int) -> None:
+        """Tell the replier how many chunks reached the client (once; no-op without a feedback address)."""
+        if self._acknowledged or self._feedback_to is None:
+            return
+        self._acknowledged = True
+        await self._client.send_feedback(
+            to=self._feedback_to, correlation_id=self._correlation_id, feedback=StreamFeedback(delivered=delivered)
+        )
+
+    def close(self) -> None:
+        """Stop listening: later chunks and the reply are discarded."""
+        self.finished = True
+        self._client.forget(self._correlation_id)
+
+
+def _result[R: Contract](body: bytes, name: str, reply_model: type[R]) -> R:
+    reply = Reply[reply_model].model_validate_json(body)  # type: ignore[valid-type]
+    if reply.error is not None:
+        raise error_from_body(reply.error)
+    if reply.result is None:
+        raise InternalError(f"{name} reply carried neither result nor error")
+    return reply.result  # type: ignore[no-any-return]

@@ -9,27 +9,49 @@ from __future__ import annotations
 
 import asyncio
 
-from chat.providers.base import ProviderAnswer
-from common.contracts import ChatMessage
+from chat.providers.base import ProviderAnswer, ProviderRequest, ProviderStream, count_tokens, pieces
 
-
-def count_tokens(text: str) -> int:
-    """A rough token count (words), good enough for usage figures offline."""
-    return max(1, len(text.split()))
+MODEL = "local-echo-1"
 
 
 class LocalProvider:
     name = "local"
+    default_model = MODEL
 
     def __init__(self, *, latency_s: float = 0.0) -> None:
         self._latency_s = latency_s
 
-    async def complete(self, messages: list[ChatMessage], *, model: str) -> ProviderAnswer:
+    def owns(self, model: str) -> bool:
+        return True  # when it is configured it is the only provider, so it answers as any model
+
+    def model_for(self, requested: str) -> str:
+        return requested
+
+    async def complete(self, request: ProviderRequest) -> ProviderAnswer:
         if self._latency_s:
             await asyncio.sleep(self._latency_s)
+        messages = request.messages
         last_user = next((m.content for m in reversed(messages) if m.role == "user"), messages[-1].content)
         words = last_user.split()
         summary = " ".join(words[:24]) + (" …" if len(words) > 24 else "")
         text = f"(local model, offline) You said: {summary}. This is {len(messages)} message(s) into our conversation."
-        prompt_tokens = sum(count_tokens(m.content) for m in messages)
-        return ProviderAnswer(text=text, model=model, prompt_tokens=prompt_tokens, completion_tokens=count_tokens(text))
+        finish = "stop"
+        if request.max_tokens is not None and count_tokens(text) > request.max_tokens:
+            text, finish = " ".join(text.split()[: request.max_tokens]), "length"
+        prompt_tokens = max(1, sum(count_tokens(m.content) for m in messages))
+        return ProviderAnswer(
+            text=text,
+            model=request.model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=max(1, count_tokens(text)),
+            finish_reason=finish,
+        )
+
+    async def stream(self, request: ProviderRequest) -> ProviderStream:
+        answer = await self.complete(request)
+        for piece in pieces(answer.text):
+            yield piece
+        yield answer
+
+    async def aclose(self) -> None:
+        return None

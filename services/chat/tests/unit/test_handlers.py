@@ -5,76 +5,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chat.breaker import CircuitBreaker
+from chat.costs import CostTable
+from chat.failover import Failover, RetryPolicy
 from chat.handlers import ChatHandlers
 from chat.pricing import ChatPricing, ModelPrice
-from chat.providers import LocalProvider
-from chat.providers.base import ProviderAnswer
-from common.contracts import (
-    Actor,
-    Balance,
-    Caller,
-    ChatMessage,
-    CompleteChat,
-    Envelope,
-    Reservation,
-    ReservationResolved,
-)
+from chat.providers import LocalProvider, ProviderRequest
+from common.bus import ReplyStream
+from common.contracts import ChatMessage, CompleteChat, Envelope, ListModels
 from common.errors import InsufficientCredits, UpstreamFailed
+from tests.support.chat_fakes import ACTOR, FakeCredits, ScriptedProvider, failure
 
 pytestmark = pytest.mark.unit
 
-ACTOR = Actor(id="u1", email="u1@example.com", role="user")
-
-
-class FakeCredits:
-    """Implements the CreditsClient interface in memory, recording what the handler asked."""
-
-    def __init__(self, available: int = 100) -> None:
-        self.available = available
-        self.calls: list[tuple[str, int]] = []
-
-    async def reserve(self, caller: Caller, *, reservation_id: uuid.UUID, amount: int, purpose: str) -> Reservation:
-        if amount > self.available:
-            raise InsufficientCredits("no", balance=self.available, price=amount)
-        self.available -= amount
-        self.calls.append(("reserve", amount))
-        balance = Balance(user_id=ACTOR.id, available=self.available, reserved=amount, spent=0, granted=100)
-        expires_at = datetime.now(UTC) + timedelta(minutes=5)
-        return Reservation(
-            reservation_id=reservation_id,
-            user_id=ACTOR.id,
-            amount=amount,
-            status="pending",
-            expires_at=expires_at,
-            balance=balance,
-        )
-
-    async def commit(self, caller: Caller, reservation: Reservation, *, amount: int) -> ReservationResolved:
-        self.calls.append(("commit", amount))
-        self.available += reservation.amount - amount
-        return self._resolved(reservation, "committed", amount)
-
-    async def release(self, caller: Caller, reservation: Reservation) -> ReservationResolved:
-        self.calls.append(("release", reservation.amount))
-        self.available += reservation.amount
-        return self._resolved(reservation, "released", 0)
-
-    @staticmethod
-    def _resolved(reservation: Reservation, status: str, committed: int) -> ReservationResolved:
-        return ReservationResolved(
-            reservation_id=reservation.reservation_id,
-            status=status,  # type: ignore[arg-type]
-            committed=committed,
-            released=reservation.amount - committed,
-            balance=reservation.balance,
-        )
-
-
-class FailingProvider:
-    name = "broken"
-
-    async def complete(self, messages: list[ChatMessage], *, model: str) -> ProviderAnswer:
-        raise UpstreamFailed("provider down")
+NO_STREAM = ReplyStream(None, reply_to=None, correlation_id=None)
 
 
 def envelope(*messages: tuple[str, str], model: str | None = None) -> Envelope[CompleteChat]:
@@ -85,22 +29,30 @@ def envelope(*messages: tuple[str, str], model: str | None = None) -> Envelope[C
     )  # fmt: skip
 
 
-def handlers(credits: FakeCredits, provider: object = None, pricing: ChatPricing | None = None) -> ChatHandlers:
+def handlers(credits: FakeCredits, *providers: object, pricing: ChatPricing | None = None) -> ChatHandlers:
+    failover = Failover(
+        list(providers or [LocalProvider()]),  # type: ignore[arg-type]
+        policy=RetryPolicy(attempts=1, backoff_s=0, attempt_timeout_s=1),
+        breaker=lambda: CircuitBreaker(failures=5, cooldown_s=30),
+    )
     return ChatHandlers(
-        provider=provider or LocalProvider(),  # type: ignore[arg-type]
+        failover=failover,
         default_model="local-echo-1",
         pricing=pricing or ChatPricing(default=ModelPrice(per_request=2), by_model={}),
         credits=credits,  # type: ignore[arg-type]
+        costs=CostTable({}),
     )
 
 
 async def test_answer_is_reserved_then_committed() -> None:
     credits = FakeCredits()
-    reply = await handlers(credits).complete_chat(
-        envelope(
-            ("system", "be brief"), ("user", "What is RabbitMQ?"), ("assistant", "A broker."), ("user", "And Redis?")
-        )
-    )
+    conversation = [
+        ("system", "be brief"),
+        ("user", "What is RabbitMQ?"),
+        ("assistant", "A broker."),
+        ("user", "And Redis?"),
+    ]
+    reply = await handlers(credits).complete_chat(envelope(*conversation), NO_STREAM)
     assert "And Redis?" in reply.message.content and "RabbitMQ" not in reply.message.content
     assert (reply.provider, reply.model, reply.message.role, reply.cached) == (
         "local",
@@ -110,22 +62,25 @@ async def test_answer_is_reserved_then_committed() -> None:
     )
     assert reply.usage.prompt_tokens == 2 + 3 + 2 + 2
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
-    assert credits.calls == [("reserve", 2), ("commit", 2)]
+    assert credits.calls == [("reserve", 2), ("commit", 2)] and reply.credits == 2
 
 
 async def test_provider_failure_releases_and_charges_nothing() -> None:
     credits = FakeCredits()
-    with pytest.raises(UpstreamFailed):
-        await handlers(credits, provider=FailingProvider()).complete_chat(envelope(("user", "hi")))
+    broken = ScriptedProvider("broken", [failure("broken", 503)])
+    with pytest.raises(UpstreamFailed) as caught:
+        await handlers(credits, broken).complete_chat(envelope(("user", "hi")), NO_STREAM)
     assert credits.calls == [("reserve", 2), ("release", 2)]
     assert credits.available == 100
+    assert caught.value.extra["attempts"] == ["broken: HTTP 503"]
 
 
 async def test_insufficient_credits_never_calls_the_provider() -> None:
     credits = FakeCredits(available=1)
+    provider = ScriptedProvider("p")
     with pytest.raises(InsufficientCredits):
-        await handlers(credits, provider=FailingProvider()).complete_chat(envelope(("user", "hi")))
-    assert credits.calls == []
+        await handlers(credits, provider).complete_chat(envelope(("user", "hi")), NO_STREAM)
+    assert credits.calls == [] and provider.calls == []
 
 
 async def test_token_pricing_reserves_the_maximum_and_commits_the_usage() -> None:
@@ -133,13 +88,33 @@ async def test_token_pricing_reserves_the_maximum_and_commits_the_usage() -> Non
     pricing = ChatPricing(
         default=ModelPrice(), by_model={"big": ModelPrice(per_request=1, per_1k_tokens=10, max_tokens=2000)}
     )
-    reply = await handlers(credits, pricing=pricing).complete_chat(envelope(("user", "hi"), model="big"))
+    reply = await handlers(credits, pricing=pricing).complete_chat(envelope(("user", "hi"), model="big"), NO_STREAM)
     assert credits.calls[0] == ("reserve", 1 + 20)
     assert credits.calls[1] == ("commit", 1 + 1)  # a few tokens round up to one credit
     assert reply.model == "big"
 
 
+async def test_the_reply_names_the_provider_and_model_that_answered() -> None:
+    credits = FakeCredits()
+    first, second = ScriptedProvider("gemini", [failure("gemini", 500)]), ScriptedProvider("openai")
+    reply = await handlers(credits, first, second).complete_chat(envelope(("user", "hi"), model="gemini-x"), NO_STREAM)
+    assert (reply.provider, reply.model, reply.message.content) == ("openai", "openai-default", "openai: fine")
+
+
+async def test_models_are_listed_in_failover_order() -> None:
+    openai = ScriptedProvider("openai", prefixes=("gpt-",))
+    listed = await handlers(FakeCredits(), ScriptedProvider("gemini"), openai).list_models(
+        Envelope[ListModels](type="ListModels", request_id="r", payload=ListModels())
+    )
+    providers = [m.provider for m in listed.models]
+    assert providers == sorted(providers, key=["gemini", "openai"].index)  # Gemini's first, then OpenAI's
+    gemini = [m.id for m in listed.models if m.provider == "gemini"]
+    assert gemini[0] == "gemini-default" and "gemini-2.5-flash" in gemini  # its default, then the priced ones
+    assert "gpt-4o-mini" in [m.id for m in listed.models if m.provider == "openai"]
+    assert listed.default == "local-echo-1"
+
+
 async def test_same_conversation_same_answer() -> None:
     provider = LocalProvider()
-    messages = [ChatMessage(role="user", content="repeat me")]
-    assert await provider.complete(messages, model="m") == await provider.complete(messages, model="m")
+    request = ProviderRequest(messages=(ChatMessage(role="user", content="repeat me"),), model="m")
+    assert await provider.complete(request) == await provider.complete(request)

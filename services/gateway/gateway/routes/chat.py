@@ -1,12 +1,24 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header
 from pydantic import BaseModel, ConfigDict, Field
 
-from common.contracts import ChatCompletion, ChatMessage, CompleteChat
-from gateway.deps import Rpc, UserCaller
+from common.contracts import ChatChunk, ChatCompletion, ChatMessage, CompleteChat
+from common.errors import PlatformError
+from gateway.chatstream import ChatRelay, EventStream, sse, write_events
+from gateway.deps import RequestId, Rpc, UserCaller
 
 router = APIRouter(tags=["chat"])
+
+STREAM_DOC = (
+    'With `"stream": true` the answer comes as `text/event-stream`: an `event: chunk` per piece of text '
+    "(`data`: `{index, delta, provider, model, cached}`), then `event: done` with the whole ChatCompletion "
+    "(usage and credits charged for what was delivered), or `event: error` with a problem document. "
+    "Errors before the first piece are ordinary problem+json responses."
+)
 
 
 class ChatBody(BaseModel):
@@ -24,10 +36,58 @@ class ChatBody(BaseModel):
         pattern=r"^[A-Za-z0-9._:/-]+$",
         description="Model to use; the service default when absent.",
     )
+    temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature.")
+    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
+    max_tokens: int | None = Field(None, ge=1, le=32_768, description="Most tokens the answer may have.")
+    stream: bool = Field(False, description="Send the answer as server-sent events as it is produced.")
 
 
-@router.post("/v1/chat", response_model=ChatCompletion, summary="Answer a conversation")
-async def chat(body: ChatBody, caller: UserCaller, rpc: Rpc) -> ChatCompletion:
-    return await rpc.call(
-        caller.envelope(CompleteChat(messages=body.messages, model=body.model)), reply_model=ChatCompletion
+CacheControl = Annotated[
+    str | None,
+    Header(description="`no-cache`: do not answer from the prompt cache (the fresh answer is still stored)."),
+]
+
+
+def wants_fresh(cache_control: str | None) -> bool:
+    return cache_control is not None and "no-cache" in cache_control.lower()
+
+
+@router.post(
+    "/v1/chat",
+    response_model=ChatCompletion,
+    summary="Answer a conversation",
+    description=STREAM_DOC,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def chat(
+    body: ChatBody, caller: UserCaller, rpc: Rpc, request_id: RequestId, cache_control: CacheControl = None
+) -> Any:
+    command = CompleteChat(
+        messages=body.messages,
+        model=body.model,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        max_tokens=body.max_tokens,
+        stream=body.stream,
+        use_cache=not wants_fresh(cache_control),
     )
+    if not body.stream:
+        return await rpc.call(caller.envelope(command), reply_model=ChatCompletion)
+    relay = await ChatRelay.open(rpc, caller.envelope(command))
+    return EventStream(lambda emit: write_events(relay, emit, NativeEvents(request_id)))
+
+
+class NativeEvents:
+    """/v1/chat's events: `chunk`, then `done` (the ChatCompletion) or `error` (a problem document)."""
+
+    def __init__(self, request_id: str) -> None:
+        self._request_id = request_id
+
+    def chunk(self, chunk: ChatChunk) -> bytes:
+        return sse(chunk.model_dump_json(exclude={"last", "finish_reason"}), event="chunk")
+
+    def done(self, completion: ChatCompletion, *, streamed_any: bool) -> bytes:
+        return sse(completion.model_dump_json(), event="done")
+
+    def error(self, error: PlatformError) -> bytes:
+        return sse(json.dumps(error.to_problem(request_id=self._request_id, instance="/v1/chat")), event="error")

@@ -1,0 +1,167 @@
+"""Benchmark: the chat path end to end (HTTP → gateway → RabbitMQ → chat → credits reserve and
+commit → provider → back), uncached and cached, against the provider simulator called
+directly with its official SDK, in the same run and at the same concurrency, so the latency
+the platform adds is reported beside the provider's own.
+
+    make bench          (writes bench/results/chat.json)
+
+Every service runs as its own process (as `make run` starts them); the simulator runs in this
+process. Uncached requests are all different prompts; cached ones repeat one warmed prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from google import genai
+from google.genai import types
+
+from devstack import ROOT, Stack, free_port
+from gateway.devissuer import DevIssuer
+from tests.simulator.server import run_simulator
+
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+MODEL = "gemini-2.5-flash"
+RESULTS = ROOT / "bench" / "results" / "chat.json"
+UNLIMITED = json.dumps({group: {"user": "10000000/minute"} for group in ("chat", "images")})
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run_for(seconds: float, worker: Any) -> dict[str, float]:
+    """`worker(i, n)` in CONCURRENCY loops for `seconds`: requests per second and latency percentiles."""
+    latencies: list[float] = []
+    failures = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def loop(i: int) -> None:
+        nonlocal failures
+        n = 0
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            if await worker(i, n):
+                latencies.append(time.perf_counter() - started)
+            else:
+                failures += 1
+            n += 1
+
+    await asyncio.gather(*(loop(i) for i in range(CONCURRENCY)))
+    return {
+        "per_s": round(len(latencies) / seconds, 1),
+        "p50_ms": round(percentile(latencies, 0.5) * 1e3, 2),
+        "p99_ms": round(percentile(latencies, 0.99) * 1e3, 2),
+        "failures": failures,
+    }
+
+
+async def direct_round(gemini_url: str) -> dict[str, float]:
+    client = genai.Client(api_key="sim-gemini-key", http_options=types.HttpOptions(base_url=gemini_url))
+
+    async def worker(i: int, n: int) -> bool:
+        reply = await client.aio.models.generate_content(model=MODEL, contents=f"direct {i} {n} {uuid.uuid4().hex}")
+        return bool(reply.text)
+
+    try:
+        return await run_for(SECONDS, worker)
+    finally:
+        await client.aio.aclose()
+        client.close()
+
+
+async def gateway_round(http: httpx.AsyncClient, users: list[dict[str, str]], *, cached: bool) -> dict[str, float]:
+    run = uuid.uuid4().hex[:8]
+
+    async def worker(i: int, n: int) -> bool:
+        text = "what does a cache save?" if cached else f"uncached {run} {i} {n}"
+        body = {"model": MODEL, "messages": [{"role": "user", "content": text}]}
+        response = await http.post("/v1/chat", json=body, headers=users[i])
+        return response.status_code == 200 and response.json()["cached"] is cached
+
+    return await run_for(SECONDS, worker)
+
+
+async def main() -> None:
+    namespace = f"bench{uuid.uuid4().hex[:6]}"
+    data_dir = ROOT / ".data" / "bench"
+    with run_simulator() as simulator:
+        stack = Stack(
+            namespace=namespace,
+            gateway_port=free_port(),
+            data_dir=data_dir,
+            extra_env={
+                **simulator.base_urls.env(),
+                "SIGNUP_CREDITS": str(10**9),
+                "BUS_PREFETCH": str(CONCURRENCY * 4),
+                "MONGODB_DATABASE": namespace,
+                "RATE_LIMIT_IP": "10000000/minute",
+                "RATE_LIMITS": UNLIMITED,
+            },
+        )
+        stack.check_infrastructure()
+        issuer = DevIssuer(issuer="urn:aisaas:dev-issuer", key_file=data_dir / "dev-issuer-key.pem")
+        users = [
+            {"Authorization": "Bearer " + issuer.token(email=f"bench{i}@example.com", role="user", ttl_s=7200)}
+            for i in range(CONCURRENCY)
+        ]
+        direct, uncached, cached = [], [], []
+        try:
+            stack.start()
+            limits = httpx.Limits(max_connections=CONCURRENCY * 2, max_keepalive_connections=CONCURRENCY * 2)
+            async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30, limits=limits) as http:
+                warm = {"model": MODEL, "messages": [{"role": "user", "content": "what does a cache save?"}]}
+                for user in users:  # accounts exist and the cached prompt is stored before timing starts
+                    assert (await http.post("/v1/chat", json=warm, headers=user)).status_code == 200
+                for _ in range(ROUNDS):  # interleaved, so drift in machine load hits all alike
+                    direct.append(await direct_round(simulator.base_urls.gemini))
+                    uncached.append(await gateway_round(http, users, cached=False))
+                    cached.append(await gateway_round(http, users, cached=True))
+        finally:
+            stack.stop()
+            from tests.support.broker import delete_namespace
+
+            await delete_namespace(stack.env.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), namespace)
+
+    def median(rows: list[dict[str, float]]) -> dict[str, float]:
+        return {k: round(statistics.median(r[k] for r in rows), 2) for k in rows[0]}
+
+    d, u, c = median(direct), median(uncached), median(cached)
+    result = {
+        "benchmark": "chat end to end (gateway → chat → credits → simulated Gemini) vs the simulator called directly",
+        "concurrency": CONCURRENCY,
+        "seconds_per_round": SECONDS,
+        "rounds": ROUNDS,
+        "simulator_direct": d,
+        "gateway_uncached": u,
+        "gateway_cached": c,
+        "added_latency_ms": {
+            "uncached_p50": round(u["p50_ms"] - d["p50_ms"], 2),
+            "uncached_p99": round(u["p99_ms"] - d["p99_ms"], 2),
+        },
+        "note": "uncached = reserve + provider call + cache fill + commit + usage record; cached = cache read only "
+        "(hit price 0: no ledger calls). One machine runs the client, the simulator and all services.",
+        "rounds_detail": {"direct": direct, "uncached": uncached, "cached": cached},
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "rounds_detail"}, indent=2))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    asyncio.run(main())

@@ -1,0 +1,182 @@
+"""The prompt cache in Redis, with single-flight across chat replicas.
+
+Keys, under the bus namespace (`cachekey.py` says how a request becomes `<key>`):
+- `<ns>:chat:cache:<key>`  the stored answer (JSON), for `CHAT_CACHE_TTL_S` (24 h by default);
+- `<ns>:chat:lead:<key>`   who is computing it: SET NX with a random token, deleted only by its
+  holder (compare-and-delete), expiring at the holder's deadline should it die;
+- `<ns>:chat:failed:<key>` the holder's provider failure, shared with its followers for a moment;
+- channel `<ns>:chat:cache-events`: a holder publishes `<key>` when it is done (filled, failed
+  or gave up), waking the followers on every replica at once.
+
+Single flight: the first miss takes the lead and calls a provider; the others wait for the
+key's event (re-checking every `poll_s` too, so a lost event or a dead holder costs latency,
+never correctness), then read the answer, share the failure, or take the lead themselves."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+from chat.providers.base import ProviderAnswer
+from common.errors import ErrorBody, PlatformError, error_from_body
+
+log = logging.getLogger(__name__)
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    provider: str
+    answer: ProviderAnswer
+
+    def to_json(self) -> bytes:
+        return json.dumps({"provider": self.provider, **asdict(self.answer)}).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> CachedAnswer:
+        data = json.loads(raw)
+        return cls(provider=data.pop("provider"), answer=ProviderAnswer(**data))
+
+
+class Lead:
+    """The right, and the duty, to produce the answer for one key: end it with exactly one of
+    fill, fail or abandon."""
+
+    def __init__(self, cache: PromptCache, key: str, token: str | None) -> None:
+        self._cache = cache
+        self.key = key
+        self._token = token
+        self._done = False
+
+    async def fill(self, cached: CachedAnswer) -> None:
+        await self._end(
+            lambda pipe: pipe.set(self._cache.name("cache", self.key), cached.to_json(), ex=self._cache.ttl_s)
+        )
+
+    async def fail(self, error: PlatformError) -> None:
+        """Followers waiting now get this error too, instead of each trying the failing providers again."""
+        body = error.to_body().model_dump_json().encode()
+        ttl_ms = int(self._cache.failure_ttl_s * 1000)
+        await self._end(lambda pipe: pipe.set(self._cache.name("failed", self.key), body, px=ttl_ms))
+
+    async def abandon(self) -> None:
+        """No answer and no verdict (the requester left, the deadline passed): a follower takes over."""
+        await self._end(None)
+
+    async def _end(self, write: Any) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            async with self._cache.redis.pipeline(transaction=False) as pipe:
+                if write is not None:
+                    write(pipe)
+                if self._token is not None:
+                    pipe.eval(_RELEASE, 1, self._cache.name("lead", self.key), self._token)
+                pipe.publish(self._cache.channel, self.key)
+                await pipe.execute()
+        except Exception:
+            log.warning("prompt cache update failed", exc_info=True, extra={"cache_key": self.key})
+
+
+class PromptCache:
+    def __init__(
+        self, redis: Redis, *, namespace: str, ttl_s: int, failure_ttl_s: float = 2.0, poll_s: float = 0.5
+    ) -> None:
+        self.redis = redis
+        self.ttl_s = ttl_s
+        self.failure_ttl_s = failure_ttl_s
+        self._prefix = f"{namespace}:chat:"
+        self.channel = f"{namespace}:chat:cache-events"
+        self._poll_s = poll_s
+        self._waiters: dict[str, set[asyncio.Future[None]]] = defaultdict(set)
+        self._pubsub: PubSub | None = None
+
+    def name(self, kind: str, key: str) -> str:
+        return f"{self._prefix}{kind}:{key}"
+
+    async def get(self, key: str) -> CachedAnswer | None:
+        raw = await self.redis.get(self.name("cache", key))
+        return CachedAnswer.from_json(raw) if raw else None
+
+    async def lead_or_wait(self, key: str, *, deadline: float, lookup: bool = True) -> CachedAnswer | Lead:
+        """The stored answer, or the lead for computing it; raises a leader's recent provider failure.
+        A follower still waiting at `deadline` (monotonic) gets a lead without the lock."""
+        if not lookup:
+            return Lead(self, key, None)  # a fresh answer was asked for: no wait, but it is stored
+        while True:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters[key].add(waiter)
+            try:
+                cached, failed = await self.redis.mget(self.name("cache", key), self.name("failed", key))
+                if cached:
+                    return CachedAnswer.from_json(cached)
+                if failed:
+                    raise error_from_body(ErrorBody.model_validate_json(failed))
+                token = uuid.uuid4().hex
+                hold_ms = max(1000, int((deadline - time.monotonic() + 1) * 1000))
+                if await self.redis.set(self.name("lead", key), token, nx=True, px=hold_ms):
+                    return Lead(self, key, token)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return Lead(self, key, None)  # out of patience: answer without the lock
+                try:
+                    async with asyncio.timeout(min(self._poll_s, left)):
+                        await waiter
+                except TimeoutError:
+                    pass
+            finally:
+                self._waiters[key].discard(waiter)
+                if not self._waiters[key]:
+                    del self._waiters[key]
+
+    async def start(self) -> None:
+        """Subscribe to the cache events channel (before any request is served)."""
+        self._pubsub = self.redis.pubsub()
+        await self._pubsub.subscribe(self.channel)
+
+    async def run(self) -> None:
+        """Wake local followers when a leader anywhere publishes their key; resubscribe after errors."""
+        while True:
+            try:
+                if self._pubsub is None:
+                    await self.start()
+                assert self._pubsub is not None
+                async for message in self._pubsub.listen():
+                    if message.get("type") == "message":
+                        self._wake(message["data"].decode())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("prompt cache events lost; resubscribing", exc_info=True)
+                await self._drop_pubsub()
+                await asyncio.sleep(1.0)
+
+    async def close(self) -> None:
+        await self._drop_pubsub()
+
+    async def _drop_pubsub(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            try:
+                await pubsub.aclose()
+            except Exception:
+                log.debug("closing the cache subscription failed", exc_info=True)
+
+    def _wake(self, key: str) -> None:
+        for waiter in self._waiters.get(key, ()):
+            if not waiter.done():
+                waiter.set_result(None)

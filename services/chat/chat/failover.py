@@ -1,0 +1,174 @@
+"""Which provider answers: the request's model's owner first, then the others in the configured
+order (Gemini, then OpenAI). Each provider gets a share of the time left before the deadline,
+so a hanging first provider cannot use up the fallback's time; each attempt has its own
+timeout inside that share; only retryable failures (429, 5xx, timeouts, dropped connections,
+malformed bodies) are retried, with exponential backoff and jitter (tenacity); a provider
+whose circuit breaker is open is skipped.
+
+All providers failed → UpstreamFailed (502); none could even be tried because every breaker
+is open → ServiceUnavailable (503) with `retry_after`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from chat.breaker import CircuitBreaker
+from chat.providers.base import ChatProvider, ProviderAnswer, ProviderError, ProviderRequest, ProviderStream
+from common.errors import ServiceUnavailable, UpstreamFailed
+
+log = logging.getLogger(__name__)
+
+MIN_ATTEMPT_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 2
+    backoff_s: float = 0.2
+    backoff_max_s: float = 2.0
+    attempt_timeout_s: float = 10.0
+
+
+type Attempt[T] = Callable[[ChatProvider, ProviderRequest, float], Awaitable[T]]
+
+
+class Failover:
+    def __init__(
+        self,
+        providers: Sequence[ChatProvider],
+        *,
+        policy: RetryPolicy,
+        breaker: Callable[[], CircuitBreaker],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not providers:
+            raise ValueError("at least one provider is needed")
+        self.providers = list(providers)
+        self.policy = policy
+        self.breakers = {p.name: breaker() for p in self.providers}
+        self._clock = clock
+
+    def order(self, model: str) -> list[ChatProvider]:
+        owner = next((p for p in self.providers if p.owns(model)), None)
+        return [owner, *(p for p in self.providers if p is not owner)] if owner else list(self.providers)
+
+    async def complete(self, request: ProviderRequest, *, deadline: float) -> tuple[ChatProvider, ProviderAnswer]:
+        """The first answer any provider gives, trying them in order until `deadline` (monotonic)."""
+
+        async def attempt(provider: ChatProvider, req: ProviderRequest, limit_s: float) -> ProviderAnswer:
+            async with asyncio.timeout(limit_s):
+                return await provider.complete(req)
+
+        return await self._run(request, deadline, attempt)
+
+    async def open_stream(self, request: ProviderRequest, *, deadline: float) -> tuple[ChatProvider, ProviderStream]:
+        """A stream that has produced its first piece: failover happens only before that."""
+
+        async def attempt(provider: ChatProvider, req: ProviderRequest, limit_s: float) -> ProviderStream:
+            stream = provider.stream(req)
+            try:
+                async with asyncio.timeout(limit_s):
+                    first = await anext(stream)
+            except BaseException:
+                await stream.aclose()
+                raise
+            return _prepend(first, stream)
+
+        return await self._run(request, deadline, attempt)
+
+    def stream_failed(self, provider: ChatProvider) -> None:
+        """A stream broke after its first piece: the provider's failure, though too late to fail over."""
+        self.breakers[provider.name].failed()
+
+    async def aclose(self) -> None:
+        for provider in self.providers:
+            await provider.aclose()
+
+    async def _run[T](self, request: ProviderRequest, deadline: float, attempt: Attempt[T]) -> tuple[ChatProvider, T]:
+        candidates = self.order(request.model)
+        failures: list[str] = []
+        tried = False
+        for position, provider in enumerate(candidates):
+            breaker = self.breakers[provider.name]
+            if not breaker.allow():
+                failures.append(f"{provider.name}: circuit open")
+                continue
+            left = deadline - self._clock()
+            if left <= MIN_ATTEMPT_S:
+                breaker.ended_without_verdict()
+                failures.append(f"{provider.name}: no time left")
+                break
+            later = sum(1 for p in candidates[position + 1 :] if self.breakers[p.name].state != "open")
+            budget_end = self._clock() + left / (later + 1)
+            req = replace(request, model=provider.model_for(request.model))
+            tried = True
+            try:
+                return provider, await self._attempts(provider, req, budget_end, attempt, breaker)
+            except ProviderError as exc:
+                log.warning(
+                    "provider failed; trying the next",
+                    extra={"provider": provider.name, "model": req.model, "error": exc.detail, "status": exc.status},
+                )
+                failures.append(str(exc))
+        if not tried:
+            wait = min(self.breakers[p.name].retry_after() for p in candidates)
+            raise ServiceUnavailable(
+                "every provider is cooling down after failures", retry_after=round(wait, 1), attempts=failures
+            )
+        raise UpstreamFailed("no provider could answer", attempts=failures)
+
+    async def _attempts[T](
+        self,
+        provider: ChatProvider,
+        request: ProviderRequest,
+        budget_end: float,
+        attempt: Attempt[T],
+        breaker: CircuitBreaker,
+    ) -> T:
+        def out_of_time(state: RetryCallState) -> bool:
+            return self._clock() + (state.upcoming_sleep or 0.0) >= budget_end - MIN_ATTEMPT_S
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.attempts) | out_of_time,
+            wait=wait_exponential_jitter(
+                initial=self.policy.backoff_s, max=self.policy.backoff_max_s, jitter=self.policy.backoff_s
+            ),
+            retry=retry_if_exception(lambda exc: isinstance(exc, ProviderError) and exc.retryable),
+            reraise=True,
+        )
+        first = True
+        async for trial in retrying:
+            with trial:
+                if not first and not breaker.allow():
+                    raise ProviderError(provider.name, "circuit opened", retryable=False, counts=False)
+                first = False
+                timeout = min(self.policy.attempt_timeout_s, budget_end - self._clock())
+                try:
+                    result = await attempt(provider, request, timeout)
+                except TimeoutError:
+                    breaker.failed()
+                    raise ProviderError(provider.name, f"no answer within {timeout:.2f}s", retryable=True) from None
+                except ProviderError as exc:
+                    breaker.failed() if exc.counts else breaker.ended_without_verdict()
+                    raise
+                except BaseException:
+                    breaker.ended_without_verdict()
+                    raise
+                breaker.succeeded()
+                return result
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+
+async def _prepend(first: str | ProviderAnswer, rest: ProviderStream) -> AsyncIterator[str | ProviderAnswer]:
+    try:
+        yield first
+        async for item in rest:
+            yield item
+    finally:
+        await rest.aclose()

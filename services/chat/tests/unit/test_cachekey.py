@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chat.cachekey import cache_key
+from chat.providers import ProviderRequest
+from common.contracts import ChatMessage
+
+pytestmark = pytest.mark.unit
+
+
+def req(*messages: tuple[str, str], model: str = "m", **params: object) -> ProviderRequest:
+    return ProviderRequest(
+        messages=tuple(ChatMessage(role=r, content=c) for r, c in messages),  # type: ignore[arg-type]
+        model=model,
+        **params,  # type: ignore[arg-type]
+    )
+
+
+BASE = req(("system", "be brief"), ("user", "Hello"))
+
+
+def test_identical_requests_share_a_key_and_equal_numbers_match() -> None:
+    assert cache_key(BASE) == cache_key(req(("system", "be brief"), ("user", "Hello")))
+    assert cache_key(req(("user", "x"), temperature=1)) == cache_key(req(("user", "x"), temperature=1.0))
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        req(("system", "be brief"), ("user", "Hello"), model="m2"),
+        req(("system", "be brief"), ("user", "hello")),  # case
+        req(("system", "be brief"), ("user", "Hello ")),  # whitespace
+        req(("user", "be brief"), ("user", "Hello")),  # role
+        req(("user", "Hello"), ("system", "be brief")),  # order
+        req(("system", "be brief"), ("user", "Hel"), ("user", "lo")),  # split differently
+        req(("system", "be brief"), ("user", "Hello"), temperature=0.0),  # absent ≠ any value
+        req(("system", "be brief"), ("user", "Hello"), top_p=1.0),
+        req(("system", "be brief"), ("user", "Hello"), max_tokens=100),
+    ],
+)
+def test_requests_that_could_get_different_answers_never_share_a_key(other: ProviderRequest) -> None:
+    assert cache_key(other) != cache_key(BASE)
+
+
+def test_unicode_is_not_normalised() -> None:
+    composed = "café"
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert cache_key(req(("user", composed))) != cache_key(req(("user", decomposed)))
+
+
+def test_the_key_does_not_hold_the_text() -> None:
+    key = cache_key(req(("user", "my secret plan")))
+    assert "secret" not in key and len(key) == 64
+
+
+messages = st.lists(
+    st.tuples(st.sampled_from(["system", "user", "assistant"]), st.text(min_size=1, max_size=8)), min_size=1, max_size=3
+)
+requests = st.builds(
+    lambda m, model, t, p, n: req(*m, model=model, temperature=t, top_p=p, max_tokens=n),
+    messages,
+    st.sampled_from(["a", "b"]),
+    st.none() | st.sampled_from([0, 0.5, 1, 1.0, 2]),
+    st.none() | st.sampled_from([0.5, 1.0]),
+    st.none() | st.integers(1, 3),
+)
+
+
+def canonical(r: ProviderRequest) -> tuple[object, ...]:
+    as_float = lambda v: None if v is None else float(v)  # noqa: E731
+    return (
+        r.model,
+        tuple((m.role, m.content) for m in r.messages),
+        as_float(r.temperature),
+        as_float(r.top_p),
+        r.max_tokens,
+    )
+
+
+@given(requests, requests)
+def test_keys_are_equal_exactly_when_the_requests_are(a: ProviderRequest, b: ProviderRequest) -> None:
+    assert (cache_key(a) == cache_key(b)) == (canonical(a) == canonical(b))

@@ -1,0 +1,107 @@
+"""Provider failover seen from the HTTP API: gateway → chat → credits → simulated providers.
+
+Gemini failing (5xx or hanging) is answered by OpenAI within the deadline; both failing is a
+502 problem+json and the reservation is released; every breaker open is a 503 at once."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from gateway.settings import GatewaySettings
+from tests.simulator.server import RunningSimulator
+from tests.support.chat_system import chat_services, chat_settings
+from tests.support.client import balance
+
+pytestmark = pytest.mark.integration
+
+FULL = {"available": 100, "reserved": 0, "spent": 0, "granted": 100}
+
+
+def question(text: str = "Which broker?", **extra: object) -> dict[str, object]:
+    return {"messages": [{"role": "user", "content": text}], **extra}
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status and problem["request_id"] == response.headers["x-request-id"]
+    return problem  # type: ignore[no-any-return]
+
+
+async def test_gemini_5xx_is_answered_by_openai_within_the_deadline(
+    client: httpx.AsyncClient, auth: dict[str, str], gateway_settings: GatewaySettings, simulator: RunningSimulator
+) -> None:
+    simulator.sim.add_fault("gemini", status=503, times=-1)
+    async with chat_services(gateway_settings, chat_settings(gateway_settings, simulator)):
+        started = time.monotonic()
+        response = await client.post("/v1/chat", json=question(), headers=auth | {"X-Request-Timeout": "5"})
+        elapsed = time.monotonic() - started
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["provider"], body["model"], body["cached"]) == ("openai", "gpt-4o-mini", False)
+        assert body["message"]["content"] == "Simulated OpenAI answer to: Which broker?"
+        assert elapsed < 5
+        assert (
+            simulator.sim.count("gemini") == 2 and simulator.sim.count("openai") == 1
+        )  # retried once, then failed over
+        assert await balance(client, auth) == FULL | {"available": 99, "spent": 1}
+
+
+async def test_gemini_hanging_is_cut_by_the_attempt_timeout_and_openai_answers_within_the_deadline(
+    client: httpx.AsyncClient, auth: dict[str, str], gateway_settings: GatewaySettings, simulator: RunningSimulator
+) -> None:
+    simulator.sim.add_fault("gemini", hang=True, hang_s=30, times=-1)
+    settings = chat_settings(gateway_settings, simulator, chat_attempt_timeout_s=0.5)
+    async with chat_services(gateway_settings, settings):
+        started = time.monotonic()
+        response = await client.post("/v1/chat", json=question(), headers=auth | {"X-Request-Timeout": "4"})
+        elapsed = time.monotonic() - started
+        assert response.status_code == 200, response.text
+        assert response.json()["provider"] == "openai"
+        assert elapsed < 4
+        assert simulator.sim.count("gemini") == 2
+
+
+async def test_both_failing_is_502_and_the_reservation_is_released(
+    client: httpx.AsyncClient, auth: dict[str, str], gateway_settings: GatewaySettings, simulator: RunningSimulator
+) -> None:
+    simulator.sim.add_fault("gemini", status=500, times=-1)
+    simulator.sim.add_fault("openai", malformed=True, times=-1)
+    async with chat_services(gateway_settings, chat_settings(gateway_settings, simulator)):
+        assert await balance(client, auth) == FULL
+        response = await client.post("/v1/chat", json=question(), headers=auth | {"X-Request-Timeout": "5"})
+        problem = assert_problem(response, 502)
+        assert problem["attempts"] == ["gemini: HTTP 500 INTERNAL", "openai: malformed reply (JSONDecodeError)"]
+        assert await balance(client, auth) == FULL
+        history = (await client.get("/v1/credits/history", headers=auth)).json()["entries"]
+        assert [e["kind"] for e in history][:2] == ["release", "reserve"]
+
+
+async def test_a_stream_whose_providers_all_fail_before_the_first_token_is_502_and_released(
+    client: httpx.AsyncClient, auth: dict[str, str], gateway_settings: GatewaySettings, simulator: RunningSimulator
+) -> None:
+    simulator.sim.add_fault("gemini", status=503, times=-1)
+    simulator.sim.add_fault("openai", status=502, times=-1)
+    async with chat_services(gateway_settings, chat_settings(gateway_settings, simulator)):
+        response = await client.post("/v1/chat", json=question(stream=True), headers=auth)
+        assert_problem(response, 502)
+        assert await balance(client, auth) == FULL
+
+
+async def test_every_breaker_open_is_503_at_once_without_calling_a_provider(
+    client: httpx.AsyncClient, auth: dict[str, str], gateway_settings: GatewaySettings, simulator: RunningSimulator
+) -> None:
+    simulator.sim.add_fault("gemini", status=503, times=-1)
+    simulator.sim.add_fault("openai", status=503, times=-1)
+    settings = chat_settings(gateway_settings, simulator, chat_retry_attempts=1, chat_breaker_failures=1)
+    async with chat_services(gateway_settings, settings):
+        assert_problem(await client.post("/v1/chat", json=question("one"), headers=auth), 502)
+        calls = simulator.sim.count()
+        problem = assert_problem(await client.post("/v1/chat", json=question("two"), headers=auth), 503)
+        assert simulator.sim.count() == calls
+        assert 0 < problem["retry_after"] <= 30  # type: ignore[operator]
+        assert await balance(client, auth) == FULL
