@@ -22,6 +22,9 @@ def stack(
         "AMQP_URL": amqp_url,
         "REDIS_URL": redis_url,
         "ENVIRONMENT": "development",
+        # Load tests must not meet the per-user budgets; tests about rate limits set their own.
+        "RATE_LIMITS": '{"chat": {"user": "100000/minute"}, "images": {"user": "100000/minute"}}',
+        "RATE_LIMIT_IP": "100000/minute",
         **(marker.kwargs if marker else {}),
     }
     s = Stack(namespace=namespace, gateway_port=free_port(), data_dir=tmp_path / "data", extra_env=env)

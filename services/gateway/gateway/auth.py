@@ -1,34 +1,54 @@
-"""Who is calling: the one dependency every route uses to get the verified user.
+"""Who is calling, and what they may do.
 
-Identity comes only from a verified bearer token; no header a client sets is trusted.
+Identity comes only from a verified bearer token: Clerk session tokens when Clerk is
+configured, otherwise (development only) the local development issuer; a token from the
+development issuer is refused while Clerk is configured. No header a client sets is
+trusted. `AuthenticationMiddleware` verifies a token once per request (so rate limits and
+idempotency know the user) and routes declare what they need with `CurrentUser`,
+`AdminUser` or `require_roles(...)`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, get_args
 
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from common.contracts import Actor
-from common.errors import Forbidden, Unauthenticated
+from common.contracts import Actor, Role
+from common.errors import Forbidden, PlatformError, Unauthenticated
+from gateway.clerk import ClerkTokens, Identity
 from gateway.devissuer import DevIssuer
+from gateway.users import UserDirectory
 
 _bearer = HTTPBearer(auto_error=False)
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
 class TokenVerifier:
-    """Verifies bearer tokens. Today: the development issuer; the Clerk work extends this."""
+    """Verifies bearer tokens: Clerk's when `clerk` is given, else the development issuer's."""
 
-    def __init__(self, *, dev_issuer: DevIssuer | None, leeway_s: int) -> None:
-        self._dev = dev_issuer
+    def __init__(self, *, dev_issuer: DevIssuer | None, leeway_s: int, clerk: ClerkTokens | None = None) -> None:
+        self._dev = None if clerk is not None else dev_issuer
         self._leeway = leeway_s
+        self._clerk = clerk
 
-    def verify(self, token: str) -> Actor:
+    async def aclose(self) -> None:
+        if self._clerk is not None:
+            await self._clerk.aclose()
+
+    async def authenticate(self, token: str) -> Identity:
+        if self._clerk is not None:
+            return await self._clerk.verify(token)
+        return self.verify(token)
+
+    def verify(self, token: str) -> Identity:
+        """A development-issuer token (no IO: its key is local)."""
         if self._dev is None:
-            raise Unauthenticated("no token issuer is configured")
+            raise Unauthenticated("no token issuer is configured" if self._clerk is None else "invalid token")
         try:
             header = jwt.get_unverified_header(token)
             if header.get("kid") != self._dev.kid:
@@ -41,29 +61,81 @@ class TokenVerifier:
                 leeway=self._leeway,
                 options={"require": ["sub", "iss", "exp", "iat"]},
             )
-            return Actor(id=claims["sub"], email=claims.get("email", ""), role=claims.get("role", "user"))
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated("token expired") from exc
-        except (jwt.InvalidTokenError, ValidationError) as exc:
+        except jwt.InvalidTokenError as exc:
             raise Unauthenticated("invalid token") from exc
+        # A development token may assert a role (it is a development tool); without one the users collection decides.
+        role, email, subject = claims.get("role"), claims.get("email"), claims["sub"]
+        if (role is not None and role not in ROLES) or not isinstance(subject, str) or not 0 < len(subject) <= 128:
+            raise Unauthenticated("invalid token")
+        return Identity(
+            id=subject, email=email if isinstance(email, str) and email else None, role=role, provider="development"
+        )
+
+
+async def authenticate(app_state: Any, token: str) -> Actor:
+    """Token → verified identity → the user as the users collection knows them."""
+    verifier: TokenVerifier = app_state.verifier
+    users: UserDirectory = app_state.users
+    return await users.actor(await verifier.authenticate(token))
+
+
+def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name.lower() == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return (token.strip() or None) if scheme.lower() == "bearer" else None
+    return None
+
+
+class AuthenticationMiddleware:
+    """Verifies the bearer token, if any, and records the caller (or why the token was
+    refused) in the request state; it refuses nothing itself, routes do."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            token = bearer_token(scope["headers"])
+            if token is not None:
+                state = scope.setdefault("state", {})
+                try:
+                    state["actor"] = await authenticate(scope["app"].state, token)
+                except PlatformError as exc:
+                    state["auth_error"] = exc
+        await self.app(scope, receive, send)
 
 
 async def current_user(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Actor:
+    actor: Actor | None = getattr(request.state, "actor", None)
+    if actor is not None:
+        return actor
+    error: PlatformError | None = getattr(request.state, "auth_error", None)
+    if error is not None:
+        raise error
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("missing bearer token")
-    verifier: TokenVerifier = request.app.state.verifier
-    return verifier.verify(credentials.credentials)
+    return await authenticate(request.app.state, credentials.credentials)
 
 
 CurrentUser = Annotated[Actor, Depends(current_user)]
 
 
-async def admin_user(user: CurrentUser) -> Actor:
-    if user.role != "admin":
-        raise Forbidden("admins only")
-    return user
+def require_roles(*roles: Role) -> Callable[[Actor], Awaitable[Actor]]:
+    """A dependency admitting only these roles (403 for the others)."""
+    allowed = frozenset(roles)
+
+    async def dependency(user: CurrentUser) -> Actor:
+        if user.role not in allowed:
+            raise Forbidden(f"this needs the role {' or '.join(sorted(allowed))}")
+        return user
+
+    return dependency
 
 
+admin_user = require_roles("admin")
 AdminUser = Annotated[Actor, Depends(admin_user)]

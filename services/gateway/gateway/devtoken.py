@@ -17,6 +17,8 @@ def main() -> None:
     settings = GatewaySettings()
     if settings.environment != "development":
         parser.error("the development issuer exists only with ENVIRONMENT=development")
+    if settings.clerk_enabled:
+        parser.error("CLERK_ISSUER is set: the gateway accepts Clerk tokens only, not development ones")
     issuer = DevIssuer(issuer=settings.dev_issuer, key_file=settings.dev_issuer_key_file)
     print(issuer.token(email=args.email, role=args.role, ttl_s=args.ttl))
 

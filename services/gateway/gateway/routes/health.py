@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,15 +19,23 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="The broker and stores are reachable")
 async def readyz(request: Request, request_id: RequestId) -> Any:
-    checks = {"broker": request.app.state.bus.is_ready}
+    """Ready when the broker and MongoDB answer. Redis down is not unready under the default
+    RATE_LIMIT_FALLBACK=local: the gateway keeps serving with an in-process rate limiter and
+    says so here (`rate_limiter: local`, status `degraded`)."""
+    state = request.app.state
+    checks = {"broker": state.bus.is_ready, "redis": await state.limiter.probe()}
     try:
-        checks["redis"] = bool(await request.app.state.redis.ping())
+        async with asyncio.timeout(2):
+            checks["mongodb"] = bool((await state.mongo.admin.command("ping")).get("ok"))
     except Exception:
-        checks["redis"] = False
-    if not all(checks.values()):
-        failing = ", ".join(name for name, ok in checks.items() if not ok)
-        raise ServiceUnavailable(f"not ready: {failing}", checks=checks)
-    return JSONResponse({"status": "ready", "checks": checks})
+        checks["mongodb"] = False
+    mode = state.limiter.mode
+    required = {name: ok for name, ok in checks.items() if name != "redis" or mode == "unavailable"}
+    if not all(required.values()):
+        failing = ", ".join(name for name, ok in required.items() if not ok)
+        raise ServiceUnavailable(f"not ready: {failing}", checks=checks, rate_limiter=mode)
+    status = "ready" if all(checks.values()) else "degraded"
+    return JSONResponse({"status": status, "checks": checks, "rate_limiter": mode})
 
 
 @router.get(

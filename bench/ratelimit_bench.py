@@ -1,0 +1,104 @@
+"""Benchmark: the gateway's rate-limit check (one Lua round trip that admits or refuses and
+returns what the RateLimit header fields need) against, in the same run and at the same
+concurrency, the `limits` library's async Redis moving window doing the same job (a `hit`
+plus `get_window_stats` for the header fields) and a bare Redis PING (the floor of any check).
+
+    make bench          (writes bench/results/ratelimit.json)
+
+The figure to watch is checks/s ÷ PING/s (a one-round-trip check stays near 1 and under the
+library's two-trip pair), and the p99 a check adds to a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from limits import RateLimitItemPerMinute
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import Redis
+
+from devstack import DEFAULT_REDIS_URL, ROOT
+from gateway.quotas import Budget
+from gateway.ratelimit import RateLimiter
+
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
+USERS = 256
+LIMIT = 1_000_000  # never reached: every check admits, so both sides do the same work
+RESULTS = ROOT / "bench" / "results" / "ratelimit.json"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run_for(worker: Callable[[int, int], Awaitable[object]]) -> dict[str, float]:
+    latencies: list[float] = []
+    stop_at = time.perf_counter() + SECONDS
+
+    async def loop(i: int) -> None:
+        n = 0
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            await worker(i, n)
+            latencies.append(time.perf_counter() - started)
+            n += 1
+
+    await asyncio.gather(*(loop(i) for i in range(CONCURRENCY)))
+    return {
+        "per_s": round(len(latencies) / SECONDS, 1),
+        "p50_ms": round(percentile(latencies, 0.5) * 1e3, 3),
+        "p99_ms": round(percentile(latencies, 0.99) * 1e3, 3),
+    }
+
+
+async def main() -> None:
+    url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    namespace = f"bench{uuid.uuid4().hex[:8]}"
+    redis = Redis.from_url(url, max_connections=CONCURRENCY * 2)
+    ours = RateLimiter(redis, namespace=namespace, fallback="local")
+    budget = Budget("chat", LIMIT, 60)
+    library = MovingWindowRateLimiter(RedisStorage("async+" + url, key_prefix=namespace))
+    item = RateLimitItemPerMinute(LIMIT)
+
+    async def check(i: int, n: int) -> None:
+        outcome = await ours.check(f"user:{(i * 7919 + n) % USERS}", budget)
+        assert outcome.allowed
+
+    async def library_check(i: int, n: int) -> None:
+        key = f"user:{(i * 7919 + n) % USERS}"
+        assert await library.hit(item, key)
+        await library.get_window_stats(item, key)
+
+    try:
+        await ours.check("warm-up", budget)
+        results = {
+            "concurrency": CONCURRENCY,
+            "seconds_each": SECONDS,
+            "redis_ping": await run_for(lambda i, n: redis.ping()),
+            "gateway_check_lua": await run_for(check),
+            "limits_hit_plus_stats": await run_for(library_check),
+        }
+        results["check_vs_ping"] = round(results["gateway_check_lua"]["per_s"] / results["redis_ping"]["per_s"], 3)
+        results["check_vs_library"] = round(
+            results["gateway_check_lua"]["per_s"] / results["limits_hit_plus_stats"]["per_s"], 3
+        )
+    finally:
+        keys = [k async for k in redis.scan_iter(match=f"{namespace}*")]
+        for start in range(0, len(keys), 500):
+            await redis.delete(*keys[start : start + 500])
+        await redis.aclose()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,160 @@
+"""Rate limits through the HTTP stack against the real Redis (and without it)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from chat.settings import ChatSettings
+from credits.settings import CreditsSettings
+from devstack import free_port
+from gateway.app import create_app
+from gateway.devissuer import DevIssuer
+from gateway.settings import GatewaySettings
+from tests.support.services import in_process
+
+pytestmark = pytest.mark.integration
+
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+
+
+def ask(text: str) -> dict[str, object]:
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+LIMITS = {
+    "chat": {"user": "3/minute", "subscriber": "5/minute"},
+    "images": {"user": "2/minute", "subscriber": "2/minute"},
+}
+
+Gateway = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def gateway(gateway_settings: GatewaySettings) -> Gateway:
+    """A gateway with these settings changed, and a client for it."""
+
+    @asynccontextmanager
+    async def start(client: str = "127.0.0.1", **changes: object) -> AsyncIterator[httpx.AsyncClient]:
+        app: FastAPI = create_app(
+            GatewaySettings(**(gateway_settings.model_dump() | {"rate_limits": LIMITS} | changes))
+        )
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, client=(client, 50000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+                yield http
+
+    return start
+
+
+@pytest.fixture
+async def services(gateway_settings: GatewaySettings) -> AsyncIterator[None]:
+    common = gateway_settings.model_dump(include={"amqp_url", "redis_url", "bus_namespace", "mongodb_url"})
+    credits = CreditsSettings(**common, mongodb_database=gateway_settings.mongodb_database, signup_credits=100)
+    async with in_process("credits", credits), in_process("chat", ChatSettings(**common)):
+        yield
+
+
+def token(issuer: DevIssuer, email: str, role: str = "user") -> dict[str, str]:
+    return {"Authorization": "Bearer " + issuer.token(email=email, role=role)}  # type: ignore[arg-type]
+
+
+async def test_the_request_after_the_budget_is_429_with_retry_after(
+    gateway: Gateway, issuer: DevIssuer, services: None
+) -> None:
+    user = token(issuer, "budget@example.com")
+    async with gateway() as http:
+        answers = [await http.post("/v1/chat", json=ask(f"q{i}"), headers=user) for i in range(4)]
+        assert [r.status_code for r in answers] == [200, 200, 200, 429]
+        assert [r.headers["ratelimit"].split(", ")[1].split(";")[1] for r in answers] == ["r=2", "r=1", "r=0", "r=0"]
+        assert answers[0].headers["ratelimit-policy"] == '"ip";q=600;w=60, "chat";q=3;w=60'
+        refused = answers[3]
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        problem = refused.json()
+        assert (problem["status"], problem["limit"], problem["request_id"]) == (
+            429,
+            "chat",
+            refused.headers["x-request-id"],
+        )
+        assert re.fullmatch(r'"ip";r=\d+;t=\d+, "chat";r=0;t=\d+', refused.headers["ratelimit"])
+        # The refused request reached nothing: three answers, three credits.
+        assert (await http.get("/v1/credits", headers=user)).json()["spent"] == 3
+
+
+async def test_budgets_differ_by_role_and_by_user(gateway: Gateway, issuer: DevIssuer) -> None:
+    subscriber = token(issuer, "sub@example.com", "subscriber")
+    other = token(issuer, "other@example.com")
+    async with gateway() as http:
+        statuses = [(await http.post("/v1/chat", json=CHAT, headers=subscriber)).status_code for _ in range(6)]
+        assert statuses.count(429) == 1 and statuses[-1] == 429  # 5 for a subscriber
+        assert (await http.post("/v1/chat", json=CHAT, headers=other)).status_code != 429
+
+
+async def test_chat_and_images_have_budgets_of_their_own(gateway: Gateway, issuer: DevIssuer) -> None:
+    user = token(issuer, "both@example.com")
+    async with gateway() as http:
+        for _ in range(3):
+            await http.post("/v1/chat", json=CHAT, headers=user)
+        assert (await http.post("/v1/chat", json=CHAT, headers=user)).status_code == 429
+        images = [(await http.post("/v1/images", json={"prompt": "a cat"}, headers=user)) for _ in range(3)]
+        assert [r.status_code == 429 for r in images] == [False, False, True]
+        assert images[2].json()["limit"] == "images"
+        assert (await http.get("/v1/credits/history", headers=user)).status_code != 429  # reads: per IP only
+
+
+async def test_before_authentication_the_client_ip_is_limited(gateway: Gateway) -> None:
+    async with gateway(rate_limit_ip="5/minute") as http:
+        statuses = [(await http.post("/v1/chat", json=CHAT)).status_code for _ in range(6)]
+        assert statuses == [401] * 5 + [429]
+        spoofed = await http.post("/v1/chat", json=CHAT, headers={"X-Forwarded-For": "203.0.113.9"})
+        assert spoofed.status_code == 429  # no trusted proxy: the header changes nothing
+    async with gateway(client="10.1.2.3", rate_limit_ip="5/minute") as http:
+        assert (await http.post("/v1/chat", json=CHAT)).status_code == 401
+
+
+async def test_with_redis_unreachable_the_gateway_serves_under_a_local_limiter(
+    gateway: Gateway, issuer: DevIssuer, services: None
+) -> None:
+    user = token(issuer, "local@example.com")
+    async with gateway(redis_url=f"redis://127.0.0.1:{free_port()}/0") as http:
+        statuses = [(await http.post("/v1/chat", json=ask(f"q{i}"), headers=user)).status_code for i in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["rate_limiter"] == "local" and ready.json()["status"] == "degraded"
+        assert ready.json()["checks"]["redis"] is False
+        keyed = await http.post(
+            "/v1/chat", json=CHAT, headers=token(issuer, "k@example.com") | {"Idempotency-Key": "k1"}
+        )
+        assert keyed.status_code == 503  # a key cannot be honoured without Redis: refused, not run unguarded
+
+
+async def test_with_the_closed_policy_redis_down_refuses_limited_requests(gateway: Gateway, issuer: DevIssuer) -> None:
+    changes = {"redis_url": f"redis://127.0.0.1:{free_port()}/0", "rate_limit_fallback": "closed"}
+    async with gateway(**changes) as http:
+        response = await http.post("/v1/chat", json=CHAT, headers=token(issuer, "closed@example.com"))
+        assert response.status_code == 503 and response.headers["content-type"] == "application/problem+json"
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["rate_limiter"] == "unavailable"
+
+
+async def test_on_the_openai_routes_a_429_is_in_openai_shape(gateway: Gateway, issuer: DevIssuer) -> None:
+    user = token(issuer, "sdk@example.com")
+    body = {**ask("hi"), "model": "local-echo-1"}
+    async with gateway() as http:
+        for _ in range(3):
+            await http.post("/v1/chat/completions", json=body, headers=user)
+        refused = await http.post("/v1/chat/completions", json=body, headers=user)
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        error = refused.json()["error"]
+        assert (error["type"], error["code"], error["request_id"]) == (
+            "rate_limit_error",
+            "rate_limited",
+            refused.headers["x-request-id"],
+        )

@@ -1,0 +1,31 @@
+import pytest
+from pydantic import ValidationError
+
+from gateway.settings import GatewaySettings
+
+pytestmark = pytest.mark.unit
+
+REAL = {"amqp_url": "amqp://u:s3cr3t-pw@broker/", "environment": "production"}
+
+
+def test_outside_development_clerk_is_required() -> None:
+    with pytest.raises(ValidationError, match="CLERK_ISSUER"):
+        GatewaySettings(**REAL)
+    settings = GatewaySettings(**REAL, clerk_issuer="https://clerk.example.com")
+    assert settings.clerk_jwks == "https://clerk.example.com/.well-known/jwks.json"
+
+
+def test_lists_come_comma_separated_and_budgets_are_checked() -> None:
+    settings = GatewaySettings(
+        clerk_issuer="https://c.example.com",
+        clerk_authorized_parties="https://a.example.com/, https://b.example.com",  # type: ignore[arg-type]
+        cors_origins="https://a.example.com",  # type: ignore[arg-type]
+    )
+    assert settings.clerk_authorized_parties == ["https://a.example.com", "https://b.example.com"]
+    assert settings.cors_origins == ["https://a.example.com"]
+    with pytest.raises(ValidationError, match="not a rate limit"):
+        GatewaySettings(rate_limit_ip="lots")
+    with pytest.raises(ValidationError, match="unknown rate-limit groups"):
+        GatewaySettings(rate_limits={"videos": {"user": "1/minute"}})
+    with pytest.raises(ValidationError, match="needs CLERK_ISSUER"):
+        GatewaySettings(clerk_jwks_url="https://c.example.com/jwks")
