@@ -11,7 +11,7 @@ import aiormq
 
 from common.bus import Topology
 
-SERVICES = ("gateway", "chat", "imagegen", "credits")
+SERVICES = ("gateway", "chat", "imagegen", "imagegen-jobs", "credits")
 
 
 async def queue_depth(amqp_url: str, queue: str) -> int:
