@@ -42,6 +42,8 @@ asyncapi: bootstrap
 
 bench: bootstrap
 	PYTHONPATH=tools:. $(PY) bench/credits_bench.py
+	PYTHONPATH=tools:. $(PY) bench/chat_bench.py
+	PYTHONPATH=tools:. $(PY) bench/ratelimit_bench.py
 
 reconcile: bootstrap
 	$(PY) -m credits.reconcile

@@ -12,20 +12,15 @@ from redis.asyncio import Redis
 from common.bus import Bus, RpcClient, Topology
 from common.logs import configure_logging
 from common.telemetry import configure_tracing
-from gateway import problems
-from gateway.auth import TokenVerifier
-from gateway.devissuer import DevIssuer
-from gateway.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from gateway.routes import chat, credits, health
+from gateway import guard, problems
+from gateway.middleware import RequestContextMiddleware
+from gateway.routes import admin, chat, credits, health, images, webhooks
+from gateway.routes import openai as openai_compatible
 from gateway.settings import GatewaySettings
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
-    dev_issuer = (
-        DevIssuer(issuer=settings.dev_issuer, key_file=settings.dev_issuer_key_file)
-        if settings.environment == "development"
-        else None
-    )
+    dev_issuer = guard.dev_issuer(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,7 +35,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         redis = Redis.from_url(settings.redis_url.get_secret_value())
         app.state.bus, app.state.rpc, app.state.redis = bus, rpc, redis
         try:
-            yield
+            async with guard.stores(app, settings):
+                yield
         finally:
             await bus.close()
             await redis.aclose()
@@ -48,12 +44,16 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app = FastAPI(title="AI SaaS gateway", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.dev_issuer = dev_issuer
-    app.state.verifier = TokenVerifier(dev_issuer=dev_issuer, leeway_s=settings.jwt_leeway_s)
+    app.state.verifier = guard.verifier(settings, dev_issuer)
     problems.install(app)
     app.include_router(health.router)
     app.include_router(chat.router)
+    app.include_router(openai_compatible.router)
     app.include_router(credits.router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.include_router(images.router)
+    app.include_router(admin.router)
+    app.include_router(webhooks.router)
+    guard.install(app, settings)  # security headers, CORS, rate limits, authentication, body limits, idempotency
     app.add_middleware(RequestContextMiddleware)
     return app
 
@@ -62,7 +62,15 @@ def main() -> None:
     settings = GatewaySettings()
     configure_logging(service=settings.service_name, level=settings.log_level)
     configure_tracing(service=settings.service_name)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+    )
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
+from common.contracts import Role
 from common.settings import CommonSettings
+from gateway.quotas import GROUPS, parse_budget
 
 
 class GatewaySettings(CommonSettings):
@@ -25,3 +29,110 @@ class GatewaySettings(CommonSettings):
         Path(".data/dev-issuer-key.pem"), description="RSA private key of the development issuer; created on first use."
     )
     jwt_leeway_s: int = Field(30, ge=0, le=300, description="Clock skew tolerated on exp/nbf.")
+
+    # -- Clerk (production identity) -----------------------------------------------------
+    clerk_issuer: str | None = Field(
+        None,
+        description="`iss` of Clerk session tokens (the Frontend API URL); setting it (or CLERK_JWKS_URL) turns "
+        "Clerk on and the development issuer off.",
+    )
+    clerk_jwks_url: str | None = Field(
+        None, description="Clerk JWKS URL; default CLERK_ISSUER + /.well-known/jwks.json."
+    )
+    clerk_authorized_parties: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed as a token's `azp` (comma-separated); empty: not checked."
+    )
+    clerk_webhook_secret: SecretStr | None = Field(
+        None, description="Svix signing secret (whsec_...) of the Clerk webhook endpoint."
+    )
+    clerk_jwks_ttl_s: float = Field(3600.0, gt=0, description="Life of the cached Clerk JWKS.")
+    clerk_jwks_min_refresh_s: float = Field(
+        30.0, ge=0, description="Least time between two JWKS fetches caused by tokens with an unknown `kid`."
+    )
+    user_cache_ttl_s: float = Field(
+        5.0, ge=0, description="How long a gateway trusts its copy of a user's role; a role change shows within it."
+    )
+    signup_credits: int = Field(
+        20, ge=0, description="Free credits a new account gets once (the Clerk user.created webhook grants them)."
+    )
+
+    # -- traffic control -------------------------------------------------------------------
+    rate_limit_ip: str = Field(
+        "600/minute", description="Budget per client IP over every request, checked before authentication."
+    )
+    rate_limits: dict[str, dict[Role, str]] = Field(
+        default_factory=lambda: {
+            "chat": {"user": "30/minute", "subscriber": "120/minute", "admin": "600/minute"},
+            "images": {"user": "6/minute", "subscriber": "30/minute", "admin": "120/minute"},
+        },
+        description="Per-user budgets of POSTs to /v1/chat* and /v1/images*, by role (JSON).",
+    )
+    rate_limit_fallback: Literal["local", "closed"] = Field(
+        "local",
+        description="With Redis unreachable: `local` keeps serving under an in-process limiter per gateway; "
+        "`closed` refuses limited requests with 503.",
+    )
+    forwarded_allow_ips: str = Field(
+        "", description="Proxies whose X-Forwarded-For gives the client IP (comma-separated, `*` for any); empty: none."
+    )
+    idempotency_ttl_s: int = Field(86400, ge=60, description="How long a response is kept for Idempotency-Key replays.")
+    max_prompt_chars: int = Field(
+        48_000,
+        ge=1,
+        description="Longest prompt accepted (all message texts of a chat, or an image prompt); 413 above.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Browser origins allowed by CORS (comma-separated); empty: no CORS."
+    )
+
+    # -- images ------------------------------------------------------------------------------
+    image_job_timeout_s: float = Field(
+        180.0,
+        gt=0,
+        description="Deadline of an image job (X-Request-Timeout may shorten it); keep it below RESERVATION_TTL_S.",
+    )
+    image_data_dir: Path = Field(
+        Path(".data/images"), description="Where imagegen's local storage keeps files; served at /files/images."
+    )
+
+    @field_validator("clerk_authorized_parties", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("rate_limit_ip")
+    @classmethod
+    def _budget(cls, value: str) -> str:
+        parse_budget(value)
+        return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _budgets(cls, value: dict[str, dict[Role, str]]) -> dict[str, dict[Role, str]]:
+        unknown = set(value) - set(GROUPS)
+        if unknown:
+            raise ValueError(f"unknown rate-limit groups {sorted(unknown)}; known: {sorted(GROUPS)}")
+        for by_role in value.values():
+            for budget in by_role.values():
+                parse_budget(budget)
+        return value
+
+    @model_validator(mode="after")
+    def _clerk(self) -> GatewaySettings:
+        if self.clerk_jwks_url and not self.clerk_issuer:
+            raise ValueError("CLERK_JWKS_URL needs CLERK_ISSUER: tokens are checked against it")
+        if self.environment != "development" and not self.clerk_issuer:
+            raise ValueError(f"set CLERK_ISSUER in {self.environment}: without it no token could be verified")
+        return self
+
+    @property
+    def clerk_enabled(self) -> bool:
+        return self.clerk_issuer is not None
+
+    @property
+    def clerk_jwks(self) -> str | None:
+        if self.clerk_issuer is None:
+            return None
+        return self.clerk_jwks_url or self.clerk_issuer.rstrip("/") + "/.well-known/jwks.json"

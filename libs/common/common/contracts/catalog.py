@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from common.contracts.chat import ChatCompletion, CompleteChat
+from common.contracts.chat import ChatCompletion, CompleteChat, ListModels, ModelList, UsageRecorded
 from common.contracts.credits import (
     Balance,
     CommitReservation,
@@ -27,6 +27,19 @@ from common.contracts.credits import (
     ReserveCredits,
 )
 from common.contracts.envelope import Contract
+from common.contracts.images import (
+    DeleteImage,
+    GenerateImage,
+    GetImage,
+    GetImageJob,
+    ImageDeleted,
+    ImageGenerated,
+    ImageJob,
+    ImagePage,
+    ImageRecord,
+    ListImages,
+    RunImageJob,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +51,10 @@ class MessageSpec:
     reply: type[Contract] | None = None
     summary: str = ""
 
+
+# Image jobs run long, so they have a queue (and a prefetch) of their own: a backlog of jobs
+# never holds up the quick image queries and job submissions on the `imagegen` queue.
+IMAGE_WORKER = "imagegen-jobs"
 
 CATALOG: dict[str, MessageSpec] = {
     spec.name: spec
@@ -79,5 +96,37 @@ CATALOG: dict[str, MessageSpec] = {
             summary="Recompute balances from the journal.",
         ),
         MessageSpec("CreditsChanged", CreditsChanged, "credits", kind="event", summary="An account changed."),
+        MessageSpec(
+            "GenerateImage",
+            GenerateImage,
+            "imagegen",
+            reply=ImageJob,
+            summary="Accept an image job (credits held, job stored); the image follows on the job's own queue.",
+        ),
+        MessageSpec(
+            "RunImageJob",
+            RunImageJob,
+            IMAGE_WORKER,
+            summary="Run an accepted image job: provider, storage, gallery, charge (internal).",
+        ),
+        MessageSpec("GetImageJob", GetImageJob, "imagegen", reply=ImageJob, summary="Read an image job's status."),
+        MessageSpec("ListImages", ListImages, "imagegen", reply=ImagePage, summary="List images, newest first."),
+        MessageSpec("GetImage", GetImage, "imagegen", reply=ImageRecord, summary="Read one image."),
+        MessageSpec(
+            "DeleteImage", DeleteImage, "imagegen", reply=ImageDeleted, summary="Remove an image and its stored file."
+        ),
+        MessageSpec(
+            "ImageGenerated", ImageGenerated, "imagegen", kind="event", summary="An image was generated and charged."
+        ),
+        MessageSpec(
+            "ListModels", ListModels, "chat", reply=ModelList, summary="Which models the chat service answers with."
+        ),
+        MessageSpec(
+            "UsageRecorded",
+            UsageRecorded,
+            "chat",
+            kind="event",
+            summary="An answer's tokens, latency, cache use and estimated provider cost.",
+        ),
     )
 }

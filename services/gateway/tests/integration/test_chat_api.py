@@ -47,7 +47,10 @@ async def chat_service(chat_queue: Bus, gateway_settings: GatewaySettings, mongo
     common = gateway_settings.model_dump(include={"amqp_url", "redis_url", "bus_namespace"})
     database = f"t_{gateway_settings.bus_namespace}"
     credits = CreditsSettings(**common, mongodb_url=mongodb_url, mongodb_database=database, signup_credits=1000)
-    async with in_process("credits", credits), in_process("chat", ChatSettings(**common)):
+    async with (
+        in_process("credits", credits),
+        in_process("chat", ChatSettings(**common, mongodb_url=mongodb_url, mongodb_database=database)),
+    ):
         yield
 
 
@@ -187,7 +190,8 @@ async def test_stalled_chat_is_504_within_the_deadline(
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"broker": True, "redis": True}
+    assert ready.status_code == 200 and ready.json()["checks"] == {"broker": True, "redis": True, "mongodb": True}
+    assert ready.json()["rate_limiter"] == "redis"
 
 
 async def test_unknown_route_is_a_problem_too(client: httpx.AsyncClient) -> None:
