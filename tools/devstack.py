@@ -217,14 +217,14 @@ class Stack:
 
     def start_service(self, name: str, *, timeout: float = 60) -> Process:
         """Start (or restart) one service and wait until it says it is ready."""
-        if name == "gateway":
-            proc = self._spawn(name, [sys.executable, "-m", "gateway"])
-            self.wait_ready(timeout=timeout)
-            return proc
         env = {}
         if self.free_metrics_ports:  # tests: never collide with another stack's or make run's ports
             self.metrics_ports[name] = free_port()
             env["METRICS_PORT"] = str(self.metrics_ports[name])
+        if name == "gateway":
+            proc = self._spawn(name, [sys.executable, "-m", "gateway"], env=env)
+            self.wait_ready(timeout=timeout)
+            return proc
         proc = self._spawn(name, [sys.executable, "-m", name], env=env)
         proc.wait_for_line(_event_is("service ready"), timeout=timeout)
         return proc

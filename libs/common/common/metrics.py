@@ -1,5 +1,5 @@
-"""Prometheus metrics shared by every service, and the /metrics endpoint of the consuming
-services (the gateway serves its own on its HTTP port).
+"""Prometheus metrics shared by every service, and the /metrics side port each service
+(the gateway included) serves on METRICS_PORT.
 
 Names follow Prometheus conventions: `aisaas_<what>_<unit>` with a `service` label, so one
 dashboard covers every service and each scales on its own.
@@ -7,7 +7,11 @@ dashboard covers every service and each scales on its own.
 
 from __future__ import annotations
 
+import logging
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
 
 HANDLER_SECONDS = Histogram(
     "aisaas_handler_seconds",
@@ -23,7 +27,21 @@ MESSAGES = Counter(
 IN_FLIGHT = Gauge("aisaas_messages_in_flight", "Messages being handled now.", ["service"])
 
 
+HTTP_SECONDS = Histogram(
+    "aisaas_http_request_seconds",
+    "Gateway HTTP requests by method, route template and status.",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+HTTP_IN_FLIGHT = Gauge("aisaas_http_requests_in_flight", "Gateway HTTP requests being served now.")
+
+
 def serve_metrics(*, port: int, host: str = "127.0.0.1") -> None:
-    """Expose /metrics on a side port (a daemon thread); port 0 disables it."""
-    if port:
+    """Expose /metrics on a side port (a daemon thread), away from the public API; port 0
+    disables it. A busy port is logged, not fatal: metrics never take a service down."""
+    if not port:
+        return
+    try:
         start_http_server(port, addr=host)
+    except OSError as exc:
+        log.error("metrics endpoint not started", extra={"port": port, "error": str(exc)})

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from common.bus import Bus, RpcClient, Topology
 from common.logs import configure_logging
+from common.metrics import serve_metrics
 from common.telemetry import configure_tracing
 from gateway import guard, problems
 from gateway.middleware import RequestContextMiddleware
@@ -62,6 +63,7 @@ def main() -> None:
     settings = GatewaySettings()
     configure_logging(service=settings.service_name, level=settings.log_level)
     configure_tracing(service=settings.service_name)
+    serve_metrics(port=settings.metrics_port, host=settings.metrics_host)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

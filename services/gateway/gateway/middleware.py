@@ -14,12 +14,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.errors import PayloadTooLarge
 from common.logs import bound
+from common.metrics import HTTP_IN_FLIGHT, HTTP_SECONDS
 from gateway.problems import PROBLEM_JSON
 
 REQUEST_ID_HEADER = b"x-request-id"
 _WELL_FORMED = re.compile(rb"^[A-Za-z0-9._:-]{8,128}$")
 tracer = trace.get_tracer("gateway.http")
 log = logging.getLogger("gateway.access")
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template (`/v1/images/{image_id}`), never the raw path, so metric
+    labels stay few; unmatched paths share one label."""
+    route = scope.get("route")
+    return getattr(route, "path", None) or "unmatched"
 
 
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
@@ -65,10 +73,14 @@ class RequestContextMiddleware:
             tracer.start_as_current_span(name, kind=SpanKind.SERVER, attributes=attributes) as span,
             bound(request_id=request_id),
         ):
+            HTTP_IN_FLIGHT.inc()
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
-                duration_ms = round((time.perf_counter() - started) * 1000, 2)
+                HTTP_IN_FLIGHT.dec()
+                elapsed = time.perf_counter() - started
+                HTTP_SECONDS.labels(scope["method"], route_template(scope), str(status)).observe(elapsed)
+                duration_ms = round(elapsed * 1000, 2)
                 log.info(
                     "request finished",
                     extra={

@@ -13,6 +13,7 @@ from gateway.quotas import GROUPS, parse_budget
 
 class GatewaySettings(CommonSettings):
     service_name: str = "gateway"
+    metrics_port: int = 9100
     host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port the HTTP server binds.")
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="Largest request body accepted; larger gets 413.")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -32,6 +33,7 @@ from common.contracts.catalog import CATALOG
 from common.contracts.envelope import Contract, Envelope, Reply
 from common.errors import PlatformError
 from common.logs import bound
+from common.metrics import HANDLER_SECONDS, IN_FLIGHT, MESSAGES
 from common.telemetry import context_from
 
 log = logging.getLogger(__name__)
@@ -151,6 +153,7 @@ class Consumer:
                 "unparseable message dead-lettered",
                 extra={"message_type": name, "message_id": message.message_id, "error": str(exc)[:500]},
             )
+            MESSAGES.labels(self._service, name or "unknown", "dead_lettered").inc()
             await message.reject(requeue=False)
             return
         attributes = {
@@ -167,14 +170,22 @@ class Consumer:
             ) as span,
             bound(request_id=envelope.request_id, user_id=envelope.actor.id if envelope.actor else None),
         ):
-            await self._process(message, envelope, span)
+            IN_FLIGHT.labels(self._service).inc()
+            started = time.perf_counter()
+            try:
+                outcome = await self._process(message, envelope, span)
+            finally:
+                IN_FLIGHT.labels(self._service).dec()
+            HANDLER_SECONDS.labels(self._service, name).observe(time.perf_counter() - started)
+            MESSAGES.labels(self._service, name, outcome).inc()
 
-    async def _process(self, message: AbstractIncomingMessage, envelope: Envelope[Contract], span: trace.Span) -> None:
+    async def _process(self, message: AbstractIncomingMessage, envelope: Envelope[Contract], span: trace.Span) -> str:
+        """Handle one parsed message; returns its outcome for the metrics."""
         if envelope.expired():
             log.warning("expired message dropped", extra={"message_type": envelope.type, "deadline": envelope.deadline})
             span.set_attribute("messaging.dropped", "expired")
             await message.ack()
-            return
+            return "expired"
         previous = await self._processed.reply_for(envelope.message_id) if self._processed else None
         if previous is not None:
             log.info(
@@ -185,11 +196,13 @@ class Consumer:
             if previous and message.reply_to:
                 await self._bus.reply(previous, reply_to=message.reply_to, correlation_id=message.correlation_id)
             await message.ack()
-            return
+            return "duplicate"
+        outcome = "ok"
         try:
             result = await self._handle(message, envelope)
             reply: Reply[Contract] = Reply(request_id=envelope.request_id, result=result)
         except PlatformError as exc:
+            outcome = "error"
             log.info("message answered with an error", extra={"message_type": envelope.type, "code": exc.code})
             reply = Reply(request_id=envelope.request_id, error=exc.to_body())
         except Exception as exc:
@@ -200,7 +213,7 @@ class Consumer:
             )
             span.set_status(Status(StatusCode.ERROR, repr(exc)))
             await message.nack(requeue=True)
-            return
+            return "retried"
         body = reply.model_dump_json().encode() if message.reply_to else b""
         if self._processed is not None:
             await self._processed.record(envelope.message_id, body)
@@ -208,6 +221,7 @@ class Consumer:
             await self._bus.reply(body, reply_to=message.reply_to, correlation_id=message.correlation_id)
         await message.ack()
         log.info("message handled", extra={"message_type": envelope.type})
+        return outcome
 
     async def _handle(self, message: AbstractIncomingMessage, envelope: Envelope[Contract]) -> Contract | None:
         handler = self._handlers[envelope.type]

@@ -1,0 +1,73 @@
+"""Metrics move as expected after a known sequence of requests: HTTP counts by route and
+status, chat messages handled, and the ledger's reserve/commit counters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+
+from chat.settings import ChatSettings
+from credits.settings import CreditsSettings
+from gateway.devissuer import DevIssuer
+from gateway.settings import GatewaySettings
+from tests.support.services import in_process
+
+pytestmark = pytest.mark.integration
+
+HELLO = {"messages": [{"role": "user", "content": "count me"}]}
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+async def services(gateway_settings: GatewaySettings, mongodb_url: str) -> AsyncIterator[None]:
+    common = gateway_settings.model_dump(include={"amqp_url", "redis_url", "bus_namespace"})
+    database = f"t_{gateway_settings.bus_namespace}"
+    credits = CreditsSettings(**common, mongodb_url=mongodb_url, mongodb_database=database, signup_credits=2)
+    chat = ChatSettings(**common, mongodb_url=mongodb_url, mongodb_database=database, chat_cache_ttl_s=0)
+    async with in_process("credits", credits), in_process("chat", chat):
+        yield
+
+
+async def test_a_known_sequence_moves_the_counters(
+    client: httpx.AsyncClient, issuer: DevIssuer, services: None
+) -> None:
+    user = {"Authorization": "Bearer " + issuer.token(email="metrics@example.com", role="user")}
+    before = {
+        "ok": sample("aisaas_http_request_seconds_count", method="POST", route="/v1/chat", status="200"),
+        "paid": sample("aisaas_http_request_seconds_count", method="POST", route="/v1/chat", status="402"),
+        "bad": sample("aisaas_http_request_seconds_count", method="POST", route="/v1/chat", status="422"),
+        "handled": sample("aisaas_messages_total", service="chat", message="CompleteChat", outcome="ok"),
+        "refused": sample("aisaas_messages_total", service="chat", message="CompleteChat", outcome="error"),
+        "reserved": sample("aisaas_credits_moved_total", operation="reserve"),
+        "committed": sample("aisaas_credits_moved_total", operation="commit"),
+        "insufficient": sample("aisaas_credits_insufficient_total"),
+    }
+    for _ in range(3):  # two answers, then 402: the signup grant is 2 credits at 1 each
+        await client.post("/v1/chat", json=HELLO, headers=user)
+    assert (await client.post("/v1/chat", json={"messages": []}, headers=user)).status_code == 422
+
+    assert (
+        sample("aisaas_http_request_seconds_count", method="POST", route="/v1/chat", status="200") == before["ok"] + 2
+    )
+    assert (
+        sample("aisaas_http_request_seconds_count", method="POST", route="/v1/chat", status="402") == before["paid"] + 1
+    )
+    assert (
+        sample("aisaas_http_request_seconds_count", method="POST", route="/v1/chat", status="422") == before["bad"] + 1
+    )
+    assert (
+        sample("aisaas_messages_total", service="chat", message="CompleteChat", outcome="ok") == before["handled"] + 2
+    )
+    assert (
+        sample("aisaas_messages_total", service="chat", message="CompleteChat", outcome="error")
+        == before["refused"] + 1
+    )
+    assert sample("aisaas_credits_moved_total", operation="reserve") == before["reserved"] + 2
+    assert sample("aisaas_credits_moved_total", operation="commit") == before["committed"] + 2
+    assert sample("aisaas_credits_insufficient_total") == before["insufficient"] + 1
