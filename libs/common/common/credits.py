@@ -8,6 +8,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from opentelemetry import trace
+
 from common.bus import RpcClient
 from common.contracts import (
     Balance,
@@ -25,11 +27,16 @@ from common.contracts import (
 )
 
 SETTLE_S = 10.0
+tracer = trace.get_tracer("common.credits")
 
 
 def _settle_deadline(caller: Caller) -> datetime:
     floor = datetime.now(UTC) + timedelta(seconds=SETTLE_S)
     return max(caller.deadline, floor) if caller.deadline else floor
+
+
+def _attributes(reservation_id: uuid.UUID, amount: int) -> dict[str, str | int]:
+    return {"aisaas.reservation_id": str(reservation_id), "aisaas.credits": amount}
 
 
 class CreditsClient:
@@ -46,7 +53,8 @@ class CreditsClient:
             purpose=purpose,
         )
         envelope = caller.envelope(payload, message_id=uuid.uuid5(reservation_id, "reserve"))
-        return await self._rpc.call(envelope, reply_model=Reservation)
+        with tracer.start_as_current_span("credits reserve", attributes=_attributes(reservation_id, amount)):
+            return await self._rpc.call(envelope, reply_model=Reservation)
 
     async def commit(self, caller: Caller, reservation: Reservation, *, amount: int) -> ReservationResolved:
         payload = CommitReservation(
@@ -57,7 +65,8 @@ class CreditsClient:
         )
         message_id = uuid.uuid5(reservation.reservation_id, "commit")
         envelope = caller.envelope(payload, message_id=message_id, deadline=_settle_deadline(caller))
-        return await self._rpc.call(envelope, reply_model=ReservationResolved)
+        with tracer.start_as_current_span("credits commit", attributes=_attributes(reservation.reservation_id, amount)):
+            return await self._rpc.call(envelope, reply_model=ReservationResolved)
 
     async def release(self, caller: Caller, reservation: Reservation) -> ReservationResolved:
         payload = ReleaseReservation(
@@ -65,7 +74,10 @@ class CreditsClient:
         )
         message_id = uuid.uuid5(reservation.reservation_id, "release")
         envelope = caller.envelope(payload, message_id=message_id, deadline=_settle_deadline(caller))
-        return await self._rpc.call(envelope, reply_model=ReservationResolved)
+        with tracer.start_as_current_span(
+            "credits release", attributes=_attributes(reservation.reservation_id, reservation.amount)
+        ):
+            return await self._rpc.call(envelope, reply_model=ReservationResolved)
 
     async def balance(self, caller: Caller) -> Balance:
         assert caller.actor is not None

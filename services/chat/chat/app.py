@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from functools import partial
 
+from chat.analytics import UsageAnalytics
 from chat.breaker import CircuitBreaker
 from chat.cache import PromptCache
 from chat.costs import CostTable
@@ -79,6 +80,7 @@ async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
         await runtime.bus.publish(event, event=True)
 
     usage = UsageRecorder(database(mongo, settings)["usage"], announce)
+    analytics = UsageAnalytics(database(mongo, settings)["usage"])
     runtime.spawn(usage.run(), name="usage-recorder")
     runtime.on_close(usage.close)
 
@@ -94,7 +96,11 @@ async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
         hit_price=settings.chat_cache_hit_price,
         stream_ack_timeout_s=settings.chat_stream_ack_timeout_s,
     )
-    return {"CompleteChat": Streaming(handlers.complete_chat), "ListModels": handlers.list_models}
+    return {
+        "CompleteChat": Streaming(handlers.complete_chat),
+        "ListModels": handlers.list_models,
+        "GetUsageReport": analytics.handle,
+    }
 
 
 def main() -> None:

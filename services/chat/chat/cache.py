@@ -26,6 +26,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from chat import metrics
 from chat.providers.base import ProviderAnswer
 from common.errors import ErrorBody, PlatformError, error_from_body
 
@@ -123,15 +124,18 @@ class PromptCache:
             try:
                 cached, failed = await self.redis.mget(self.name("cache", key), self.name("failed", key))
                 if cached:
+                    metrics.CACHE.labels("hit").inc()
                     return CachedAnswer.from_json(cached)
                 if failed:
                     raise error_from_body(ErrorBody.model_validate_json(failed))
                 token = uuid.uuid4().hex
                 hold_ms = max(1000, int((deadline - time.monotonic() + 1) * 1000))
                 if await self.redis.set(self.name("lead", key), token, nx=True, px=hold_ms):
+                    metrics.CACHE.labels("miss").inc()
                     return Lead(self, key, token)
                 left = deadline - time.monotonic()
                 if left <= 0:
+                    metrics.CACHE.labels("miss").inc()
                     return Lead(self, key, None)  # out of patience: answer without the lock
                 try:
                     async with asyncio.timeout(min(self._poll_s, left)):

@@ -16,13 +16,17 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from chat import metrics
 from chat.breaker import CircuitBreaker
 from chat.providers.base import ChatProvider, ProviderAnswer, ProviderError, ProviderRequest, ProviderStream
 from common.errors import ServiceUnavailable, UpstreamFailed
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("chat.providers")
 
 MIN_ATTEMPT_S = 0.05
 
@@ -116,6 +120,7 @@ class Failover:
                     extra={"provider": provider.name, "model": req.model, "error": exc.detail, "status": exc.status},
                 )
                 failures.append(str(exc))
+                metrics.FALLBACKS.labels(provider.name).inc()
         if not tried:
             wait = min(self.breakers[p.name].retry_after() for p in candidates)
             raise ServiceUnavailable(
@@ -149,20 +154,36 @@ class Failover:
                     raise ProviderError(provider.name, "circuit opened", retryable=False, counts=False)
                 first = False
                 timeout = min(self.policy.attempt_timeout_s, budget_end - self._clock())
-                try:
-                    result = await attempt(provider, request, timeout)
-                except TimeoutError:
-                    breaker.failed()
-                    raise ProviderError(provider.name, f"no answer within {timeout:.2f}s", retryable=True) from None
-                except ProviderError as exc:
-                    breaker.failed() if exc.counts else breaker.ended_without_verdict()
-                    raise
-                except BaseException:
-                    breaker.ended_without_verdict()
-                    raise
-                breaker.succeeded()
-                return result
+                attributes = {"gen_ai.system": provider.name, "gen_ai.request.model": request.model}
+                started = time.perf_counter()
+                with tracer.start_as_current_span(
+                    f"chat {provider.name}", kind=SpanKind.CLIENT, attributes=attributes
+                ) as span:
+                    try:
+                        result = await attempt(provider, request, timeout)
+                    except TimeoutError:
+                        breaker.failed()
+                        self._observe(provider.name, "timeout", started, breaker, span)
+                        raise ProviderError(provider.name, f"no answer within {timeout:.2f}s", retryable=True) from None
+                    except ProviderError as exc:
+                        breaker.failed() if exc.counts else breaker.ended_without_verdict()
+                        self._observe(provider.name, "error", started, breaker, span)
+                        raise
+                    except BaseException:
+                        breaker.ended_without_verdict()
+                        raise
+                    breaker.succeeded()
+                    self._observe(provider.name, "ok", started, breaker, span)
+                    return result
         raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    @staticmethod
+    def _observe(provider: str, outcome: str, started: float, breaker: CircuitBreaker, span: trace.Span) -> None:
+        metrics.PROVIDER_CALLS.labels(provider, outcome).inc()
+        metrics.PROVIDER_SECONDS.labels(provider).observe(time.perf_counter() - started)
+        metrics.CIRCUIT.labels(provider).set(metrics.CIRCUIT_VALUE[breaker.state])
+        if outcome != "ok":
+            span.set_status(Status(StatusCode.ERROR, outcome))
 
 
 async def _prepend(first: str | ProviderAnswer, rest: ProviderStream) -> AsyncIterator[str | ProviderAnswer]:

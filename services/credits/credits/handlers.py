@@ -12,8 +12,10 @@ from common.contracts import (
     Balance,
     CommitReservation,
     CreditsGranted,
+    CreditsReport,
     Envelope,
     GetBalance,
+    GetCreditsReport,
     GetJournal,
     GrantCredits,
     JournalPage,
@@ -29,6 +31,7 @@ from credits import metrics
 from credits.cache import BalanceCache
 from credits.ledger import TERMINAL
 from credits.reconcile import reconcile
+from credits.report import credits_report
 from credits.repository import AccountRepository, balance_of
 
 Doc = dict[str, Any]
@@ -166,8 +169,14 @@ class CreditsHandlers:
             raise Forbidden("admins only")
         return await reconcile(self._repo, limit=envelope.payload.limit)
 
+    async def credits_report(self, envelope: Envelope[GetCreditsReport]) -> CreditsReport:
+        if envelope.actor is not None and envelope.actor.role != "admin":
+            raise Forbidden("admins only")
+        return await credits_report(self._repo, envelope.payload)
+
     def routes(self) -> dict[str, Any]:
         return {
+            "GetCreditsReport": self.credits_report,
             "ReserveCredits": self.reserve,
             "CommitReservation": self.commit,
             "ReleaseReservation": self.release,

@@ -121,6 +121,7 @@ class AccountRepository:
         await self.accounts.create_index([("outbox.at", ASCENDING)])
         await self.journal.create_index([("userId", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)])
         await self.journal.create_index([("reservationId", ASCENDING)])
+        await self.journal.create_index([("at", ASCENDING)])
         await self.users.create_index([("userEmail", ASCENDING)])
 
     # -- accounts -------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from common.metrics import serve_metrics
 from common.telemetry import configure_tracing
 from gateway import guard, problems
 from gateway.middleware import RequestContextMiddleware
-from gateway.routes import admin, chat, credits, health, images, webhooks
+from gateway.routes import admin, analytics, chat, credits, health, images, webhooks
 from gateway.routes import openai as openai_compatible
 from gateway.settings import GatewaySettings
 
@@ -53,6 +53,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(credits.router)
     app.include_router(images.router)
     app.include_router(admin.router)
+    app.include_router(analytics.router)
     app.include_router(webhooks.router)
     guard.install(app, settings)  # security headers, CORS, rate limits, authentication, body limits, idempotency
     app.add_middleware(RequestContextMiddleware)

@@ -1,5 +1,14 @@
 """Message contracts: the envelope, replies and every command and event payload."""
 
+from common.contracts.analytics import (
+    CreditsReport,
+    GetCreditsReport,
+    GetUsageReport,
+    UsageFigures,
+    UsageGrouping,
+    UsageReport,
+    UsageRow,
+)
 from common.contracts.catalog import CATALOG, MessageSpec
 from common.contracts.chat import (
     ChatChunk,
@@ -66,6 +75,7 @@ __all__ = [
     "Contract",
     "CreditsChanged",
     "CreditsGranted",
+    "CreditsReport",
     "DeleteImage",
     "Drift",
     "EntryKind",
@@ -73,9 +83,11 @@ __all__ = [
     "FinishReason",
     "GenerateImage",
     "GetBalance",
+    "GetCreditsReport",
     "GetImage",
     "GetImageJob",
     "GetJournal",
+    "GetUsageReport",
     "GrantCredits",
     "GrantReason",
     "ImageDeleted",
@@ -105,6 +117,10 @@ __all__ = [
     "RunImageJob",
     "SCHEMA_VERSION",
     "Usage",
+    "UsageFigures",
+    "UsageGrouping",
     "UsageRecorded",
+    "UsageReport",
+    "UsageRow",
     "job_channel",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from common.contracts.analytics import CreditsReport, GetCreditsReport, GetUsageReport, UsageReport
 from common.contracts.chat import ChatCompletion, CompleteChat, ListModels, ModelList, UsageRecorded
 from common.contracts.credits import (
     Balance,
@@ -127,6 +128,20 @@ CATALOG: dict[str, MessageSpec] = {
             "chat",
             kind="event",
             summary="An answer's tokens, latency, cache use and estimated provider cost.",
+        ),
+        MessageSpec(
+            "GetUsageReport",
+            GetUsageReport,
+            "chat",
+            reply=UsageReport,
+            summary="Usage and cost by day, user, model or provider.",
+        ),
+        MessageSpec(
+            "GetCreditsReport",
+            GetCreditsReport,
+            "credits",
+            reply=CreditsReport,
+            summary="Credits granted against spent.",
         ),
     )
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from gateway.devissuer import DevIssuer
 from gateway.settings import GatewaySettings
 from tests.support.broker import queue_depth
 from tests.support.services import in_process
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +83,13 @@ async def test_one_trace_covers_gateway_and_chat_spans(
     configure_tracing(service="test", span_processors=[SimpleSpanProcessor(exporter)])
     response = await client.post("/v1/chat", json=HELLO, headers=auth)
     assert response.status_code == 200
-    spans = {s.name: s for s in exporter.get_finished_spans()}
+    # The consumer's span ends just after it has replied: wait for it rather than race it.
+    wanted = {"POST /v1/chat", "CompleteChat publish", "CompleteChat process"}
+
+    async def finished() -> dict[str, Any]:
+        return {s.name: s for s in exporter.get_finished_spans()}
+
+    spans = await wait_until(finished, lambda found: wanted <= set(found), within=5)
     http, publish, process = spans["POST /v1/chat"], spans["CompleteChat publish"], spans["CompleteChat process"]
     assert http.context.trace_id == publish.context.trace_id == process.context.trace_id
     assert http.attributes is not None and http.attributes["aisaas.request_id"] == response.headers["x-request-id"]

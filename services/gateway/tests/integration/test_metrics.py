@@ -71,3 +71,31 @@ async def test_a_known_sequence_moves_the_counters(
     assert sample("aisaas_credits_moved_total", operation="reserve") == before["reserved"] + 2
     assert sample("aisaas_credits_moved_total", operation="commit") == before["committed"] + 2
     assert sample("aisaas_credits_insufficient_total") == before["insufficient"] + 1
+
+
+@pytest.fixture
+async def cached_services(gateway_settings: GatewaySettings, mongodb_url: str) -> AsyncIterator[None]:
+    common = gateway_settings.model_dump(include={"amqp_url", "redis_url", "bus_namespace"})
+    database = f"t_{gateway_settings.bus_namespace}"
+    credits = CreditsSettings(**common, mongodb_url=mongodb_url, mongodb_database=database, signup_credits=10)
+    chat = ChatSettings(**common, mongodb_url=mongodb_url, mongodb_database=database)
+    async with in_process("credits", credits), in_process("chat", chat):
+        yield
+
+
+async def test_cache_hits_and_provider_calls_are_counted(
+    client: httpx.AsyncClient, issuer: DevIssuer, cached_services: None
+) -> None:
+    user = {"Authorization": "Bearer " + issuer.token(email="cache-metrics@example.com", role="user")}
+    body = {"messages": [{"role": "user", "content": f"cache me {id(client)}"}]}
+    before = {
+        "hit": sample("aisaas_prompt_cache_lookups_total", result="hit"),
+        "miss": sample("aisaas_prompt_cache_lookups_total", result="miss"),
+        "calls": sample("aisaas_provider_calls_total", provider="local", outcome="ok"),
+    }
+    first, second = [await client.post("/v1/chat", json=body, headers=user) for _ in range(2)]
+    assert (first.json()["cached"], second.json()["cached"]) == (False, True)
+    assert sample("aisaas_prompt_cache_lookups_total", result="miss") == before["miss"] + 1
+    assert sample("aisaas_prompt_cache_lookups_total", result="hit") == before["hit"] + 1
+    assert sample("aisaas_provider_calls_total", provider="local", outcome="ok") == before["calls"] + 1
+    assert sample("aisaas_provider_circuit_state", provider="local") == 0

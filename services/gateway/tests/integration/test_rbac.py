@@ -77,6 +77,8 @@ MATRIX: dict[tuple[str, str], Call] = {
         f"/v1/admin/users/{IDS['user']}/role", ADMINS, json={"role": "user"}
     ),
     ("GET", "/v1/admin/users"): Call("/v1/admin/users", ADMINS),
+    ("GET", "/v1/admin/analytics/usage"): Call("/v1/admin/analytics/usage", ADMINS),
+    ("GET", "/v1/admin/analytics/credits"): Call("/v1/admin/analytics/credits", ADMINS),
     ("POST", "/v1/images"): Call("/v1/images", SIGNED_IN | ACCEPTED, json=SMALL_IMAGE),
     ("POST", "/v1/images/generations"): Call("/v1/images/generations", SIGNED_IN, json=SMALL_IMAGE),
     ("GET", "/v1/images"): Call("/v1/images", SIGNED_IN),
