@@ -34,6 +34,13 @@ HTTP_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 HTTP_IN_FLIGHT = Gauge("aisaas_http_requests_in_flight", "Gateway HTTP requests being served now.")
+RATE_LIMITED = Counter(
+    "aisaas_rate_limited_total", "Requests refused with 429, by budget (ip, chat, images).", ["budget"]
+)
+QUEUE_DEPTH = Gauge("aisaas_queue_depth", "Messages ready in a service's queue, sampled by the service.", ["queue"])
+QUEUE_CONSUMERS = Gauge(
+    "aisaas_queue_consumers", "Consumers attached to a service's queue, sampled by the service.", ["queue"]
+)
 
 
 def serve_metrics(*, port: int, host: str = "127.0.0.1") -> None:

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from common.bus import Bus, Consumer, Handler, ProcessedMessages, Topology
 from common.logs import configure_logging
-from common.metrics import serve_metrics
+from common.metrics import QUEUE_CONSUMERS, QUEUE_DEPTH, serve_metrics
 from common.settings import CommonSettings
 from common.telemetry import configure_tracing
 
@@ -61,8 +61,30 @@ async def start(settings: CommonSettings, setup: Setup, *, bus: Bus, redis: Redi
             max_attempts=settings.bus_max_attempts,
         )
         await consumer.start()
+        runtime.spawn(sample_queue(bus, consumer.queue_name), name="queue-depth")
     log.info("service ready", extra={"messages": sorted(handlers)})
     return runtime
+
+
+async def sample_queue(bus: Bus, queue: str, *, interval_s: float = 5.0) -> None:
+    """Publish the depth and consumer count of the service's queue as metrics (a passive
+    declare: it changes nothing and registers nothing for reconnection)."""
+    while True:
+        try:
+            channel = await bus.connection.channel(publisher_confirms=False)
+            try:
+                while True:
+                    declared = await (await channel.get_underlay_channel()).queue_declare(queue, passive=True)
+                    QUEUE_DEPTH.labels(queue).set(declared.message_count or 0)
+                    QUEUE_CONSUMERS.labels(queue).set(declared.consumer_count or 0)
+                    await asyncio.sleep(interval_s)
+            finally:
+                await channel.close()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.debug("queue depth not sampled; retrying", exc_info=True)
+            await asyncio.sleep(interval_s)
 
 
 async def stop(runtime: Runtime) -> None:

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.contracts import Actor, Role
 from common.errors import PlatformError, RateLimited
+from common.metrics import RATE_LIMITED
 from gateway.asgi import send_problem
 from gateway.quotas import Budget, Outcome, group_of, parse_budgets, policy_header, ratelimit_header
 from gateway.ratelimit import RateLimiter
@@ -44,6 +45,7 @@ async def _count(scope: Scope, receive: Receive, send: Send, key: str, budget: B
     scope.setdefault("state", {}).setdefault(_OUTCOMES, []).append(outcome)
     if outcome.allowed:
         return True
+    RATE_LIMITED.labels(budget.name).inc()
     error = RateLimited(
         f"the {budget.name} budget of {budget.limit} requests per {budget.window_s}s is used up",
         limit=budget.name,

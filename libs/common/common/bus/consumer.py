@@ -132,6 +132,7 @@ class Consumer:
         self._processed = processed
         self._prefetch = prefetch
         self._max_attempts = max_attempts
+        self.queue_name = bus.topology.queue(service)
 
     async def start(self) -> None:
         channel = await self._bus.channel(prefetch=self._prefetch)

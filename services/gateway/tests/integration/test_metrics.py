@@ -11,9 +11,11 @@ from prometheus_client import REGISTRY
 
 from chat.settings import ChatSettings
 from credits.settings import CreditsSettings
+from gateway.app import create_app
 from gateway.devissuer import DevIssuer
 from gateway.settings import GatewaySettings
 from tests.support.services import in_process
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -99,3 +101,33 @@ async def test_cache_hits_and_provider_calls_are_counted(
     assert sample("aisaas_prompt_cache_lookups_total", result="hit") == before["hit"] + 1
     assert sample("aisaas_provider_calls_total", provider="local", outcome="ok") == before["calls"] + 1
     assert sample("aisaas_provider_circuit_state", provider="local") == 0
+
+
+async def test_rate_limit_rejections_are_counted(gateway_settings: GatewaySettings, issuer: DevIssuer) -> None:
+    settings = gateway_settings.model_copy(update={"rate_limits": {"chat": {"user": "1/minute"}}})
+    app = create_app(settings)
+    user = {"Authorization": "Bearer " + issuer.token(email="limited@example.com", role="user")}
+    before = sample("aisaas_rate_limited_total", budget="chat")
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as limited,
+    ):
+        await limited.post("/v1/chat", json=HELLO, headers=user | {"X-Request-Timeout": "1"})
+        refused = await limited.post("/v1/chat", json=HELLO, headers=user)
+    assert refused.status_code == 429
+    assert sample("aisaas_rate_limited_total", budget="chat") == before + 1
+
+
+async def test_queue_depth_and_consumers_are_sampled(gateway_settings: GatewaySettings, mongodb_url: str) -> None:
+    common = gateway_settings.model_dump(include={"amqp_url", "redis_url", "bus_namespace"})
+    settings = CreditsSettings(
+        **common, mongodb_url=mongodb_url, mongodb_database=f"t_{gateway_settings.bus_namespace}"
+    )
+    queue = f"{gateway_settings.bus_namespace}.credits"
+
+    async def consumers() -> float | None:
+        return REGISTRY.get_sample_value("aisaas_queue_consumers", {"queue": queue})
+
+    async with in_process("credits", settings):
+        assert await wait_until(consumers, lambda n: n == 1, within=10) == 1
+        assert REGISTRY.get_sample_value("aisaas_queue_depth", {"queue": queue}) == 0
