@@ -1,6 +1,7 @@
 """OpenTelemetry set-up and W3C trace-context propagation through message envelopes.
 
-Export follows the standard OTEL_* variables: with OTEL_EXPORTER_OTLP_ENDPOINT (or
+MongoDB and Redis calls are traced through their OpenTelemetry instrumentations. Export
+follows the standard OTEL_* variables: with OTEL_EXPORTER_OTLP_ENDPOINT (or
 OTEL_TRACES_EXPORTER=otlp) spans go out over OTLP/HTTP; otherwise they are recorded but
 not exported. Tests install their own in-memory exporter through `span_processors`.
 """
@@ -11,6 +12,8 @@ import os
 from collections.abc import Sequence
 
 from opentelemetry import context, propagate, trace
+from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -31,6 +34,10 @@ def configure_tracing(*, service: str, span_processors: Sequence[SpanProcessor] 
 
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(provider)
+        # MongoDB and Redis calls get client spans from their official instrumentations (a
+        # pymongo command listener, and redis-py's client patched in place by OpenTelemetry).
+        PymongoInstrumentor().instrument()
+        RedisInstrumentor().instrument()
     for processor in span_processors:
         provider.add_span_processor(processor)
     return provider
