@@ -16,16 +16,15 @@ import json
 import os
 import statistics
 import sys
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 from google import genai
 from google.genai import types
 
+from bench.load import run_for
 from devstack import ROOT, Stack, free_port
 from gateway.devissuer import DevIssuer
 from tests.simulator.server import run_simulator
@@ -38,37 +37,6 @@ RESULTS = ROOT / "bench" / "results" / "chat.json"
 UNLIMITED = json.dumps({group: {"user": "10000000/minute"} for group in ("chat", "images")})
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def run_for(seconds: float, worker: Any) -> dict[str, float]:
-    """`worker(i, n)` in CONCURRENCY loops for `seconds`: requests per second and latency percentiles."""
-    latencies: list[float] = []
-    failures = 0
-    stop_at = time.perf_counter() + seconds
-
-    async def loop(i: int) -> None:
-        nonlocal failures
-        n = 0
-        while time.perf_counter() < stop_at:
-            started = time.perf_counter()
-            if await worker(i, n):
-                latencies.append(time.perf_counter() - started)
-            else:
-                failures += 1
-            n += 1
-
-    await asyncio.gather(*(loop(i) for i in range(CONCURRENCY)))
-    return {
-        "per_s": round(len(latencies) / seconds, 1),
-        "p50_ms": round(percentile(latencies, 0.5) * 1e3, 2),
-        "p99_ms": round(percentile(latencies, 0.99) * 1e3, 2),
-        "failures": failures,
-    }
-
-
 async def direct_round(gemini_url: str) -> dict[str, float]:
     client = genai.Client(api_key="sim-gemini-key", http_options=types.HttpOptions(base_url=gemini_url))
 
@@ -77,7 +45,7 @@ async def direct_round(gemini_url: str) -> dict[str, float]:
         return bool(reply.text)
 
     try:
-        return await run_for(SECONDS, worker)
+        return await run_for(SECONDS, worker, concurrency=CONCURRENCY)
     finally:
         await client.aio.aclose()
         client.close()
@@ -92,7 +60,7 @@ async def gateway_round(http: httpx.AsyncClient, users: list[dict[str, str]], *,
         response = await http.post("/v1/chat", json=body, headers=users[i])
         return response.status_code == 200 and response.json()["cached"] is cached
 
-    return await run_for(SECONDS, worker)
+    return await run_for(SECONDS, worker, concurrency=CONCURRENCY)
 
 
 async def main() -> None:

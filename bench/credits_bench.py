@@ -15,7 +15,6 @@ import json
 import os
 import statistics
 import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient, ReturnDocument
 
+from bench.load import run_for
 from common.bus import Bus, RpcClient, Topology
 from common.contracts import Actor, Caller
 from common.credits import CreditsClient
@@ -33,32 +33,6 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 USERS = 64
 RESULTS = ROOT / "bench" / "results" / "credits.json"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def run_for(seconds: float, worker: Any) -> dict[str, float]:
-    """Run `worker(i, n)` in CONCURRENCY loops for `seconds`: calls per second and latency percentiles."""
-    latencies: list[float] = []
-    stop_at = time.perf_counter() + seconds
-
-    async def loop(i: int) -> None:
-        n = 0
-        while time.perf_counter() < stop_at:
-            started = time.perf_counter()
-            await worker(i, n)
-            latencies.append(time.perf_counter() - started)
-            n += 1
-
-    await asyncio.gather(*(loop(i) for i in range(CONCURRENCY)))
-    return {
-        "per_s": len(latencies) / seconds,
-        "p50_ms": percentile(latencies, 0.5) * 1e3,
-        "p99_ms": percentile(latencies, 0.99) * 1e3,
-    }
 
 
 async def raw_round(mongo_url: str, database: str, *, ledger_shaped: bool) -> dict[str, float]:
@@ -96,7 +70,7 @@ async def raw_round(mongo_url: str, database: str, *, ledger_shaped: bool) -> di
         )
 
     try:
-        return await run_for(SECONDS, ledger if ledger_shaped else plain)
+        return await run_for(SECONDS, ledger if ledger_shaped else plain, concurrency=CONCURRENCY)
     finally:
         await col.drop()
         await client.close()
@@ -121,7 +95,7 @@ async def pairs_round(amqp_url: str, namespace: str) -> dict[str, float]:
         *(credits.balance(Caller("warm", a, datetime.now(UTC) + timedelta(seconds=30))) for a in actors)
     )
     try:
-        return await run_for(SECONDS, worker)
+        return await run_for(SECONDS, worker, concurrency=CONCURRENCY)
     finally:
         await bus.close()
 

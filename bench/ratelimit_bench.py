@@ -14,15 +14,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
+from bench.load import run_for
 from devstack import DEFAULT_REDIS_URL, ROOT
 from gateway.quotas import Budget
 from gateway.ratelimit import RateLimiter
@@ -32,31 +31,6 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
 USERS = 256
 LIMIT = 1_000_000  # never reached: every check admits, so both sides do the same work
 RESULTS = ROOT / "bench" / "results" / "ratelimit.json"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def run_for(worker: Callable[[int, int], Awaitable[object]]) -> dict[str, float]:
-    latencies: list[float] = []
-    stop_at = time.perf_counter() + SECONDS
-
-    async def loop(i: int) -> None:
-        n = 0
-        while time.perf_counter() < stop_at:
-            started = time.perf_counter()
-            await worker(i, n)
-            latencies.append(time.perf_counter() - started)
-            n += 1
-
-    await asyncio.gather(*(loop(i) for i in range(CONCURRENCY)))
-    return {
-        "per_s": round(len(latencies) / SECONDS, 1),
-        "p50_ms": round(percentile(latencies, 0.5) * 1e3, 3),
-        "p99_ms": round(percentile(latencies, 0.99) * 1e3, 3),
-    }
 
 
 async def main() -> None:
@@ -82,9 +56,9 @@ async def main() -> None:
         results = {
             "concurrency": CONCURRENCY,
             "seconds_each": SECONDS,
-            "redis_ping": await run_for(lambda i, n: redis.ping()),
-            "gateway_check_lua": await run_for(check),
-            "limits_hit_plus_stats": await run_for(library_check),
+            "redis_ping": await run_for(SECONDS, lambda i, n: redis.ping(), concurrency=CONCURRENCY),
+            "gateway_check_lua": await run_for(SECONDS, check, concurrency=CONCURRENCY),
+            "limits_hit_plus_stats": await run_for(SECONDS, library_check, concurrency=CONCURRENCY),
         }
         results["check_vs_ping"] = round(results["gateway_check_lua"]["per_s"] / results["redis_ping"]["per_s"], 3)
         results["check_vs_library"] = round(
