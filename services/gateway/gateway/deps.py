@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -10,8 +10,8 @@ from fastapi import Depends, Header, Request
 from common.bus import RpcClient
 from common.contracts import Caller
 from common.credits import CreditsClient
-from common.errors import ValidationFailed
 from gateway.auth import CurrentUser
+from gateway.deadlines import deadline_from
 from gateway.settings import GatewaySettings
 
 
@@ -39,18 +39,7 @@ def _deadline(
     settings: Settings,
     x_request_timeout: Annotated[str | None, Header(description="Seconds the client will wait for an answer.")] = None,
 ) -> datetime:
-    timeout = settings.request_timeout_s
-    if x_request_timeout is not None:
-        try:
-            timeout = float(x_request_timeout)
-        except ValueError:
-            timeout = -1.0
-        if not 0 < timeout <= settings.max_request_timeout_s:
-            raise ValidationFailed(
-                f"X-Request-Timeout must be a number of seconds in (0, {settings.max_request_timeout_s}]",
-                errors=[{"field": "header.x-request-timeout", "message": "out of range", "type": "value_error"}],
-            )
-    return datetime.now(UTC) + timedelta(seconds=timeout)
+    return deadline_from(x_request_timeout, default_s=settings.request_timeout_s, max_s=settings.max_request_timeout_s)
 
 
 Deadline = Annotated[datetime, Depends(_deadline)]

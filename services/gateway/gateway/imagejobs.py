@@ -31,6 +31,7 @@ from common.bus import RpcClient
 from common.contracts import Actor, Caller, GenerateImage, GetImageJob, ImageJob, job_channel
 from common.errors import PlatformError, ValidationFailed, error_from_body
 from gateway.auth import CurrentUser
+from gateway.deadlines import deadline_from
 from gateway.deps import RequestId
 from gateway.settings import GatewaySettings
 
@@ -136,18 +137,8 @@ _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 def job_deadline(settings: GatewaySettings, header: str | None) -> datetime:
     """IMAGE_JOB_TIMEOUT_S from now, or sooner by X-Request-Timeout (which can shorten it, not extend it)."""
-    seconds = settings.image_job_timeout_s
-    if header is not None:
-        try:
-            seconds = float(header)
-        except ValueError:
-            seconds = -1.0
-        if not 0 < seconds <= settings.image_job_timeout_s:
-            raise ValidationFailed(
-                f"X-Request-Timeout must be a number of seconds in (0, {settings.image_job_timeout_s}] for image jobs",
-                errors=[{"field": "header.x-request-timeout", "message": "out of range", "type": "value_error"}],
-            )
-    return datetime.now(UTC) + timedelta(seconds=seconds)
+    limit = settings.image_job_timeout_s
+    return deadline_from(header, default_s=limit, max_s=limit, context=" for image jobs")
 
 
 def job_id_for(user_id: str, key: str | None) -> uuid.UUID:
