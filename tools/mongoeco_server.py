@@ -4,6 +4,14 @@
 
 Prints one JSON line {"uri": ...} once it accepts connections, then serves until SIGTERM/SIGINT.
 Memory engine by default; --sqlite keeps data across restarts.
+
+mongoeco 4.11 checks a single inserted document's `_id` against every document already in
+the collection (a scan meant for numeric ids, where 1 and 1.0 are the same key but not the
+same stored key), so each insert costs O(collection size): 3 ms into an empty collection,
+17 ms at 2,000 documents, and any growing collection (a journal, usage records) slows the
+whole server down over a run. Real MongoDB looks the `_id` up in its index. The engines
+below keep the scan for ids holding a number and skip it otherwise; the exact stored-key
+check before it still refuses every duplicate. tests/test_mongoeco_server.py shows both.
 """
 
 from __future__ import annotations
@@ -13,16 +21,32 @@ import asyncio
 import json
 import signal
 import sys
+from typing import Any
 
+from mongoeco.engines.memory import MemoryEngine
+from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire import AsyncMongoEcoProxyServer
+
+# `scan_payload_id` forces the scan for every id; without it mongoeco still scans when the
+# id holds a number, after looking the exact stored key up.
+
+
+class IndexedIdMemoryEngine(MemoryEngine):
+    def _ensure_unique_indexes(self, db_name: str, coll_name: str, candidate: Any, **options: Any) -> None:
+        super()._ensure_unique_indexes(db_name, coll_name, candidate, **{**options, "scan_payload_id": False})
+
+
+class IndexedIdSQLiteEngine(SQLiteEngine):
+    def _validate_document_against_unique_indexes(
+        self, db_name: str, coll_name: str, document: Any, **options: Any
+    ) -> None:
+        super()._validate_document_against_unique_indexes(
+            db_name, coll_name, document, **{**options, "scan_payload_id": False}
+        )
 
 
 async def serve(host: str, port: int, sqlite: str | None) -> None:
-    engine = None
-    if sqlite:
-        from mongoeco.engines.sqlite import SQLiteEngine
-
-        engine = SQLiteEngine(sqlite)
+    engine = IndexedIdSQLiteEngine(sqlite) if sqlite else IndexedIdMemoryEngine()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
