@@ -6,6 +6,11 @@ same MongoDB-protocol server, measured in the same run with the same concurrency
 
 The ratio pairs/s ÷ raw calls/s is the figure to watch (target ≥ 0.5): a pair is two
 ledger operations, each one conditional update plus the broker round trips.
+
+Two more references, measured in the same rounds, say where the time goes: raw
+"ledger-shaped" pairs (the two conditional updates a pair makes, straight from pymongo, no
+service) and the bus ceiling (pairs through bench/echo_ledger.py, the same runtime and bus
+answering at once with no storage). No ledger behind this bus can beat the ceiling.
 """
 
 from __future__ import annotations
@@ -102,26 +107,33 @@ async def pairs_round(amqp_url: str, namespace: str) -> dict[str, float]:
 
 async def main() -> None:
     namespace = f"bench{uuid.uuid4().hex[:6]}"
+    echo_namespace = f"{namespace}echo"
     stack = Stack(
         namespace=namespace,
         data_dir=ROOT / ".data" / "bench",
         extra_env={"SIGNUP_CREDITS": str(10**9), "BUS_PREFETCH": str(CONCURRENCY * 2), "MONGODB_DATABASE": namespace},
     )
+    echo = Stack(namespace=echo_namespace, data_dir=ROOT / ".data" / "bench")
     stack.check_infrastructure()
+    amqp_url = stack.env.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     try:
         stack.start_mongo()
         stack.start_service("credits")
-        mongo_url, amqp_url = stack.env["MONGODB_URL"], stack.env.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-        raw, raw_ledger, pairs = [], [], []
+        echo.start_service("credits", module="bench.echo_ledger")
+        mongo_url = stack.env["MONGODB_URL"]
+        raw, raw_ledger, pairs, ceiling = [], [], [], []
         for _ in range(ROUNDS):  # interleaved, so drift in machine load hits all alike
             raw.append(await raw_round(mongo_url, namespace, ledger_shaped=False))
             raw_ledger.append(await raw_round(mongo_url, namespace, ledger_shaped=True))
             pairs.append(await pairs_round(amqp_url, namespace))
+            ceiling.append(await pairs_round(amqp_url, echo_namespace))
     finally:
+        echo.stop()
         stack.stop()
         from tests.support.broker import delete_namespace
 
-        await delete_namespace(stack.env.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), namespace)
+        for ns in (namespace, echo_namespace):
+            await delete_namespace(amqp_url, ns)
 
     def median(rows: list[dict[str, float]], key: str) -> float:
         return round(statistics.median(r[key] for r in rows), 2)
@@ -142,7 +154,14 @@ async def main() -> None:
         "ratio_pairs_to_raw_ledger_shaped": round(
             statistics.median(p["per_s"] / r["per_s"] for p, r in zip(pairs, raw_ledger, strict=True)), 3
         ),
-        "rounds_detail": {"raw": raw, "raw_ledger_shaped": raw_ledger, "pairs": pairs},
+        "bus_ceiling_pairs": {k: median(ceiling, k) for k in ("per_s", "p50_ms", "p99_ms")},
+        "ratio_bus_ceiling_to_raw": round(
+            statistics.median(c["per_s"] / r["per_s"] for c, r in zip(ceiling, raw, strict=True)), 3
+        ),
+        "ratio_pairs_to_bus_ceiling": round(
+            statistics.median(p["per_s"] / c["per_s"] for p, c in zip(pairs, ceiling, strict=True)), 3
+        ),
+        "rounds_detail": {"raw": raw, "raw_ledger_shaped": raw_ledger, "pairs": pairs, "bus_ceiling": ceiling},
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -215,8 +215,9 @@ class Stack:
         self.processes[name] = proc.start()
         return proc
 
-    def start_service(self, name: str, *, timeout: float = 60) -> Process:
-        """Start (or restart) one service and wait until it says it is ready."""
+    def start_service(self, name: str, *, timeout: float = 60, module: str | None = None) -> Process:
+        """Start (or restart) one service and wait until it says it is ready; `module` runs a
+        stand-in in its place (the benchmarks' storage-free ledger)."""
         env = {}
         if self.free_metrics_ports:  # tests: never collide with another stack's or make run's ports
             self.metrics_ports[name] = free_port()
@@ -225,7 +226,7 @@ class Stack:
             proc = self._spawn(name, [sys.executable, "-m", "gateway"], env=env)
             self.wait_ready(timeout=timeout)
             return proc
-        proc = self._spawn(name, [sys.executable, "-m", name], env=env)
+        proc = self._spawn(name, [sys.executable, "-m", module or name], env=env)
         proc.wait_for_line(_event_is("service ready"), timeout=timeout)
         return proc
 

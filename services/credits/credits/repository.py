@@ -35,6 +35,9 @@ from credits.ledger import (
 
 SEEN_WINDOW = 1000
 Doc = dict[str, Any]
+# What an applied operation sends back: the figures and version, not the holds, outbox and
+# seen ids, which only the slow paths read (with a full `account()` read).
+FIGURES = {"credits": 1, "reserved": 1, "spent": 1, "amount": 1, "version": 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +213,7 @@ class AccountRepository:
         if pull is not None:
             update["$pull"] = pull
         return await self.accounts.find_one_and_update(
-            {"_id": user_id, **condition}, update, return_document=ReturnDocument.AFTER
+            {"_id": user_id, **condition}, update, projection=FIGURES, return_document=ReturnDocument.AFTER
         )
 
     # -- operations ------------------------------------------------------------------------
