@@ -1,16 +1,19 @@
-"""tools/mongoeco_server.py skips mongoeco's whole-collection `_id` scan on insert for ids
-without a number in them; duplicates must still be refused, numeric look-alikes included."""
+"""tools/mongoeco_server.py skips mongoeco's whole-collection `_id` scans (on insert, and on a
+lookup that misses) for ids without a number in them; duplicates must still be refused and
+lookups must still find what is there, numeric look-alikes included."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bson import ObjectId
 from bson.int64 import Int64
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
@@ -57,3 +60,18 @@ async def test_numeric_look_alike_ids_are_refused(collection: AsyncCollection[An
             await col.insert_one({"_id": same})
     await col.insert_one({"_id": "1"})
     assert await col.count_documents({}) == 2
+
+
+async def test_id_lookups_find_what_is_there_and_nothing_else(collection: AsyncCollection[Any]) -> None:
+    oid = ObjectId()
+    await collection.insert_many([{"_id": "e1"}, {"_id": "e12"}, {"_id": 1}, {"_id": oid}])
+    assert await collection.find_one({"_id": "e1"}) == {"_id": "e1"}
+    assert await collection.find_one({"_id": "missing"}) is None
+    assert await collection.find_one({"_id": ObjectId()}) is None
+    assert await collection.find_one({"_id": oid}) == {"_id": oid}
+    assert await collection.find_one({"_id": 1.0}) == {"_id": 1}  # numeric look-alikes still match
+    assert [d["_id"] for d in await collection.find({"_id": re.compile("^e1")}).sort("_id", 1).to_list()] == [
+        "e1",
+        "e12",
+    ]
+    assert await collection.find_one_and_update({"_id": "missing"}, {"$set": {"x": 1}}) is None

@@ -11,7 +11,10 @@ same stored key), so each insert costs O(collection size): 3 ms into an empty co
 17 ms at 2,000 documents, and any growing collection (a journal, usage records) slows the
 whole server down over a run. Real MongoDB looks the `_id` up in its index. The engines
 below keep the scan for ids holding a number and skip it otherwise; the exact stored-key
-check before it still refuses every duplicate. tests/test_mongoeco_server.py shows both.
+check before it still refuses every duplicate. Likewise the memory engine scans the whole
+collection when a query on a string or ObjectId `_id` misses (2 ms at 100 documents, 15 ms
+at 5,600); it now answers "none" at once. The SQLite engine still scans on such a miss.
+tests/test_mongoeco_server.py shows that duplicates are refused and lookups still match.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import signal
 import sys
 from typing import Any
 
+from bson import ObjectId
 from mongoeco.engines.memory import MemoryEngine
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire import AsyncMongoEcoProxyServer
@@ -34,6 +38,18 @@ from mongoeco.wire import AsyncMongoEcoProxyServer
 class IndexedIdMemoryEngine(MemoryEngine):
     def _ensure_unique_indexes(self, db_name: str, coll_name: str, candidate: Any, **options: Any) -> None:
         super()._ensure_unique_indexes(db_name, coll_name, candidate, **{**options, "scan_payload_id": False})
+
+    def _candidate_items_for_plan_locked(self, coll: Any, query_plan: Any, **options: Any) -> list[tuple[Any, Any]]:
+        # A query on a string or ObjectId `_id` that misses its stored key matches nothing:
+        # answer at once instead of scanning the collection for a look-alike.
+        id_lookup = self._direct_id_lookup_from_plan(query_plan)
+        if (
+            isinstance(id_lookup, str | ObjectId)
+            and options.get("collation") is None
+            and self._storage_key(id_lookup) not in coll
+        ):
+            return []
+        return super()._candidate_items_for_plan_locked(coll, query_plan, **options)
 
 
 class IndexedIdSQLiteEngine(SQLiteEngine):
