@@ -5,7 +5,9 @@ outbox. The outbox is later copied to the immutable `credit_journal` collection 
 `JournalFlusher`, so an account and its journal can never disagree, even across crashes.
 
 Idempotency: an operation's id is remembered in the account's `seen` list (the last
-SEEN_WINDOW ids) and, once resolved, in the journal; a repeat returns the first result.
+SEEN_WINDOW ids), its entry in the outbox and then in the journal; grants and reserves look
+in the journal first and match on the outbox too, so a repeat returns the first result even
+after SEEN_WINDOW newer operations.
 """
 
 from __future__ import annotations
@@ -220,7 +222,7 @@ class AccountRepository:
 
     async def grant(self, *, user_id: str, email: str, key: str, amount: int, reason: str, now: datetime) -> Doc:
         seen = entry_id("grant", key)
-        if await self.journal.find_one({"_id": seen}, {"_id": 1}) is None:
+        if not await self._journaled(seen):
             entry = _entry(
                 user_id=user_id, kind="grant", key=key, amount=amount, delta=grant_delta(amount), now=now, reason=reason
             )
@@ -253,9 +255,16 @@ class AccountRepository:
             now=now,
             reservation_id=reservation_id,
         )
+        if await self._journaled(seen) and (doc := await self.account(user_id)) is not None:
+            return Held(doc, await self._first_hold(doc, reservation_id), applied=False)
         for _ in range(3):
             doc = await self._apply(
-                {"credits": {"$gte": amount}, "seen": {"$ne": seen}, "holds.id": {"$ne": reservation_id}},
+                {
+                    "credits": {"$gte": amount},
+                    "seen": {"$ne": seen},
+                    "outbox._id": {"$ne": seen},
+                    "holds.id": {"$ne": reservation_id},
+                },
                 user_id=user_id,
                 delta=reserve_delta(amount),
                 entry=entry,
@@ -269,7 +278,7 @@ class AccountRepository:
             if doc is None:
                 await self.ensure_account(user_id=user_id, email=email, now=now)
                 continue
-            if seen in doc["seen"]:
+            if seen in doc["seen"] or await self._entry_anywhere(doc, seen) is not None:
                 return Held(doc, await self._first_hold(doc, reservation_id), applied=False)
             if doc["credits"] < amount:
                 raise InsufficientCredits(
@@ -291,6 +300,9 @@ class AccountRepository:
             "expiresAt": reserve["at"],
             "status": TERMINAL[first["kind"]],
         }
+
+    async def _journaled(self, eid: str) -> bool:
+        return await self.journal.find_one({"_id": eid}, {"_id": 1}) is not None
 
     async def _entry_anywhere(self, doc: Doc, eid: str) -> Doc | None:
         """An entry from the outbox or, once flushed, the journal (read in that order, so none is missed)."""

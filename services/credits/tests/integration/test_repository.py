@@ -147,6 +147,20 @@ async def test_grant_is_idempotent_by_key_even_after_the_seen_window(repo: Accou
     assert await figures(repo) == Figures(available=15, granted=15)
 
 
+@pytest.mark.parametrize("flushed", [True, False], ids=["journal", "outbox"])
+async def test_reserve_is_idempotent_even_after_the_seen_window(repo: AccountRepository, flushed: bool) -> None:
+    r = await reserve(repo, 4)
+    await repo.resolve(user_id=USER, reservation_id=r, held=4, used=1, kind="commit", now=NOW)
+    if flushed:
+        await flush_all(repo)
+    await repo.accounts.update_one({"_id": USER}, {"$set": {"seen": []}})  # as if 1000 newer operations had passed
+    replay = await repo.reserve(user_id=USER, email="", reservation_id=r, amount=4, purpose="chat", ttl=TTL, now=NOW)
+    assert (replay.hold["status"], replay.applied) == ("committed", False)
+    assert await figures(repo) == Figures(available=9, spent=1, granted=10)
+    await flush_all(repo)
+    assert (await reconcile(repo, limit=100)).drift == []
+
+
 async def test_abandoned_reservation_expires_once_with_two_sweepers(repo: AccountRepository) -> None:
     r = await reserve(repo, 6, ttl=timedelta(seconds=5))
     changes: list[object] = []
