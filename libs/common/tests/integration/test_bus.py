@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aio_pika
 import pytest
@@ -205,7 +206,12 @@ async def test_one_trace_spans_publisher_and_consumer(harness: Harness) -> None:
     await harness.start_consumer()
     await harness.start_client()
     await harness.rpc.call(request(), reply_model=ChatCompletion)
-    spans = {s.name: s for s in exporter.get_finished_spans()}
+
+    async def finished() -> dict[str, Any]:
+        return {s.name: s for s in exporter.get_finished_spans()}
+
+    # The consumer's span ends after its reply is sent, so it may finish after the call returns.
+    spans = await wait_until(finished, lambda names: "CompleteChat process" in names, within=5)
     publish, process = spans["CompleteChat publish"], spans["CompleteChat process"]
     assert publish.context.trace_id == process.context.trace_id
     assert process.parent is not None and process.parent.span_id == publish.context.span_id
