@@ -13,7 +13,8 @@ whole server down over a run. Real MongoDB looks the `_id` up in its index. The 
 below keep the scan for ids holding a number and skip it otherwise; the exact stored-key
 check before it still refuses every duplicate. Likewise the memory engine scans the whole
 collection when a query on a string or ObjectId `_id` misses (2 ms at 100 documents, 15 ms
-at 5,600); it now answers "none" at once. The SQLite engine still scans on such a miss.
+at 5,600), and the SQLite engine scans for any find on `_id` alone (3.5 ms at 100, 28 ms at
+5,600); the memory engine now answers a miss at once and the SQLite one reads the key.
 tests/test_mongoeco_server.py shows that duplicates are refused and lookups still match.
 """
 
@@ -24,10 +25,13 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from bson import ObjectId
+from mongoeco.core.query_plan import EqualsCondition
 from mongoeco.engines.memory import MemoryEngine
+from mongoeco.engines.semantic_core import EngineFindSemantics
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire import AsyncMongoEcoProxyServer
 
@@ -59,6 +63,31 @@ class IndexedIdSQLiteEngine(SQLiteEngine):
         super()._validate_document_against_unique_indexes(
             db_name, coll_name, document, **{**options, "scan_payload_id": False}
         )
+
+    def scan_find_semantics(
+        self, db_name: str, coll_name: str, semantics: EngineFindSemantics, *, context: Any = None
+    ) -> AsyncIterable[Any]:
+        # A find on nothing but a string or ObjectId `_id`: one keyed read instead of a scan.
+        plan = semantics.query_plan
+        if not (
+            isinstance(plan, EqualsCondition)
+            and plan.field == "_id"
+            and isinstance(plan.value, str | ObjectId)
+            and semantics.collation is None
+            and semantics.text_query is None
+        ):
+            return super().scan_find_semantics(db_name, coll_name, semantics, context=context)
+
+        async def keyed() -> AsyncIterator[Any]:
+            if semantics.skip:
+                return
+            document = await self.get_document(
+                db_name, coll_name, plan.value, projection=semantics.projection, context=context
+            )
+            if document is not None:
+                yield document
+
+        return keyed()
 
 
 async def serve(host: str, port: int, sqlite: str | None) -> None:
