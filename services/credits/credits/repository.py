@@ -256,7 +256,7 @@ class AccountRepository:
             reservation_id=reservation_id,
         )
         if await self._journaled(seen) and (doc := await self.account(user_id)) is not None:
-            return Held(doc, await self._first_hold(doc, reservation_id), applied=False)
+            return Held(doc, await self._first_hold(doc, reservation_id, ttl), applied=False)
         for _ in range(3):
             doc = await self._apply(
                 {
@@ -279,14 +279,14 @@ class AccountRepository:
                 await self.ensure_account(user_id=user_id, email=email, now=now)
                 continue
             if seen in doc["seen"] or await self._entry_anywhere(doc, seen) is not None:
-                return Held(doc, await self._first_hold(doc, reservation_id), applied=False)
+                return Held(doc, await self._first_hold(doc, reservation_id, ttl), applied=False)
             if doc["credits"] < amount:
                 raise InsufficientCredits(
                     f"{amount} credits needed, {doc['credits']} available", balance=doc["credits"], price=amount
                 )
         raise Conflict("the account changed too often to reserve; retry")
 
-    async def _first_hold(self, doc: Doc, reservation_id: str) -> Doc:
+    async def _first_hold(self, doc: Doc, reservation_id: str, ttl: timedelta) -> Doc:
         for hold in doc["holds"]:
             if hold["id"] == reservation_id:
                 return {**hold, "status": "pending"}
@@ -297,7 +297,7 @@ class AccountRepository:
         return {
             "id": reservation_id,
             "amount": reserve["amount"],
-            "expiresAt": reserve["at"],
+            "expiresAt": reserve["at"] + ttl,
             "status": TERMINAL[first["kind"]],
         }
 

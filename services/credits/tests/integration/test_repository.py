@@ -154,8 +154,10 @@ async def test_reserve_is_idempotent_even_after_the_seen_window(repo: AccountRep
     if flushed:
         await flush_all(repo)
     await repo.accounts.update_one({"_id": USER}, {"$set": {"seen": []}})  # as if 1000 newer operations had passed
-    replay = await repo.reserve(user_id=USER, email="", reservation_id=r, amount=4, purpose="chat", ttl=TTL, now=NOW)
-    assert (replay.hold["status"], replay.applied) == ("committed", False)
+    later = NOW + timedelta(seconds=5)
+    replay = await repo.reserve(user_id=USER, email="", reservation_id=r, amount=4, purpose="chat", ttl=TTL, now=later)
+    assert (replay.hold["status"], replay.hold["amount"], replay.applied) == ("committed", 4, False)
+    assert replay.hold["expiresAt"] == NOW + TTL  # the first hold's, not the reserve's time
     assert await figures(repo) == Figures(available=9, spent=1, granted=10)
     await flush_all(repo)
     assert (await reconcile(repo, limit=100)).drift == []
