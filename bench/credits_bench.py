@@ -27,6 +27,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient, ReturnDocument
 
+from bench.cpu import find_pid, with_cpu
 from bench.load import run_for
 from common.bus import Bus, RpcClient, Topology
 from common.contracts import Actor, Caller
@@ -113,7 +114,11 @@ async def main() -> None:
         data_dir=ROOT / ".data" / "bench",
         extra_env={"SIGNUP_CREDITS": str(10**9), "BUS_PREFETCH": str(CONCURRENCY * 2), "MONGODB_DATABASE": namespace},
     )
-    echo = Stack(namespace=echo_namespace, data_dir=ROOT / ".data" / "bench")
+    echo = Stack(
+        namespace=echo_namespace,
+        data_dir=ROOT / ".data" / "bench",
+        extra_env={"BUS_PREFETCH": str(CONCURRENCY * 2)},
+    )
     stack.check_infrastructure()
     amqp_url = stack.env.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     try:
@@ -121,12 +126,26 @@ async def main() -> None:
         stack.start_service("credits")
         echo.start_service("credits", module="bench.echo_ledger")
         mongo_url = stack.env["MONGODB_URL"]
-        raw, raw_ledger, pairs, ceiling = [], [], [], []
+        pids = {
+            "bench": os.getpid(),
+            "credits": stack.processes["credits"].pid,
+            "echo_ledger": echo.processes["credits"].pid,
+        }
+        if "mongo" in stack.processes:
+            pids["mongodb"] = stack.processes["mongo"].pid
+        if rabbitmq := find_pid("beam.smp"):
+            pids["rabbitmq"] = rabbitmq
+        measured = {name: pid for name, pid in pids.items() if pid is not None}
+        rounds: dict[str, list[dict[str, Any]]] = {"raw": [], "raw_ledger_shaped": [], "pairs": [], "bus_ceiling": []}
         for _ in range(ROUNDS):  # interleaved, so drift in machine load hits all alike
-            raw.append(await raw_round(mongo_url, namespace, ledger_shaped=False))
-            raw_ledger.append(await raw_round(mongo_url, namespace, ledger_shaped=True))
-            pairs.append(await pairs_round(amqp_url, namespace))
-            ceiling.append(await pairs_round(amqp_url, echo_namespace))
+            for name, work in (
+                ("raw", raw_round(mongo_url, namespace, ledger_shaped=False)),
+                ("raw_ledger_shaped", raw_round(mongo_url, namespace, ledger_shaped=True)),
+                ("pairs", pairs_round(amqp_url, namespace)),
+                ("bus_ceiling", pairs_round(amqp_url, echo_namespace)),
+            ):
+                figures, used = await with_cpu(work, measured)
+                rounds[name].append({**figures, "cpu_percent": used})
     finally:
         echo.stop()
         stack.stop()
@@ -135,8 +154,13 @@ async def main() -> None:
         for ns in (namespace, echo_namespace):
             await delete_namespace(amqp_url, ns)
 
-    def median(rows: list[dict[str, float]], key: str) -> float:
+    raw, raw_ledger, pairs, ceiling = rounds["raw"], rounds["raw_ledger_shaped"], rounds["pairs"], rounds["bus_ceiling"]
+
+    def median(rows: list[dict[str, Any]], key: str) -> float:
         return round(statistics.median(r[key] for r in rows), 2)
+
+    def cpu(rows: list[dict[str, Any]]) -> dict[str, float]:
+        return {p: round(statistics.median(r["cpu_percent"][p] for r in rows), 1) for p in rows[0]["cpu_percent"]}
 
     result = {
         "benchmark": "credits reserve+commit pairs vs raw find_one_and_update",
@@ -161,7 +185,9 @@ async def main() -> None:
         "ratio_pairs_to_bus_ceiling": round(
             statistics.median(p["per_s"] / c["per_s"] for p, c in zip(pairs, ceiling, strict=True)), 3
         ),
-        "rounds_detail": {"raw": raw, "raw_ledger_shaped": raw_ledger, "pairs": pairs, "bus_ceiling": ceiling},
+        "cpu_percent_of_one_core": {name: cpu(rows) for name, rows in rounds.items()},
+        "cores": os.cpu_count(),
+        "rounds_detail": rounds,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

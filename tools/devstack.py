@@ -98,6 +98,10 @@ class Process:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     def wait_for_line(self, predicate: Callable[[str], bool], *, timeout: float, start: int = 0) -> str:
         """The first output line (from index `start`) satisfying predicate; fails if the process dies."""
         deadline = time.monotonic() + timeout
