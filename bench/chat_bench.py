@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import statistics
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ import httpx
 from google import genai
 from google.genai import types
 
-from bench.load import run_for
+from bench.load import medians, run_for, write_results
 from devstack import ROOT, Stack, free_port
 from gateway.devissuer import DevIssuer
 from tests.simulator.server import run_simulator
@@ -104,10 +103,7 @@ async def main() -> None:
 
             await delete_namespace(stack.env.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), namespace)
 
-    def median(rows: list[dict[str, float]]) -> dict[str, float]:
-        return {k: round(statistics.median(r[k] for r in rows), 2) for k in rows[0]}
-
-    d, u, c = median(direct), median(uncached), median(cached)
+    d, u, c = (medians(rows, rows[0]) for rows in (direct, uncached, cached))
     result = {
         "benchmark": "chat end to end (gateway → chat → credits → simulated Gemini) vs the simulator called directly",
         "concurrency": CONCURRENCY,
@@ -125,9 +121,7 @@ async def main() -> None:
         "rounds_detail": {"direct": direct, "uncached": uncached, "cached": cached},
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "rounds_detail"}, indent=2))
+    write_results(RESULTS, result)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ answering at once with no storage). No ledger behind this bus can beat the ceili
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -28,7 +27,7 @@ from typing import Any
 from pymongo import AsyncMongoClient, ReturnDocument
 
 from bench.cpu import find_pid, with_cpu
-from bench.load import run_for
+from bench.load import median_ratio, medians, run_for, write_results
 from common.bus import Bus, RpcClient, Topology
 from common.contracts import Actor, Caller
 from common.credits import CreditsClient
@@ -156,9 +155,6 @@ async def main() -> None:
 
     raw, raw_ledger, pairs, ceiling = rounds["raw"], rounds["raw_ledger_shaped"], rounds["pairs"], rounds["bus_ceiling"]
 
-    def median(rows: list[dict[str, Any]], key: str) -> float:
-        return round(statistics.median(r[key] for r in rows), 2)
-
     def cpu(rows: list[dict[str, Any]]) -> dict[str, float]:
         return {p: round(statistics.median(r["cpu_percent"][p] for r in rows), 1) for p in rows[0]["cpu_percent"]}
 
@@ -168,31 +164,21 @@ async def main() -> None:
         "seconds_per_round": SECONDS,
         "rounds": ROUNDS,
         "mongodb": "MONGODB_URL" if os.environ.get("MONGODB_URL") else "mongoeco (local)",
-        "raw_find_one_and_update": {k: median(raw, k) for k in ("per_s", "p50_ms", "p99_ms")},
-        "reserve_commit_pairs": {k: median(pairs, k) for k in ("per_s", "p50_ms", "p99_ms")},
-        "raw_ledger_shaped_pairs": {k: median(raw_ledger, k) for k in ("per_s", "p50_ms", "p99_ms")},
-        "ratio_pairs_to_raw": round(
-            statistics.median(p["per_s"] / r["per_s"] for p, r in zip(pairs, raw, strict=True)), 3
-        ),
+        "raw_find_one_and_update": medians(raw),
+        "reserve_commit_pairs": medians(pairs),
+        "raw_ledger_shaped_pairs": medians(raw_ledger),
+        "ratio_pairs_to_raw": median_ratio(pairs, raw),
         "target_ratio": 0.5,
-        "ratio_pairs_to_raw_ledger_shaped": round(
-            statistics.median(p["per_s"] / r["per_s"] for p, r in zip(pairs, raw_ledger, strict=True)), 3
-        ),
-        "bus_ceiling_pairs": {k: median(ceiling, k) for k in ("per_s", "p50_ms", "p99_ms")},
-        "ratio_bus_ceiling_to_raw": round(
-            statistics.median(c["per_s"] / r["per_s"] for c, r in zip(ceiling, raw, strict=True)), 3
-        ),
-        "ratio_pairs_to_bus_ceiling": round(
-            statistics.median(p["per_s"] / c["per_s"] for p, c in zip(pairs, ceiling, strict=True)), 3
-        ),
+        "ratio_pairs_to_raw_ledger_shaped": median_ratio(pairs, raw_ledger),
+        "bus_ceiling_pairs": medians(ceiling),
+        "ratio_bus_ceiling_to_raw": median_ratio(ceiling, raw),
+        "ratio_pairs_to_bus_ceiling": median_ratio(pairs, ceiling),
         "cpu_percent_of_one_core": {name: cpu(rows) for name, rows in rounds.items()},
         "cores": os.cpu_count(),
         "rounds_detail": rounds,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "rounds_detail"}, indent=2))
+    write_results(RESULTS, result)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ library's two-trip pair), and the p99 a check adds to a request.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import uuid
 
@@ -21,7 +20,7 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
-from bench.load import run_for
+from bench.load import run_for, write_results
 from devstack import DEFAULT_REDIS_URL, ROOT
 from gateway.quotas import Budget
 from gateway.ratelimit import RateLimiter
@@ -69,9 +68,7 @@ async def main() -> None:
         for start in range(0, len(keys), 500):
             await redis.delete(*keys[start : start + 500])
         await redis.aclose()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_results(RESULTS, results)
 
 
 if __name__ == "__main__":
