@@ -203,15 +203,18 @@ class AccountRepository:
         now: datetime,
         push: Doc | None = None,
         pull: Doc | None = None,
-        seen: str | None = None,
+        remember: bool = False,
     ) -> Doc | None:
+        """Apply `entry` if `condition` holds. `remember`: only if the entry's id is neither in the
+        `seen` window nor still in the outbox, and add it to `seen`."""
         update: Doc = {
             "$inc": {**delta.as_inc(), "version": 1},
             "$push": {"outbox": entry, **(push or {})},
             "$set": {"updatedAt": now},
         }
-        if seen is not None:
-            update["$push"]["seen"] = {"$each": [seen], "$slice": -SEEN_WINDOW}
+        if remember:
+            condition = {**condition, "seen": {"$ne": entry["_id"]}, "outbox._id": {"$ne": entry["_id"]}}
+            update["$push"]["seen"] = {"$each": [entry["_id"]], "$slice": -SEEN_WINDOW}
         if pull is not None:
             update["$pull"] = pull
         return await self.accounts.find_one_and_update(
@@ -228,7 +231,7 @@ class AccountRepository:
             )
             for _ in range(2):
                 doc = await self._apply(
-                    {"seen": {"$ne": seen}}, user_id=user_id, delta=grant_delta(amount), entry=entry, now=now, seen=seen
+                    {}, user_id=user_id, delta=grant_delta(amount), entry=entry, now=now, remember=True
                 )
                 if doc is not None:
                     return doc
@@ -259,18 +262,13 @@ class AccountRepository:
             return Held(doc, await self._first_hold(doc, reservation_id, ttl), applied=False)
         for _ in range(3):
             doc = await self._apply(
-                {
-                    "credits": {"$gte": amount},
-                    "seen": {"$ne": seen},
-                    "outbox._id": {"$ne": seen},
-                    "holds.id": {"$ne": reservation_id},
-                },
+                {"credits": {"$gte": amount}, "holds.id": {"$ne": reservation_id}},
                 user_id=user_id,
                 delta=reserve_delta(amount),
                 entry=entry,
                 now=now,
                 push={"holds": hold},
-                seen=seen,
+                remember=True,
             )
             if doc is not None:
                 return Held(doc, {**hold, "status": "pending"}, applied=True)

@@ -147,6 +147,15 @@ async def test_grant_is_idempotent_by_key_even_after_the_seen_window(repo: Accou
     assert await figures(repo) == Figures(available=15, granted=15)
 
 
+async def test_grant_is_idempotent_after_the_seen_window_before_its_entry_is_flushed(repo: AccountRepository) -> None:
+    await repo.grant(user_id=USER, email="", key="purchase-43", amount=5, reason="purchase", now=NOW)
+    await repo.accounts.update_one({"_id": USER}, {"$set": {"seen": []}})  # as if 1000 newer operations had passed
+    await repo.grant(user_id=USER, email="", key="purchase-43", amount=5, reason="purchase", now=NOW)
+    assert await figures(repo) == Figures(available=15, granted=15)
+    await flush_all(repo)
+    assert (await reconcile(repo, limit=100)).drift == []
+
+
 @pytest.mark.parametrize("flushed", [True, False], ids=["journal", "outbox"])
 async def test_reserve_is_idempotent_even_after_the_seen_window(repo: AccountRepository, flushed: bool) -> None:
     r = await reserve(repo, 4)
