@@ -12,6 +12,7 @@ import aiormq
 from common.bus import Topology
 
 SERVICES = ("gateway", "chat", "imagegen", "imagegen-jobs", "credits")
+PARTITIONED = {"credits": 16}  # partition queues a test namespace may have declared (at most this many)
 
 
 async def queue_depth(amqp_url: str, queue: str) -> int:
@@ -29,7 +30,8 @@ async def delete_namespace(amqp_url: str, namespace: str) -> None:
     t = Topology(namespace)
     connection = await aio_pika.connect(amqp_url)
     try:
-        for name in [q for s in SERVICES for q in (t.queue(s), t.dead_letter_queue(s))]:
+        partitions = [t.partition_queue(s, p) for s, n in PARTITIONED.items() for p in range(n)]
+        for name in [*(q for s in SERVICES for q in (t.queue(s), t.dead_letter_queue(s))), *partitions]:
             channel = await connection.channel()
             with suppress(aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPError):
                 await channel.queue_delete(name)

@@ -18,7 +18,7 @@ from common.settings import CommonSettings
 @asynccontextmanager
 async def in_process(service: str, settings: CommonSettings) -> AsyncIterator[Runtime]:
     app = importlib.import_module(f"{service}.app")
-    bus = Bus(url=settings.amqp_url.get_secret_value(), topology=Topology(settings.bus_namespace), service=service)
+    bus = Bus(url=settings.amqp_url.get_secret_value(), topology=Topology.of(settings), service=service)
     redis = Redis.from_url(settings.redis_url.get_secret_value())
     await bus.connect()
     try:

@@ -31,12 +31,21 @@ class Runtime:
     redis: Redis
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    channel_lost: list[Callable[[], None]] = field(default_factory=list)
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any], *, name: str) -> None:
         self.tasks.append(asyncio.create_task(coroutine, name=name))
 
     def on_close(self, closer: Callable[[], Awaitable[Any]]) -> None:
         self.closers.append(closer)
+
+    def on_channel_lost(self, callback: Callable[[], None]) -> None:
+        """Called when the consumer's channel closes: what it owned may have moved elsewhere."""
+        self.channel_lost.append(callback)
+
+    def _channel_lost(self) -> None:
+        for callback in self.channel_lost:
+            callback()
 
 
 Setup = Callable[[Runtime], Awaitable[Mapping[str, Handler]]]
@@ -59,6 +68,7 @@ async def start(settings: CommonSettings, setup: Setup, *, bus: Bus, redis: Redi
             processed=processed,
             prefetch=settings.bus_prefetch,
             max_attempts=settings.bus_max_attempts,
+            on_channel_lost=runtime._channel_lost,
         )
         await consumer.start()
         runtime.spawn(sample_queue(bus, consumer.queue_name), name="queue-depth")
@@ -104,7 +114,7 @@ async def run_service(settings: CommonSettings, setup: Setup, *, deduplicate: bo
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    topology = Topology(settings.bus_namespace)
+    topology = Topology.of(settings)
     bus = Bus(url=settings.amqp_url.get_secret_value(), topology=topology, service=settings.service_name)
     redis = Redis.from_url(settings.redis_url.get_secret_value())
     await bus.connect()

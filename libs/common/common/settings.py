@@ -45,6 +45,13 @@ class CommonSettings(BaseSettings):
         description="Prefix of every exchange, queue and Redis key, so stacks sharing a broker never collide.",
     )
     bus_prefetch: int = Field(16, ge=1, le=1000, description="Unacked messages a consumer holds at once.")
+    credits_partitions: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Partitions of the credits ledger (each owned by one credits replica at a time); every "
+        "service must agree on it, and changing it needs every credits replica stopped first.",
+    )
     bus_max_attempts: int = Field(
         5, ge=1, le=100, description="Deliveries of a failing message before it goes to the dead-letter queue."
     )

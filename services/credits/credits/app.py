@@ -1,50 +1,102 @@
-"""Credits service entry point: the ledger's consumer, its journal flusher and its sweeper."""
+"""Credits service entry point: the ledger's partitions, consumed from their queues."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from common.bus import Handler
-from common.contracts import CreditsChanged, Envelope, JournalEntry
+from common.bus import Bus, Handler
+from common.contracts import CreditsChanged, Envelope, LedgerTick
 from common.mongo import database, mongo_client
 from common.runtime import Runtime, run_service
-from credits.cache import BalanceCache
+from credits.accounts import AccountStore
 from credits.handlers import CreditsHandlers
-from credits.journal import JournalFlusher
-from credits.repository import AccountRepository
+from credits.log import LedgerLog, Page, page_id
+from credits.partition import Partition
+from credits.partitions import Partitions
 from credits.settings import CreditsSettings
-from credits.sweeper import Sweeper
+
+log = logging.getLogger(__name__)
 
 # The ledger is idempotent by operation id, so the bus's processed-message record is not needed.
 DEDUPLICATE = False
+PAGE_NAMESPACE = uuid.UUID("6f1b8c1e-5d0a-4c64-9a55-0f4b1c2d3e4f")
+
+
+async def check_partitions(store: AccountStore, partitions: int) -> None:
+    """A ledger keeps the partition count it was created with: an account's journal lives in
+    one partition's log, so counting differently would split it."""
+    stored = await store.partitions()
+    if stored is None:
+        await store.set_partitions(partitions)
+    elif stored != partitions:
+        raise SystemExit(
+            f"CREDITS_PARTITIONS is {partitions} but this ledger was written with {stored}; "
+            "set it back (every service must agree on it)"
+        )
+
+
+async def tick(bus: Bus, *, partitions: int, interval_s: float) -> None:
+    """Wake every partition's owner (whichever replica RabbitMQ made its active consumer) each
+    interval, so it loads its partition and expires abandoned reservations without traffic."""
+    while True:
+        for number in range(partitions):
+            envelope = Envelope[LedgerTick](
+                type="LedgerTick",
+                request_id="ledger-tick",
+                deadline=datetime.now(UTC) + timedelta(seconds=interval_s),
+                payload=LedgerTick(partition=number),
+            )
+            try:
+                await bus.publish(envelope)
+            except Exception as exc:
+                log.debug("ledger tick not sent", extra={"error": repr(exc)})
+        await asyncio.sleep(interval_s)
 
 
 async def setup(runtime: Runtime, settings: CreditsSettings) -> dict[str, Handler]:
     client = mongo_client(settings)
     runtime.on_close(client.close)
-    repo = AccountRepository(database(client, settings), signup_credits=settings.signup_credits)
-    await repo.create_indexes()
-    cache = BalanceCache(runtime.redis, namespace=settings.bus_namespace, ttl_s=settings.balance_cache_ttl_s)
+    db = database(client, settings)
+    log, store = LedgerLog(db), AccountStore(db)
+    await log.create_indexes()
+    await check_partitions(store, settings.credits_partitions)
 
-    async def announce(entry: JournalEntry, message_id: uuid.UUID) -> None:
+    async def announce(page: Page) -> None:
         event = Envelope[CreditsChanged](
-            message_id=message_id,
+            message_id=uuid.uuid5(PAGE_NAMESPACE, page_id(page.partition, page.seq)),
             type="CreditsChanged",
-            request_id=f"journal:{entry.id}",
-            payload=CreditsChanged(entry=entry),
+            request_id=f"journal:{page_id(page.partition, page.seq)}",
+            payload=CreditsChanged(entries=[e.journal_entry() for e in page.entries]),
         )
         await runtime.bus.publish(event, event=True)
 
-    flusher = JournalFlusher(repo, announce=announce, interval_s=settings.journal_flush_interval_s)
-    handlers = CreditsHandlers(
-        repo=repo, cache=cache, reservation_ttl=timedelta(seconds=settings.reservation_ttl_s), on_change=flusher.wake
+    ledger = Partitions(
+        settings.credits_partitions,
+        lambda number: Partition(
+            number,
+            log_=log,
+            store=store,
+            signup_credits=settings.signup_credits,
+            window=timedelta(seconds=settings.replay_window_s),
+            announce=announce,
+            checkpoint_interval_s=settings.checkpoint_interval_s,
+            sweep_interval_s=settings.sweep_interval_s,
+            max_batch=settings.ledger_max_batch,
+        ),
     )
-    sweeper = Sweeper(repo, interval_s=settings.sweep_interval_s, on_change=handlers.changed)
-    runtime.spawn(flusher.run(), name="journal-flusher")
-    runtime.spawn(sweeper.run(), name="reservation-sweeper")
+    runtime.on_channel_lost(ledger.invalidate)
+    runtime.on_close(ledger.close)
+    handlers = CreditsHandlers(
+        ledger=ledger, log=log, store=store, reservation_ttl=timedelta(seconds=settings.reservation_ttl_s)
+    )
+    runtime.spawn(
+        tick(runtime.bus, partitions=settings.credits_partitions, interval_s=settings.sweep_interval_s),
+        name="ledger-tick",
+    )
     return handlers.routes()
 
 

@@ -1,10 +1,12 @@
-"""Broker entry points of the credits service: the ledger's commands and queries."""
+"""Broker entry points of the credits service: the ledger's commands and queries.
+
+Account-scoped messages arrive on the queue of the partition owning the account and run in
+that partition's next batch; Reconcile and GetCreditsReport read the store from any replica."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from common.contracts import (
@@ -13,12 +15,14 @@ from common.contracts import (
     CommitReservation,
     CreditsGranted,
     CreditsReport,
+    EntryKind,
     Envelope,
     GetBalance,
     GetCreditsReport,
     GetJournal,
     GrantCredits,
     JournalPage,
+    LedgerTick,
     Reconcile,
     ReconciliationReport,
     ReleaseReservation,
@@ -28,13 +32,13 @@ from common.contracts import (
 )
 from common.errors import Conflict, Forbidden, InsufficientCredits, ValidationFailed
 from credits import metrics
-from credits.cache import BalanceCache
+from credits.accounts import AccountStore
+from credits.history import history
 from credits.ledger import TERMINAL
+from credits.log import LedgerLog
+from credits.partitions import Partitions
 from credits.reconcile import reconcile
 from credits.report import credits_report
-from credits.repository import AccountRepository, balance_of
-
-Doc = dict[str, Any]
 
 
 def _authorize(actor: Actor | None, user_id: str) -> None:
@@ -44,38 +48,27 @@ def _authorize(actor: Actor | None, user_id: str) -> None:
 
 
 class CreditsHandlers:
-    def __init__(
-        self,
-        *,
-        repo: AccountRepository,
-        cache: BalanceCache,
-        reservation_ttl: timedelta,
-        on_change: Callable[[], object],
-    ) -> None:
-        self._repo = repo
-        self._cache = cache
+    def __init__(self, *, ledger: Partitions, log: LedgerLog, store: AccountStore, reservation_ttl: timedelta) -> None:
+        self._ledger = ledger
+        self._log = log
+        self._store = store
         self._ttl = reservation_ttl
-        self._on_change = on_change
-
-    async def changed(self, doc: Doc) -> Balance:
-        """After any change: refresh the cached balance and wake the journal flusher."""
-        balance = balance_of(doc)
-        await self._cache.put(balance, version=doc["version"])
-        self._on_change()
-        return balance
 
     async def reserve(self, envelope: Envelope[ReserveCredits]) -> Reservation:
         p = envelope.payload
         _authorize(envelope.actor, p.user_id)
         try:
-            held = await self._repo.reserve(
-                user_id=p.user_id,
-                email=p.email,
-                reservation_id=str(p.reservation_id),
-                amount=p.amount,
-                purpose=p.purpose,
-                ttl=self._ttl,
-                now=datetime.now(UTC),
+            held = await self._ledger.of(p.user_id).submit(
+                lambda book, now: book.reserve(
+                    user_id=p.user_id,
+                    email=p.email,
+                    reservation_id=str(p.reservation_id),
+                    amount=p.amount,
+                    purpose=p.purpose,
+                    ttl=self._ttl,
+                    now=now,
+                ),
+                users=(p.user_id,),
             )
         except InsufficientCredits:
             metrics.INSUFFICIENT.inc()
@@ -85,14 +78,13 @@ class CreditsHandlers:
             metrics.applied("reserve", p.amount)
         else:
             metrics.OPERATIONS.labels("reserve", "replayed").inc()
-        balance = await self.changed(held.account)
         return Reservation(
             reservation_id=p.reservation_id,
             user_id=p.user_id,
-            amount=held.hold["amount"],
-            status=held.hold["status"],
-            expires_at=held.hold["expiresAt"],
-            balance=balance,
+            amount=held.amount,
+            status=held.status,
+            expires_at=held.expires_at,
+            balance=held.balance,
         )
 
     async def commit(self, envelope: Envelope[CommitReservation]) -> ReservationResolved:
@@ -106,16 +98,14 @@ class CreditsHandlers:
         return await self._resolve(p.user_id, p.reservation_id, held=p.reserved, used=0, kind="release")
 
     async def _resolve(
-        self, user_id: str, reservation_id: uuid.UUID, *, held: int, used: int, kind: Any
+        self, user_id: str, reservation_id: uuid.UUID, *, held: int, used: int, kind: EntryKind
     ) -> ReservationResolved:
         try:
-            resolution = await self._repo.resolve(
-                user_id=user_id,
-                reservation_id=str(reservation_id),
-                held=held,
-                used=used,
-                kind=kind,
-                now=datetime.now(UTC),
+            resolution = await self._ledger.of(user_id).submit(
+                lambda book, now: book.resolve(
+                    user_id=user_id, reservation_id=str(reservation_id), held=held, used=used, kind=kind, now=now
+                ),
+                users=(user_id,),
             )
         except (Conflict, ValidationFailed):
             metrics.OPERATIONS.labels(kind, "refused").inc()
@@ -124,55 +114,60 @@ class CreditsHandlers:
             metrics.applied(kind, resolution.used if kind == "commit" else held)
         else:
             metrics.OPERATIONS.labels(kind, "replayed").inc()
-        balance = await self.changed(resolution.account)
-        status = TERMINAL[resolution.kind]
         return ReservationResolved(
             reservation_id=reservation_id,
-            status=status,
+            status=TERMINAL[resolution.kind],
             committed=resolution.used,
             released=held - resolution.used,
-            balance=balance,
-        )  # type: ignore[arg-type]
+            balance=resolution.balance,
+        )
 
     async def grant(self, envelope: Envelope[GrantCredits]) -> CreditsGranted:
         p = envelope.payload
         if envelope.actor is not None and envelope.actor.role != "admin":
             raise Forbidden("only admins and internal services grant credits")
-        doc = await self._repo.grant(
-            user_id=p.user_id,
-            email=p.email,
-            key=p.idempotency_key,
-            amount=p.amount,
-            reason=p.reason,
-            now=datetime.now(UTC),
+        balance, applied = await self._ledger.of(p.user_id).submit(
+            lambda book, now: book.grant(
+                user_id=p.user_id, email=p.email, key=p.idempotency_key, amount=p.amount, reason=p.reason, now=now
+            ),
+            users=(p.user_id,),
         )
-        return CreditsGranted(idempotency_key=p.idempotency_key, amount=p.amount, balance=await self.changed(doc))
+        if applied:
+            metrics.applied("grant", p.amount)
+        else:
+            metrics.OPERATIONS.labels("grant", "replayed").inc()
+        return CreditsGranted(idempotency_key=p.idempotency_key, amount=p.amount, balance=balance)
 
     async def get_balance(self, envelope: Envelope[GetBalance]) -> Balance:
         p = envelope.payload
         _authorize(envelope.actor, p.user_id)
-        cached = await self._cache.get(p.user_id)
-        if cached is not None:
-            return cached
-        balance, version = await self._repo.balance(user_id=p.user_id, email=p.email, now=datetime.now(UTC))
-        await self._cache.put(balance, version=version)
-        return balance
+        return await self._ledger.of(p.user_id).submit(
+            lambda book, now: book.balance(user_id=p.user_id, email=p.email, now=now), users=(p.user_id,)
+        )
 
     async def get_journal(self, envelope: Envelope[GetJournal]) -> JournalPage:
         p = envelope.payload
         _authorize(envelope.actor, p.user_id)
-        entries, cursor = await self._repo.history(user_id=p.user_id, limit=p.limit, before=p.before)
+        partition = self._ledger.of(p.user_id)
+        head = await partition.submit(lambda book, now: book.history_head(p.user_id), users=(p.user_id,))
+        entries, cursor = await history(
+            self._log, partition=partition.number, user_id=p.user_id, head=head, limit=p.limit, before=p.before
+        )
         return JournalPage(entries=entries, next_cursor=cursor)
+
+    async def tick(self, envelope: Envelope[LedgerTick]) -> None:
+        """Load the partition if this replica has just been handed it; its timers do the rest."""
+        await self._ledger.number(envelope.payload.partition).submit(lambda book, now: None)
 
     async def reconcile(self, envelope: Envelope[Reconcile]) -> ReconciliationReport:
         if envelope.actor is not None and envelope.actor.role != "admin":
             raise Forbidden("admins only")
-        return await reconcile(self._repo, limit=envelope.payload.limit)
+        return await reconcile(self._store, self._log, limit=envelope.payload.limit)
 
     async def credits_report(self, envelope: Envelope[GetCreditsReport]) -> CreditsReport:
         if envelope.actor is not None and envelope.actor.role != "admin":
             raise Forbidden("admins only")
-        return await credits_report(self._repo, envelope.payload)
+        return await credits_report(self._log, envelope.payload)
 
     def routes(self) -> dict[str, Any]:
         return {
@@ -183,5 +178,6 @@ class CreditsHandlers:
             "GrantCredits": self.grant,
             "GetBalance": self.get_balance,
             "GetJournal": self.get_journal,
+            "LedgerTick": self.tick,
             "Reconcile": self.reconcile,
         }

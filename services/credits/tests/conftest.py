@@ -1,4 +1,5 @@
-"""Credits test fixtures: a fresh database per test on the real MongoDB-protocol server."""
+"""Credits test fixtures: a fresh database per test on the real MongoDB-protocol server, and
+ledger replicas on it (tests.support.ledger)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from credits.repository import AccountRepository
+from credits.log import LedgerLog
+from tests.support.ledger import Clock, Replica
 
 
 @pytest.fixture
@@ -23,7 +25,22 @@ async def db(mongodb_url: str) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
 
 
 @pytest.fixture
-async def repo(db: AsyncDatabase[dict[str, Any]]) -> AccountRepository:
-    repository = AccountRepository(db, signup_credits=10)
-    await repository.create_indexes()
-    return repository
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def replicas(db: AsyncDatabase[dict[str, Any]], clock: Clock) -> AsyncIterator[list[Replica]]:
+    """Start replicas with `replicas.append(Replica(db, clock))`; all are killed at the end."""
+    started: list[Replica] = []
+    yield started
+    for replica in started:
+        await replica.kill()
+
+
+@pytest.fixture
+async def ledger(db: AsyncDatabase[dict[str, Any]], clock: Clock, replicas: list[Replica]) -> Replica:
+    await LedgerLog(db).create_indexes()
+    replica = Replica(db, clock)
+    replicas.append(replica)
+    return replica

@@ -27,7 +27,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bus = Bus(
             url=settings.amqp_url.get_secret_value(),
-            topology=Topology(settings.bus_namespace),
+            topology=Topology.of(settings),
             service=settings.service_name,
         )
         await bus.connect()

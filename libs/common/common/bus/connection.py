@@ -84,22 +84,52 @@ class Bus:
     ) -> AbstractRobustQueue:
         """The service's durable quorum queue, bound to its commands, with its dead-letter queue."""
         t = self.topology
+        queue = await self._declare_command_queue(channel, service, t.queue(service), max_attempts=max_attempts)
+        for name in t.commands_for(service):
+            await queue.bind(t.commands, routing_key=name)
+        return queue
+
+    async def declare_partition_queue(
+        self, channel: AbstractRobustChannel, *, service: str, partition: int, max_attempts: int
+    ) -> AbstractRobustQueue:
+        """One partition's quorum queue (single active consumer), bound to `<command>.<partition>`."""
+        t = self.topology
+        queue = await self._declare_command_queue(
+            channel,
+            service,
+            t.partition_queue(service, partition),
+            max_attempts=max_attempts,
+            arguments={"x-single-active-consumer": True},
+        )
+        for name in t.partitioned_commands_for(service):
+            await queue.bind(t.commands, routing_key=f"{name}.{partition}")
+        return queue
+
+    async def _declare_command_queue(
+        self,
+        channel: AbstractRobustChannel,
+        service: str,
+        name: str,
+        *,
+        max_attempts: int,
+        arguments: dict[str, object] | None = None,
+    ) -> AbstractRobustQueue:
+        t = self.topology
         dead = await channel.declare_queue(
             t.dead_letter_queue(service), durable=True, arguments={"x-queue-type": "quorum"}
         )
         await dead.bind(t.dead_letter, routing_key=t.queue(service))
         queue = await channel.declare_queue(
-            t.queue(service),
+            name,
             durable=True,
             arguments={
                 "x-queue-type": "quorum",
                 "x-delivery-limit": max_attempts - 1,
                 "x-dead-letter-exchange": t.dead_letter,
                 "x-dead-letter-routing-key": t.queue(service),
+                **(arguments or {}),
             },
         )
-        for name in t.commands_for(service):
-            await queue.bind(t.commands, routing_key=name)
         return queue  # type: ignore[return-value]
 
     async def publish(
@@ -136,7 +166,8 @@ class Bus:
                     if v
                 },
             )
-            await self._send(exchange, message, routing_key=stamped.type, mandatory=not event)
+            routing_key = self.topology.routing_key(stamped.type, stamped.payload)
+            await self._send(exchange, message, routing_key=routing_key, mandatory=not event)
 
     async def reply(
         self,

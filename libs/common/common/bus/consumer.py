@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -29,9 +30,10 @@ from pydantic import ValidationError
 from common.bus.connection import Bus
 from common.bus.processed import ProcessedMessages
 from common.bus.rpc import CHUNK, RpcClient, StreamFeedback
+from common.bus.topology import Topology
 from common.contracts.catalog import CATALOG
 from common.contracts.envelope import Contract, Envelope, Reply
-from common.errors import PlatformError
+from common.errors import PlatformError, ServiceUnavailable
 from common.logs import bound
 from common.metrics import HANDLER_SECONDS, IN_FLIGHT, MESSAGES
 from common.telemetry import context_from
@@ -110,7 +112,8 @@ class Streaming:
 
 
 class Consumer:
-    """Routes the messages on one service's queue to their handlers."""
+    """Routes the messages on one service's queue (and, for a service with partitioned commands,
+    on each of its partition queues) to their handlers."""
 
     def __init__(
         self,
@@ -121,6 +124,7 @@ class Consumer:
         processed: ProcessedMessages | None,
         prefetch: int,
         max_attempts: int,
+        on_channel_lost: Callable[[], None] | None = None,
     ) -> None:
         unknown = set(handlers) - set(CATALOG)
         if unknown:
@@ -132,15 +136,26 @@ class Consumer:
         self._processed = processed
         self._prefetch = prefetch
         self._max_attempts = max_attempts
+        self._on_channel_lost = on_channel_lost
         self.queue_name = bus.topology.queue(service)
+        self.partitioned = [n for n in Topology.partitioned_commands_for(service) if n in self._handlers]
 
     async def start(self) -> None:
         channel = await self._bus.channel(prefetch=self._prefetch)
+        if self._on_channel_lost is not None:
+            # Whatever this consumer owned (a partition it was the active consumer of) may have
+            # moved to another replica while the channel was gone.
+            channel.close_callbacks.add(lambda *_: self._on_channel_lost())  # type: ignore[misc]
         queue = await self._bus.declare_service_queue(channel, service=self._service, max_attempts=self._max_attempts)
         await queue.consume(self._on_message)
+        for number in range(self._bus.topology.partitions) if self.partitioned else ():
+            owned = await self._bus.declare_partition_queue(
+                channel, service=self._service, partition=number, max_attempts=self._max_attempts
+            )
+            await owned.consume(partial(self._on_message, partition=number))
         log.info("consuming", extra={"queue": queue.name, "messages": sorted(self._handlers)})
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    async def _on_message(self, message: AbstractIncomingMessage, partition: int | None = None) -> None:
         name = message.type or ""
         envelope_model = self._envelopes.get(name)
         try:
@@ -174,13 +189,32 @@ class Consumer:
             IN_FLIGHT.labels(self._service).inc()
             started = time.perf_counter()
             try:
-                outcome = await self._process(message, envelope, span)
+                outcome = await self._process(message, envelope, span, partition)
             finally:
                 IN_FLIGHT.labels(self._service).dec()
             HANDLER_SECONDS.labels(self._service, name).observe(time.perf_counter() - started)
             MESSAGES.labels(self._service, name, outcome).inc()
 
-    async def _process(self, message: AbstractIncomingMessage, envelope: Envelope[Contract], span: trace.Span) -> str:
+    def _misrouted(self, envelope: Envelope[Contract], partition: int | None) -> ServiceUnavailable | None:
+        """A partitioned command must arrive on the queue of the partition that owns its account;
+        anything else means the publisher counts partitions differently (CREDITS_PARTITIONS)."""
+        spec = CATALOG[envelope.type]
+        if partition is None and not spec.partitioned:
+            return None
+        owner = self._bus.topology.partition_for(envelope.payload) if spec.partitioned else None
+        if owner == partition:
+            return None
+        log.error(
+            "misrouted partitioned command refused",
+            extra={"message_type": envelope.type, "queue_partition": partition, "owner_partition": owner},
+        )
+        return ServiceUnavailable(
+            "the command reached the wrong ledger partition; CREDITS_PARTITIONS differs between services"
+        )
+
+    async def _process(
+        self, message: AbstractIncomingMessage, envelope: Envelope[Contract], span: trace.Span, partition: int | None
+    ) -> str:
         """Handle one parsed message; returns its outcome for the metrics."""
         if envelope.expired():
             log.warning("expired message dropped", extra={"message_type": envelope.type, "deadline": envelope.deadline})
@@ -200,6 +234,9 @@ class Consumer:
             return "duplicate"
         outcome = "ok"
         try:
+            misrouted = self._misrouted(envelope, partition)
+            if misrouted is not None:
+                raise misrouted
             result = await self._handle(message, envelope)
             reply: Reply[Contract] = Reply(request_id=envelope.request_id, result=result)
         except PlatformError as exc:

@@ -20,6 +20,7 @@ from common.contracts.credits import (
     GetJournal,
     GrantCredits,
     JournalPage,
+    LedgerTick,
     Reconcile,
     ReconciliationReport,
     ReleaseReservation,
@@ -51,6 +52,8 @@ class MessageSpec:
     kind: Literal["command", "event"] = "command"
     reply: type[Contract] | None = None
     summary: str = ""
+    # Account-scoped credits commands go to the partition queue owning the payload's user_id.
+    partitioned: bool = False
 
 
 # Image jobs run long, so they have a queue (and a prefetch) of their own: a backlog of jobs
@@ -68,7 +71,12 @@ CATALOG: dict[str, MessageSpec] = {
             summary="Answer a conversation; the reply is a ChatCompletion.",
         ),
         MessageSpec(
-            "ReserveCredits", ReserveCredits, "credits", reply=Reservation, summary="Hold credits for a piece of work."
+            "ReserveCredits",
+            ReserveCredits,
+            "credits",
+            reply=Reservation,
+            summary="Hold credits for a piece of work.",
+            partitioned=True,
         ),
         MessageSpec(
             "CommitReservation",
@@ -76,6 +84,7 @@ CATALOG: dict[str, MessageSpec] = {
             "credits",
             reply=ReservationResolved,
             summary="Charge a reservation.",
+            partitioned=True,
         ),
         MessageSpec(
             "ReleaseReservation",
@@ -83,12 +92,27 @@ CATALOG: dict[str, MessageSpec] = {
             "credits",
             reply=ReservationResolved,
             summary="Return a reservation.",
+            partitioned=True,
         ),
         MessageSpec(
-            "GrantCredits", GrantCredits, "credits", reply=CreditsGranted, summary="Add credits to an account."
+            "GrantCredits",
+            GrantCredits,
+            "credits",
+            reply=CreditsGranted,
+            summary="Add credits to an account.",
+            partitioned=True,
         ),
-        MessageSpec("GetBalance", GetBalance, "credits", reply=Balance, summary="Read an account's balance."),
-        MessageSpec("GetJournal", GetJournal, "credits", reply=JournalPage, summary="Read an account's journal."),
+        MessageSpec(
+            "GetBalance", GetBalance, "credits", reply=Balance, summary="Read an account's balance.", partitioned=True
+        ),
+        MessageSpec(
+            "GetJournal",
+            GetJournal,
+            "credits",
+            reply=JournalPage,
+            summary="Read an account's journal.",
+            partitioned=True,
+        ),
         MessageSpec(
             "Reconcile",
             Reconcile,
@@ -96,7 +120,16 @@ CATALOG: dict[str, MessageSpec] = {
             reply=ReconciliationReport,
             summary="Recompute balances from the journal.",
         ),
-        MessageSpec("CreditsChanged", CreditsChanged, "credits", kind="event", summary="An account changed."),
+        MessageSpec(
+            "CreditsChanged", CreditsChanged, "credits", kind="event", summary="Accounts changed (one page of the log)."
+        ),
+        MessageSpec(
+            "LedgerTick",
+            LedgerTick,
+            "credits",
+            summary="Wake a ledger partition's owner (internal).",
+            partitioned=True,
+        ),
         MessageSpec(
             "GenerateImage",
             GenerateImage,

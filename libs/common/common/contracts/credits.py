@@ -150,6 +150,14 @@ class ReconciliationReport(Contract):
 
 
 class CreditsChanged(Contract):
-    """Event: an account changed. Consumers deduplicate on `entry.id`."""
+    """Event: accounts changed; the entries one page of the ledger's log recorded, in order.
+    Delivered at least once: consumers deduplicate on each entry's `id`."""
 
-    entry: JournalEntry
+    entries: list[JournalEntry] = Field(min_length=1)
+
+
+class LedgerTick(Contract):
+    """Command (internal, credits to itself): wake the owner of a ledger partition, so it loads
+    the partition and expires abandoned reservations even when no other message comes."""
+
+    partition: int = Field(ge=0, le=255)

@@ -1,0 +1,139 @@
+"""Checkpoints: the accounts as of a page of the log, in the seed's `credits` collection, and
+one marker per partition (`credit_partitions`) saying up to which page they are complete.
+
+An account document keeps the seed's fields (`userEmail`, `credits` = available, `amount` =
+granted) plus reserved, spent, open holds, the grant keys it has had, where its history
+starts (`lastSeq`) and the page it was written at (`seq`). A checkpoint writes the accounts
+that changed since the last one, then moves the marker; a write only ever replaces an older
+state (`seq` compared), so a replica that lost its partition cannot overwrite a newer one.
+Whatever changed after the marker is still in the log and is replayed on load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from credits.book import AccountState, Hold
+from credits.ledger import Figures
+
+Doc = dict[str, Any]
+DUPLICATE_KEY = 11000
+LEDGER_ID = "ledger"
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    checkpoint: int = 0  # every account reflects every page up to here
+    announced: int = 0  # every page up to here was announced as CreditsChanged
+    holders: list[str] = field(default_factory=list)  # accounts with open holds at the checkpoint
+
+
+def marker_id(partition: int) -> str:
+    return f"p{partition:03d}"
+
+
+def account_document(account: AccountState, *, partition: int, seq: int) -> Doc:
+    f = account.figures
+    return {
+        "userId": account.user_id,
+        "userEmail": account.email,
+        "credits": f.available,
+        "reserved": f.reserved,
+        "spent": f.spent,
+        "amount": f.granted,
+        "holds": [
+            {"id": h.id, "amount": h.amount, "expiresAt": h.expires_at, "purpose": h.purpose, "createdAt": h.created_at}
+            for h in account.holds.values()
+        ],
+        "grants": sorted(account.grants),
+        "lastSeq": account.last_seq,
+        "version": account.version,
+        "partition": partition,
+        "seq": seq,
+        "createdAt": account.created_at,
+        "updatedAt": account.updated_at,
+    }
+
+
+def account_state(doc: Mapping[str, Any]) -> AccountState:
+    return AccountState(
+        user_id=doc["_id"],
+        email=doc.get("userEmail", ""),
+        created_at=doc["createdAt"],
+        updated_at=doc.get("updatedAt", doc["createdAt"]),
+        figures=Figures(doc["credits"], doc["reserved"], doc["spent"], doc["amount"]),
+        holds={
+            h["id"]: Hold(
+                h["id"], h["amount"], h["expiresAt"], h.get("purpose", ""), h.get("createdAt", doc["createdAt"])
+            )
+            for h in doc.get("holds", [])
+        },
+        grants=set(doc.get("grants", [])),
+        last_seq=doc.get("lastSeq"),
+        version=doc.get("version", 0),
+        seq=doc.get("seq", 0),
+    )
+
+
+class AccountStore:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.accounts = db["credits"]
+        self.markers = db["credit_partitions"]
+
+    async def load(self, user_id: str) -> AccountState | None:
+        doc = await self.accounts.find_one({"_id": user_id})
+        return account_state(doc) if doc is not None else None
+
+    async def marker(self, partition: int) -> Marker:
+        doc = await self.markers.find_one({"_id": marker_id(partition)})
+        if doc is None:
+            return Marker()
+        return Marker(doc["checkpoint"], doc.get("announced", 0), list(doc.get("holders", [])))
+
+    async def checkpoint(
+        self, *, partition: int, seq: int, accounts: list[AccountState], marker: Marker, now: datetime
+    ) -> None:
+        """Write `accounts` as of page `seq`, then the partition's marker."""
+        if accounts:
+            writes = [
+                UpdateOne(
+                    {"_id": a.user_id, "seq": {"$lt": seq}},
+                    {"$set": account_document(a, partition=partition, seq=seq)},
+                    upsert=True,
+                )
+                for a in accounts
+            ]
+            try:
+                await self.accounts.bulk_write(writes, ordered=False)
+            except BulkWriteError as exc:
+                # A duplicate key is an account already written at a later page: it stays.
+                if any(e["code"] != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                    raise
+        fields = {
+            "checkpoint": marker.checkpoint,
+            "announced": marker.announced,
+            "holders": marker.holders,
+            "updatedAt": now,
+        }
+        with contextlib.suppress(DuplicateKeyError):  # a later checkpoint is already recorded
+            await self.markers.update_one(
+                {"_id": marker_id(partition), "checkpoint": {"$lte": marker.checkpoint}},
+                {"$set": {"partition": partition, **fields}},
+                upsert=True,
+            )
+
+    async def partitions(self) -> int | None:
+        """How many partitions the stored ledger was written with (None: a new store)."""
+        doc = await self.markers.find_one({"_id": LEDGER_ID})
+        return int(doc["partitions"]) if doc is not None else None
+
+    async def set_partitions(self, partitions: int) -> None:
+        await self.markers.update_one({"_id": LEDGER_ID}, {"$set": {"partitions": partitions}}, upsert=True)
