@@ -63,6 +63,15 @@ def account_document(account: AccountState, *, partition: int, seq: int) -> Doc:
     }
 
 
+def _grants(doc: Mapping[str, Any]) -> set[str]:
+    if "seq" in doc:
+        return set(doc.get("grants", []))
+    # An account the earlier ledger wrote: its signup grant was made on creation, and its recent
+    # grant keys are among the operation ids it remembered.
+    seen = {k.removeprefix("grant:") for k in doc.get("seen", []) if k.startswith("grant:")}
+    return seen | {f"signup:{doc['_id']}"}
+
+
 def account_state(doc: Mapping[str, Any]) -> AccountState:
     return AccountState(
         user_id=doc["_id"],
@@ -76,7 +85,7 @@ def account_state(doc: Mapping[str, Any]) -> AccountState:
             )
             for h in doc.get("holds", [])
         },
-        grants=set(doc.get("grants", [])),
+        grants=_grants(doc),
         last_seq=doc.get("lastSeq"),
         version=doc.get("version", 0),
         seq=doc.get("seq", 0),
@@ -105,7 +114,7 @@ class AccountStore:
         if accounts:
             writes = [
                 UpdateOne(
-                    {"_id": a.user_id, "seq": {"$lt": seq}},
+                    {"_id": a.user_id, "seq": {"$not": {"$gte": seq}}},
                     {"$set": account_document(a, partition=partition, seq=seq)},
                     upsert=True,
                 )

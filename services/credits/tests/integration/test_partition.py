@@ -372,3 +372,29 @@ async def test_the_ledger_agrees_with_the_reference_model(
     assert figures(replica, user).consistent
     await replica.checkpoint()
     assert (await reconcile(replica.store, replica.log, limit=1000)).drift == []
+
+
+async def test_an_account_the_earlier_ledger_wrote_is_read_and_checkpointed(
+    ledger: Replica, db: AsyncDatabase[dict[str, Any]], clock: Clock
+) -> None:
+    legacy = {
+        "_id": USER,
+        "userId": USER,
+        "userEmail": "u@example.com",
+        "credits": 7,
+        "reserved": 0,
+        "spent": 3,
+        "amount": 10,
+        "version": 5,
+        "holds": [],
+        "outbox": [],
+        "seen": [f"grant:signup:{USER}", "grant:purchase-1", "reserve:x"],
+        "createdAt": clock.now,
+        "updatedAt": clock.now,
+    }
+    await db["credits"].insert_one(legacy)
+    assert not (await ledger.grant(USER, "purchase-1", 5))[1]  # its grant keys came along
+    assert not (await ledger.grant(USER, f"signup:{USER}", 5))[1]
+    await ledger.reserve(USER, 2)
+    await ledger.checkpoint()
+    assert await stored(db) == Figures(available=5, reserved=2, spent=3, granted=10)
