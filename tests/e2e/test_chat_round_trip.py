@@ -30,6 +30,7 @@ def lines_with(stack: Stack, service: str, request_id: str) -> list[dict[str, ob
     return [line for line in stack.processes[service].json_lines() if line.get("request_id") == request_id]
 
 
+@pytest.mark.stack_env(LOG_LEVEL="DEBUG")  # at INFO a fast request writes no line: nothing to correlate
 def test_chat_round_trip_shares_request_id_and_trace_across_services(stack: Stack) -> None:
     response = chat(stack, request_id="e2e-request-0001")
     assert response.status_code == 200, response.text

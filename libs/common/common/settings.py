@@ -56,6 +56,11 @@ class CommonSettings(BaseSettings):
         5, ge=1, le=100, description="Deliveries of a failing message before it goes to the dead-letter queue."
     )
     log_level: str = Field("INFO", description="Python log level.")
+    slow_request_ms: float = Field(
+        1000.0,
+        gt=0,
+        description="A request or message handled slower than this is logged at INFO; faster ones only at DEBUG.",
+    )
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Port of the /metrics endpoint of a consuming service; 0 turns it off."
     )

@@ -2,8 +2,10 @@
 
 MongoDB and Redis calls are traced through their OpenTelemetry instrumentations. Export
 follows the standard OTEL_* variables: with OTEL_EXPORTER_OTLP_ENDPOINT (or
-OTEL_TRACES_EXPORTER=otlp) spans go out over OTLP/HTTP; otherwise they are recorded but
-not exported. Tests install their own in-memory exporter through `span_processors`.
+OTEL_TRACES_EXPORTER=otlp) spans go out over OTLP/HTTP. Spans are recorded only while
+something receives them (an exporter, or a test's in-memory processor through
+`span_processors`); otherwise they are non-recording and cost next to nothing on the hot
+path, while trace ids are still made and carried in every message and log line.
 """
 
 from __future__ import annotations
@@ -17,6 +19,20 @@ from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler, SamplingResult
+
+
+class RecordWhenReceived(Sampler):
+    """Records spans only while the provider has a span processor to hand them to."""
+
+    def __init__(self) -> None:
+        self.receiving = False
+
+    def should_sample(self, *args: object, **kwargs: object) -> SamplingResult:
+        return (ALWAYS_ON if self.receiving else ALWAYS_OFF).should_sample(*args, **kwargs)  # type: ignore[arg-type]
+
+    def get_description(self) -> str:
+        return "RecordWhenReceived"
 
 
 def configure_tracing(*, service: str, span_processors: Sequence[SpanProcessor] = ()) -> TracerProvider:
@@ -25,22 +41,28 @@ def configure_tracing(*, service: str, span_processors: Sequence[SpanProcessor] 
     if isinstance(current, TracerProvider):
         provider = current
     else:
-        provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
+        provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}), sampler=RecordWhenReceived())
         exporter_name = os.environ.get(
             "OTEL_TRACES_EXPORTER", "otlp" if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "none"
         )
         if exporter_name == "otlp":
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            _receive(provider, BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(provider)
         # MongoDB and Redis calls get client spans from their official instrumentations (a
         # pymongo command listener, and redis-py's client patched in place by OpenTelemetry).
         PymongoInstrumentor().instrument()
         RedisInstrumentor().instrument()
     for processor in span_processors:
-        provider.add_span_processor(processor)
+        _receive(provider, processor)
     return provider
+
+
+def _receive(provider: TracerProvider, processor: SpanProcessor) -> None:
+    provider.add_span_processor(processor)
+    if isinstance(provider.sampler, RecordWhenReceived):
+        provider.sampler.receiving = True
 
 
 def current_trace_context() -> tuple[str | None, str | None]:

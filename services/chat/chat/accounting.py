@@ -12,7 +12,7 @@ from chat.costs import CostTable
 from chat.job import Job
 from chat.providers.base import ProviderAnswer
 from chat.usage import UsageRecorder, usage_id
-from common.contracts import Reservation, UsageRecorded
+from common.contracts import Reservation, UsageRecord
 from common.credits import CreditsClient
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class Accounts:
                 prompt_tokens=answer.prompt_tokens,
                 completion_tokens=answer.completion_tokens,
             )
-        usage = UsageRecorded(
+        usage = UsageRecord(
             usage_id=usage_id(job.envelope.message_id),
             user_id=job.user_id,
             provider=provider,
@@ -70,5 +70,6 @@ class Accounts:
             cost_usd=cost,
             credits=credits,
             at=datetime.now(UTC),
+            request_id=job.envelope.request_id,
         )
-        self._usage.record(request_id=job.envelope.request_id, usage=usage)
+        self._usage.record(usage)

@@ -1,8 +1,10 @@
-"""Usage analytics over the `usage` collection: MongoDB aggregations on (at) and (user_id, at)
-indexes, so a report reads only the period asked for."""
+"""Usage analytics over the `usage` collection: MongoDB aggregations that pick the pages of the
+period by their `at` index, unwind their records, count each usage id once (a request that
+was redelivered may have been recorded twice) and group them."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from pymongo import ASCENDING
@@ -10,6 +12,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from common.contracts import Envelope, GetUsageReport, UsageFigures, UsageGrouping, UsageReport, UsageRow
 from common.errors import Forbidden
+
+# A page is stamped with its oldest record; its newest is at most a writer's batch later.
+PAGE_SPAN = timedelta(minutes=5)
 
 KEYS: dict[UsageGrouping, Any] = {
     "day": {"$dateToString": {"format": "%Y-%m-%d", "date": "$at"}},
@@ -54,12 +59,23 @@ class UsageAnalytics:
         if not self._indexed:  # lazily: the chat service starts, and answers, while MongoDB is away
             await self._collection.create_index([("at", ASCENDING)])
             self._indexed = True
-        match = {"$match": {"at": {"$gte": query.since, "$lt": query.until}}}
+        records = [
+            {"$match": {"at": {"$gte": query.since - PAGE_SPAN, "$lt": query.until}}},
+            {"$unwind": "$records"},
+            {"$group": {"_id": "$records._id", "record": {"$first": "$records"}}},
+            {"$replaceRoot": {"newRoot": "$record"}},
+            {"$match": {"at": {"$gte": query.since, "$lt": query.until}}},
+        ]
         order = {"_id": 1} if query.group_by == "day" else {"credits": -1, "requests": -1, "_id": 1}
-        grouped = [match, {"$group": {"_id": KEYS[query.group_by], **SUMS}}, {"$sort": order}, {"$limit": query.limit}]
+        grouped = [
+            *records,
+            {"$group": {"_id": KEYS[query.group_by], **SUMS}},
+            {"$sort": order},
+            {"$limit": query.limit},
+        ]
         rows = [
             UsageRow(key=str(r["_id"]), figures=figures(r)) async for r in await self._collection.aggregate(grouped)
         ]
-        totals = [r async for r in await self._collection.aggregate([match, {"$group": {"_id": None, **SUMS}}])]
+        totals = [r async for r in await self._collection.aggregate([*records, {"$group": {"_id": None, **SUMS}}])]
         empty = dict.fromkeys(SUMS, 0)
         return UsageReport(group_by=query.group_by, rows=rows, totals=figures(totals[0] if totals else empty))

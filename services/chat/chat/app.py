@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 
 from chat.analytics import UsageAnalytics
@@ -22,7 +21,12 @@ from common.bus import Handler, RpcClient, Streaming
 from common.contracts import Envelope, UsageRecorded
 from common.credits import CreditsClient
 from common.mongo import database, mongo_client
-from common.runtime import Runtime, run_service
+from common.runtime import Runtime, serve
+
+# A redelivered CompleteChat finds its reservation (derived from the message id) settled and is
+# refused before any provider call, and its usage record has the same id: the handler is
+# idempotent by itself, so the bus's processed-message record (a Redis round trip) is not needed.
+DEDUPLICATE = False
 
 
 def providers(settings: ChatSettings) -> list[ChatProvider]:
@@ -105,7 +109,7 @@ async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
 
 def main() -> None:
     settings = ChatSettings()
-    asyncio.run(run_service(settings, partial(setup, settings=settings)))
+    serve(settings, partial(setup, settings=settings), deduplicate=DEDUPLICATE)
 
 
 if __name__ == "__main__":

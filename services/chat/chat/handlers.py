@@ -31,7 +31,7 @@ from common.contracts import (
     Reservation,
 )
 from common.credits import CreditsClient
-from common.errors import DeadlineExceeded, ServiceUnavailable, Unauthenticated, UpstreamFailed
+from common.errors import Conflict, DeadlineExceeded, ServiceUnavailable, Unauthenticated, UpstreamFailed
 
 
 class ChatHandlers:
@@ -126,6 +126,8 @@ class ChatHandlers:
     async def _fresh(self, job: Job, lead: Lead | None) -> ChatCompletion:
         try:
             reservation = await self._accounts.reserve(job, self._pricing.reservation(job.request.model))
+            if reservation.status != "pending":  # a redelivered request that was answered already
+                raise Conflict("this request was answered already", status_now=reservation.status)
         except BaseException:
             if lead is not None:
                 await lead.abandon()

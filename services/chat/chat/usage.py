@@ -1,10 +1,13 @@
 """Usage records: one per answer (provider, model, tokens, latency, cached, estimated cost),
-stored in MongoDB's `usage` collection and announced as a UsageRecorded event.
+stored in MongoDB's `usage` collection and announced as UsageRecorded events.
 
 Recording never delays or fails an answer: records go through a bounded in-memory queue to a
-background writer. A record's id derives from the request's message id, so a redelivered
-request cannot store it twice. What a crash loses is analytics, never money (the ledger is
-the credits service's)."""
+background writer, which stores whatever has gathered meanwhile as ONE document (a page:
+`{at, until, records: [...]}`) and announces it as one event, so a busy chat service writes
+one document for many answers. Analytics unwind the pages. A record's id derives from the
+request's message id; a redelivered request may be recorded again (at least once), and
+readers count each id once. What a crash loses is analytics, never money (the ledger is the
+credits service's)."""
 
 from __future__ import annotations
 
@@ -14,15 +17,19 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
-from common.contracts import Envelope, UsageRecorded
+from common.contracts import Envelope, UsageRecord, UsageRecorded
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[Envelope[UsageRecorded]], Awaitable[None]]
+MAX_PAGE = 500
+
+
+def record_document(usage: UsageRecord) -> dict[str, Any]:
+    return {"_id": str(usage.usage_id), **usage.model_dump(exclude={"usage_id"})}
 
 
 class UsageRecorder:
@@ -31,20 +38,22 @@ class UsageRecorder:
     ) -> None:
         self._collection = collection
         self._publish = publish
-        self._queue: asyncio.Queue[tuple[str, UsageRecorded]] = asyncio.Queue(maxsize=capacity)
+        self._queue: asyncio.Queue[UsageRecord] = asyncio.Queue(maxsize=capacity)
         self._indexed = False
         self._healthy = True  # the last write succeeded; a failing store is not waited for at shutdown
 
-    def record(self, *, request_id: str, usage: UsageRecorded) -> None:
+    def record(self, usage: UsageRecord) -> None:
         try:
-            self._queue.put_nowait((request_id, usage))
+            self._queue.put_nowait(usage)
         except asyncio.QueueFull:
             log.warning("usage queue full; record dropped", extra={"usage_id": str(usage.usage_id)})
 
     async def run(self) -> None:
         while True:
-            request_id, usage = await self._queue.get()
-            await self._store(request_id, usage)
+            page = [await self._queue.get()]
+            while len(page) < MAX_PAGE and not self._queue.empty():
+                page.append(self._queue.get_nowait())
+            await self._store(page)
 
     async def close(self, *, timeout_s: float = 2.0) -> None:
         """Store what is still queued, for at most `timeout_s` (not at all while the store is failing)."""
@@ -54,28 +63,35 @@ class UsageRecorder:
         try:
             async with asyncio.timeout(timeout_s):
                 while not self._queue.empty():
-                    await self._store(*self._queue.get_nowait())
+                    page = [self._queue.get_nowait() for _ in range(min(MAX_PAGE, self._queue.qsize()))]
+                    await self._store(page)
         except TimeoutError:
             log.warning("usage records left unsaved at shutdown", extra={"count": self._queue.qsize()})
 
-    async def _store(self, request_id: str, usage: UsageRecorded) -> None:
+    async def _store(self, page: list[UsageRecord]) -> None:
         try:
             if not self._indexed:
-                await self._collection.create_index([("user_id", ASCENDING), ("at", DESCENDING)])
+                await self._collection.create_index([("at", ASCENDING)])
                 self._indexed = True
-            document = {"_id": str(usage.usage_id), "request_id": request_id, **usage.model_dump(exclude={"usage_id"})}
-            try:
-                await self._collection.insert_one(document)
-            except DuplicateKeyError:
-                return  # a redelivered request: recorded and announced the first time
+            await self._collection.insert_one(
+                {
+                    "_id": uuid.uuid4().hex,
+                    "at": min(u.at for u in page),
+                    "until": max(u.at for u in page),
+                    "records": [record_document(u) for u in page],
+                }
+            )
             event = Envelope[UsageRecorded](
-                message_id=usage.usage_id, type="UsageRecorded", request_id=request_id, payload=usage
+                message_id=uuid.uuid5(page[0].usage_id, "page"),
+                type="UsageRecorded",
+                request_id=page[0].request_id or "usage",
+                payload=UsageRecorded(records=page),
             )
             await self._publish(event)
             self._healthy = True
         except Exception:
             self._healthy = False
-            log.warning("usage record failed", exc_info=True, extra={"usage_id": str(usage.usage_id)})
+            log.warning("usage records failed", exc_info=True, extra={"count": len(page)})
 
 
 def usage_id(message_id: uuid.UUID) -> uuid.UUID:

@@ -11,7 +11,7 @@ from functools import partial
 from common.bus import Bus, Handler
 from common.contracts import CreditsChanged, Envelope, LedgerTick
 from common.mongo import database, mongo_client
-from common.runtime import Runtime, run_service
+from common.runtime import Runtime, serve
 from credits.accounts import AccountStore
 from credits.handlers import CreditsHandlers
 from credits.log import LedgerLog, Page, page_id
@@ -102,7 +102,7 @@ async def setup(runtime: Runtime, settings: CreditsSettings) -> dict[str, Handle
 
 def main() -> None:
     settings = CreditsSettings()
-    asyncio.run(run_service(settings, partial(setup, settings=settings), deduplicate=DEDUPLICATE))
+    serve(settings, partial(setup, settings=settings), deduplicate=DEDUPLICATE)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ jobs never delays the quick answers.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from datetime import timedelta
@@ -18,7 +17,7 @@ from common.contracts import Caller, Envelope, ImageGenerated, RunImageJob
 from common.contracts.catalog import IMAGE_WORKER
 from common.credits import CreditsClient
 from common.mongo import database, mongo_client
-from common.runtime import Runtime, run_service
+from common.runtime import Runtime, serve
 from imagegen.handlers import ImageHandlers
 from imagegen.pricing import ImagePricing
 from imagegen.progress import JobProgress
@@ -148,7 +147,7 @@ async def setup(runtime: Runtime, settings: ImagegenSettings) -> dict[str, Handl
 
 def main() -> None:
     settings = ImagegenSettings()
-    asyncio.run(run_service(settings, partial(setup, settings=settings), deduplicate=DEDUPLICATE))
+    serve(settings, partial(setup, settings=settings), deduplicate=DEDUPLICATE)
 
 
 if __name__ == "__main__":

@@ -125,6 +125,7 @@ class Consumer:
         prefetch: int,
         max_attempts: int,
         on_channel_lost: Callable[[], None] | None = None,
+        slow_s: float = 1.0,
     ) -> None:
         unknown = set(handlers) - set(CATALOG)
         if unknown:
@@ -137,6 +138,7 @@ class Consumer:
         self._prefetch = prefetch
         self._max_attempts = max_attempts
         self._on_channel_lost = on_channel_lost
+        self._slow_s = slow_s
         self.queue_name = bus.topology.queue(service)
         self.partitioned = [n for n in Topology.partitioned_commands_for(service) if n in self._handlers]
 
@@ -192,8 +194,18 @@ class Consumer:
                 outcome = await self._process(message, envelope, span, partition)
             finally:
                 IN_FLIGHT.labels(self._service).dec()
-            HANDLER_SECONDS.labels(self._service, name).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            HANDLER_SECONDS.labels(self._service, name).observe(elapsed)
             MESSAGES.labels(self._service, name, outcome).inc()
+            # One line per message only when it says something: errors are logged where they
+            # happen, slow messages here; the rest at DEBUG, off the hot path.
+            level = logging.INFO if elapsed >= self._slow_s else logging.DEBUG
+            if log.isEnabledFor(level):
+                log.log(
+                    level,
+                    "message handled",
+                    extra={"message_type": name, "outcome": outcome, "duration_ms": round(elapsed * 1000, 2)},
+                )
 
     def _misrouted(self, envelope: Envelope[Contract], partition: int | None) -> ServiceUnavailable | None:
         """A partitioned command must arrive on the queue of the partition that owns its account;
@@ -258,7 +270,6 @@ class Consumer:
         if message.reply_to:
             await self._bus.reply(body, reply_to=message.reply_to, correlation_id=message.correlation_id)
         await message.ack()
-        log.info("message handled", extra={"message_type": envelope.type})
         return outcome
 
     async def _handle(self, message: AbstractIncomingMessage, envelope: Envelope[Contract]) -> Contract | None:

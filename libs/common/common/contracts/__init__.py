@@ -20,6 +20,7 @@ from common.contracts.chat import (
     ModelInfo,
     ModelList,
     Usage,
+    UsageRecord,
     UsageRecorded,
 )
 from common.contracts.credits import (
@@ -121,6 +122,7 @@ __all__ = [
     "Usage",
     "UsageFigures",
     "UsageGrouping",
+    "UsageRecord",
     "UsageRecorded",
     "UsageReport",
     "UsageRow",

@@ -91,10 +91,10 @@ class ModelList(Contract):
     default: str = Field(description="Model used when a request names none.")
 
 
-class UsageRecorded(Contract):
-    """Event: one answer's usage and estimated provider cost (a cache hit costs the provider nothing)."""
+class UsageRecord(Contract):
+    """One answer's usage and estimated provider cost (a cache hit costs the provider nothing)."""
 
-    usage_id: uuid.UUID = Field(description="Id of the usage record (MongoDB `usage` collection).")
+    usage_id: uuid.UUID = Field(description="Id of the usage record, derived from the request's message id.")
     user_id: str = Field(description="Who asked.")
     provider: str = Field(description="Provider that produced the answer.", examples=["gemini"])
     model: str = Field(description="Model that produced the answer.", examples=["gemini-2.5-flash"])
@@ -106,3 +106,11 @@ class UsageRecorded(Contract):
     cost_usd: float = Field(ge=0, description="Estimated provider cost from the price table; 0 for a cache hit.")
     credits: int = Field(ge=0, description="Credits charged to the user.")
     at: AwareDatetime
+    request_id: str = Field("", max_length=128, description="The HTTP request the answer was for.")
+
+
+class UsageRecorded(Contract):
+    """Event: answers' usage records, as one batch stored them (MongoDB `usage` collection).
+    Delivered at least once: consumers deduplicate on `usage_id`."""
+
+    records: list[UsageRecord] = Field(min_length=1)

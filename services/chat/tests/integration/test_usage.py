@@ -11,8 +11,18 @@ import aio_pika
 import pytest
 from pymongo import AsyncMongoClient
 
+from chat.analytics import UsageAnalytics
 from common.bus import Bus, RpcClient, Topology
-from common.contracts import Actor, ChatCompletion, ChatMessage, CompleteChat, Envelope, UsageRecorded
+from common.contracts import (
+    Actor,
+    ChatCompletion,
+    ChatMessage,
+    CompleteChat,
+    Envelope,
+    GetUsageReport,
+    UsageRecorded,
+)
+from common.errors import Conflict
 from common.settings import CommonSettings
 from tests.simulator.server import RunningSimulator
 from tests.support.chat_system import chat_services, chat_settings
@@ -88,7 +98,7 @@ async def test_answers_are_recorded_with_their_cost_and_announced(
         first = await rpc.call(fresh, reply_model=ChatCompletion)
         second = await rpc.call(cached, reply_model=ChatCompletion)
         assert (first.cached, second.cached) == (False, True)
-        records = await wait_until(lambda: usage.find().sort("at", 1).to_list(), lambda r: len(r) == 2, within=10)
+        records = await wait_until(lambda: stored(usage), lambda r: len(r) == 2, within=10)
 
     paid, free = records
     assert paid["request_id"] == fresh.request_id and free["request_id"] == cached.request_id
@@ -104,21 +114,52 @@ async def test_answers_are_recorded_with_their_cost_and_announced(
     assert (free["cached"], free["cost_usd"], free["provider"]) == (True, 0.0, "gemini")
 
     announced = []
-    for _ in range(2):
+    while len(announced) < 2:
         message = await events.get(timeout=5)
         await message.ack()
-        announced.append(Envelope[UsageRecorded].model_validate_json(message.body))
-    assert {str(e.payload.usage_id) for e in announced} == {paid["_id"], free["_id"]}
-    assert {e.request_id for e in announced} == {fresh.request_id, cached.request_id}
+        announced += Envelope[UsageRecorded].model_validate_json(message.body).payload.records
+    assert {str(r.usage_id) for r in announced} == {paid["_id"], free["_id"]}
+    assert {r.request_id for r in announced} == {fresh.request_id, cached.request_id}
 
 
-async def test_a_redelivered_request_is_recorded_once(
+async def test_a_redelivered_request_is_answered_once_and_counted_once(
     base: CommonSettings, rpc: RpcClient, usage: Any, simulator: RunningSimulator
 ) -> None:
-    async with chat_services(base, chat_settings(base, simulator)):
+    settings = chat_settings(base, simulator).model_copy(update={"chat_cache_ttl_s": 0})
+    async with chat_services(base, settings):
         request = ask("once")
         await rpc.call(request, reply_model=ChatCompletion)
-        await rpc.call(request, reply_model=ChatCompletion)  # same message id: the first reply is replayed
-        await wait_until(lambda: usage.count_documents({}), lambda n: n >= 1, within=10)
-    assert await usage.count_documents({}) == 1
+        with pytest.raises(Conflict, match="answered already"):  # same message id: its reservation is settled
+            await rpc.call(request, reply_model=ChatCompletion)
+        report = await wait_until(
+            lambda: UsageAnalytics(usage).report(REPORT),
+            lambda r: r.totals.requests >= 1,
+            within=10,
+        )
+    assert report.totals.requests == 1 and len(await stored(usage)) == 1
     assert simulator.sim.count() == 1
+
+
+async def test_a_record_stored_twice_is_counted_once(
+    base: CommonSettings, rpc: RpcClient, usage: Any, simulator: RunningSimulator
+) -> None:
+    """A cache hit needs no reservation, so a redelivered one is recorded again: analytics count its id once."""
+    async with chat_services(base, chat_settings(base, simulator)):
+        await rpc.call(ask("twice"), reply_model=ChatCompletion)
+        hit = ask("twice")
+        await rpc.call(hit, reply_model=ChatCompletion)
+        await rpc.call(hit, reply_model=ChatCompletion)  # redelivered: answered from the cache again
+        await wait_until(lambda: stored(usage), lambda r: len(r) == 3, within=10)
+    report = await UsageAnalytics(usage).report(REPORT)
+    assert (report.totals.requests, report.totals.cached) == (2, 1)
+
+
+REPORT = GetUsageReport(
+    since=datetime.now(UTC) - timedelta(days=1), until=datetime.now(UTC) + timedelta(days=1), group_by="user"
+)
+
+
+async def stored(usage: Any) -> list[dict[str, Any]]:
+    """Every usage record, oldest first, out of the pages the recorder wrote."""
+    pages = await usage.find().to_list()
+    return sorted((r for page in pages for r in page["records"]), key=lambda r: r["at"])

@@ -66,7 +66,10 @@ async def test_analytics_equal_independent_sums(
         )
         assert response.status_code == 200, response.text
         answered += 1
-    records = await wait_until(lambda: database["usage"].find({}).to_list(), lambda r: len(r) == answered, within=10)
+    async def stored() -> list[dict[str, Any]]:
+        return [r for page in await database["usage"].find({}).to_list() for r in page["records"]]
+
+    records = await wait_until(stored, lambda r: len(r) == answered, within=10)
     assert sum(r["cached"] for r in records) == 2  # the two repeats of "hello" after the first
 
     for group_by, key in (
