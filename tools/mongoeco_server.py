@@ -16,6 +16,13 @@ collection when a query on a string or ObjectId `_id` misses (2 ms at 100 docume
 at 5,600), and the SQLite engine scans for any find on `_id` alone (3.5 ms at 100, 28 ms at
 5,600); the memory engine now answers a miss at once and the SQLite one reads the key.
 tests/test_mongoeco_server.py shows that duplicates are refused and lookups still match.
+
+The SQLite engine also hands every committed write to its change-stream hub: it takes a
+lease in SQLite, starts and joins a heartbeat thread, reads the outbox back and checkpoints
+it, on each insert or update (a third of the server's CPU per write, and thread churn that
+slows every other process on a 2-core machine). No wire client can open a change stream on
+mongoeco ($changeStream is unsupported), so the launcher hands the outbox over at most once
+a second; the outbox keeps being compacted, and nothing a client can see changes.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
@@ -57,6 +65,20 @@ class IndexedIdMemoryEngine(MemoryEngine):
 
 
 class IndexedIdSQLiteEngine(SQLiteEngine):
+    DISPATCH_EVERY_S = 1.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._dispatched_at = float("-inf")
+
+    def dispatch_committed_changes(self, consumer_id: str, consumer: Any) -> None:
+        # Hubs come and go with collection objects, so the pace is the server's, not a hub's.
+        now = time.monotonic()
+        if now - self._dispatched_at < self.DISPATCH_EVERY_S:
+            return
+        self._dispatched_at = now
+        super().dispatch_committed_changes(consumer_id, consumer)
+
     def _validate_document_against_unique_indexes(
         self, db_name: str, coll_name: str, document: Any, **options: Any
     ) -> None:

@@ -37,12 +37,14 @@ class FakeCredits:
             balance=balance,
         )
 
-    async def commit(self, caller: Caller, reservation: Reservation, *, amount: int) -> ReservationResolved:
+    async def commit(
+        self, caller: Caller, reservation: Reservation, *, amount: int, wait: bool = True
+    ) -> ReservationResolved:
         self.calls.append(("commit", amount))
         self.available += reservation.amount - amount
         return self._resolved(reservation, "committed", amount)
 
-    async def release(self, caller: Caller, reservation: Reservation) -> ReservationResolved:
+    async def release(self, caller: Caller, reservation: Reservation, *, wait: bool = True) -> ReservationResolved:
         self.calls.append(("release", reservation.amount))
         self.available += reservation.amount
         return self._resolved(reservation, "released", 0)

@@ -1,7 +1,12 @@
 """Typed request/reply with the credits service, for every service that spends or shows
 credits. Follow-up commands (commit, release) get a deadline of their own: they must land
 even when the request that caused them has run out of time. Message ids derive from the
-reservation id, so a retried request can never reserve or settle twice."""
+reservation id, so a retried request can never reserve or settle twice.
+
+A settlement may also be sent without waiting for the ledger's answer (`wait=False`): it is
+then published as a persistent command and confirmed by the broker (durable from then on)
+and valid until the hold would expire; the ledger applies it exactly once, in order with
+whatever that account's partition queue holds (so a later balance read sees it)."""
 
 from __future__ import annotations
 
@@ -56,28 +61,45 @@ class CreditsClient:
         with tracer.start_as_current_span("credits reserve", attributes=_attributes(reservation_id, amount)):
             return await self._rpc.call(envelope, reply_model=Reservation)
 
-    async def commit(self, caller: Caller, reservation: Reservation, *, amount: int) -> ReservationResolved:
+    async def commit(
+        self, caller: Caller, reservation: Reservation, *, amount: int, wait: bool = True
+    ) -> ReservationResolved | None:
         payload = CommitReservation(
             reservation_id=reservation.reservation_id,
             user_id=reservation.user_id,
             reserved=reservation.amount,
             amount=amount,
         )
-        message_id = uuid.uuid5(reservation.reservation_id, "commit")
-        envelope = caller.envelope(payload, message_id=message_id, deadline=_settle_deadline(caller))
         with tracer.start_as_current_span("credits commit", attributes=_attributes(reservation.reservation_id, amount)):
-            return await self._rpc.call(envelope, reply_model=ReservationResolved)
+            return await self._settle(caller, reservation, payload, "commit", wait=wait)
 
-    async def release(self, caller: Caller, reservation: Reservation) -> ReservationResolved:
+    async def release(
+        self, caller: Caller, reservation: Reservation, *, wait: bool = True
+    ) -> ReservationResolved | None:
         payload = ReleaseReservation(
             reservation_id=reservation.reservation_id, user_id=reservation.user_id, reserved=reservation.amount
         )
-        message_id = uuid.uuid5(reservation.reservation_id, "release")
-        envelope = caller.envelope(payload, message_id=message_id, deadline=_settle_deadline(caller))
         with tracer.start_as_current_span(
             "credits release", attributes=_attributes(reservation.reservation_id, reservation.amount)
         ):
-            return await self._rpc.call(envelope, reply_model=ReservationResolved)
+            return await self._settle(caller, reservation, payload, "release", wait=wait)
+
+    async def _settle(
+        self,
+        caller: Caller,
+        reservation: Reservation,
+        payload: CommitReservation | ReleaseReservation,
+        kind: str,
+        *,
+        wait: bool,
+    ) -> ReservationResolved | None:
+        message_id = uuid.uuid5(reservation.reservation_id, kind)
+        if not wait:
+            envelope = caller.envelope(payload, message_id=message_id, deadline=reservation.expires_at)
+            await self._rpc.publish(envelope)
+            return None
+        envelope = caller.envelope(payload, message_id=message_id, deadline=_settle_deadline(caller))
+        return await self._rpc.call(envelope, reply_model=ReservationResolved)
 
     async def balance(self, caller: Caller) -> Balance:
         assert caller.actor is not None

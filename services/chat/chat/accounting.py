@@ -31,15 +31,16 @@ class Accounts:
         )
 
     async def settle(self, job: Job, reservation: Reservation | None, *, charge: int | None) -> None:
-        """Commit `charge` (None: release). A failure here leaves the reservation to expire:
-        the user is then not charged, which is the safe side."""
+        """Commit `charge` (None: release), without waiting for the ledger: the command is durable
+        in the broker once published, and the answer need not wait for its page. A failure to
+        publish leaves the reservation to expire: the user is then not charged, the safe side."""
         if reservation is None:
             return
         try:
             if charge is None:
-                await self._credits.release(job.caller, reservation)
+                await self._credits.release(job.caller, reservation, wait=False)
             else:
-                await self._credits.commit(job.caller, reservation, amount=charge)
+                await self._credits.commit(job.caller, reservation, amount=charge, wait=False)
         except Exception:
             log.exception(
                 "settling credits failed; the reservation will expire",

@@ -83,7 +83,7 @@ async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
     async def announce(event: Envelope[UsageRecorded]) -> None:
         await runtime.bus.publish(event, event=True)
 
-    usage = UsageRecorder(database(mongo, settings)["usage"], announce)
+    usage = UsageRecorder(database(mongo, settings)["usage"], announce, linger_s=settings.chat_usage_flush_s)
     analytics = UsageAnalytics(database(mongo, settings)["usage"])
     runtime.spawn(usage.run(), name="usage-recorder")
     runtime.on_close(usage.close)

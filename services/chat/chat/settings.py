@@ -43,6 +43,9 @@ class ChatSettings(CommonSettings):
     chat_stream_ack_timeout_s: float = Field(
         10.0, gt=0, le=120, description="Longest wait for the gateway to say how much of a stream it delivered."
     )
+    chat_usage_flush_s: float = Field(
+        0.25, ge=0, description="Longest a usage record waits to be stored with others in one document."
+    )
     chat_usd_prices: dict[str, UsdPrice] = Field(
         default_factory=dict,
         description='USD per 1M tokens by model, JSON: {"gpt-4o": {"input_per_1m": 2.5, "output_per_1m": 10}}.',

@@ -2,7 +2,7 @@
 stored in MongoDB's `usage` collection and announced as UsageRecorded events.
 
 Recording never delays or fails an answer: records go through a bounded in-memory queue to a
-background writer, which stores whatever has gathered meanwhile as ONE document (a page:
+background writer, which stores what gathered within CHAT_USAGE_FLUSH_S as ONE document (a page:
 `{at, until, records: [...]}`) and announces it as one event, so a busy chat service writes
 one document for many answers. Analytics unwind the pages. A record's id derives from the
 request's message id; a redelivered request may be recorded again (at least once), and
@@ -12,6 +12,7 @@ credits service's)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -34,9 +35,15 @@ def record_document(usage: UsageRecord) -> dict[str, Any]:
 
 class UsageRecorder:
     def __init__(
-        self, collection: AsyncCollection[dict[str, Any]], publish: Publish, *, capacity: int = 10_000
+        self,
+        collection: AsyncCollection[dict[str, Any]],
+        publish: Publish,
+        *,
+        linger_s: float = 0.25,
+        capacity: int = 10_000,
     ) -> None:
         self._collection = collection
+        self._linger_s = linger_s
         self._publish = publish
         self._queue: asyncio.Queue[UsageRecord] = asyncio.Queue(maxsize=capacity)
         self._indexed = False
@@ -51,8 +58,12 @@ class UsageRecorder:
     async def run(self) -> None:
         while True:
             page = [await self._queue.get()]
-            while len(page) < MAX_PAGE and not self._queue.empty():
-                page.append(self._queue.get_nowait())
+            # Records are analytics: they may wait `linger_s` for company, and a page of many
+            # costs the store about what a page of one does.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._linger_s):
+                    while len(page) < MAX_PAGE:
+                        page.append(await self._queue.get())
             await self._store(page)
 
     async def close(self, *, timeout_s: float = 2.0) -> None:

@@ -78,6 +78,10 @@ class RpcClient:
             self._pending.pop(correlation_id, None)
         return _result(body, envelope.type, reply_model)
 
+    async def publish(self, envelope: Envelope[Contract]) -> None:
+        """Publish a command whose answer nobody waits for (durable once this returns)."""
+        await self._bus.publish(envelope)
+
     async def stream[C: Contract, R: Contract](
         self, envelope: Envelope[Contract], *, chunk_model: type[C], reply_model: type[R]
     ) -> RpcStream[C, R]:
