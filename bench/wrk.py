@@ -61,13 +61,13 @@ def write_script(path: Path, tokens: list[str], *, cached: bool) -> Path:
 
 def run(url: str, script: Path, *, conns: int, seconds: float) -> dict[str, float | str]:
     """One wrk run: requests, rps, p50_ms, p99_ms and the error counts (non-2xx/3xx answers,
-    timeouts, socket errors); `errors` is their sum. No JSON line (wrk failed): requests 0."""
+    timeouts, socket errors); `errors` is their sum. No JSON line (wrk failed): requests 0, errors 1."""
     threads = "1" if conns == 1 else "2"
     argv = ["wrk", "-t", threads, "-c", str(conns), "-d", f"{seconds:g}s", "--timeout", f"{TIMEOUT_S}s", "-s"]
     out = subprocess.run([*argv, str(script), url], capture_output=True, text=True).stdout
     for line in out.splitlines():
         if line.startswith("JSON "):
             figures: dict[str, float | str] = json.loads(line[5:])
-            figures["errors"] = sum(float(figures[k]) for k in ("err_status", "err_timeout", "err_other"))
+            figures["errors"] = sum(int(figures[k]) for k in ("err_status", "err_timeout", "err_other"))
             return figures
-    return {"requests": 0, "errors": 0, "output": out[-300:]}
+    return {"requests": 0, "errors": 1, "wrk_failed": out[-300:]}  # a failed run counts as an error
