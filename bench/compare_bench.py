@@ -41,20 +41,17 @@ import json
 import os
 import shutil
 import signal
-import statistics
 import sys
 import tempfile
 import time
 import traceback
-import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import cpu, goals, litellm_env, processes, wrk
+from bench import cpu, goals, litellm_env, processes, summary, wrk
 from bench.our_stack import OurStack, subject
+from bench.sides import SCENARIOS, USERS, Side, Upstream, measure, our_side
 from devstack import ROOT, free_port
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
@@ -65,95 +62,12 @@ HISTORY = {
     "operations": int(os.environ.get("BENCH_HISTORY_OPERATIONS", "200000")),
     "hot_operations": int(os.environ.get("BENCH_HISTORY_HOT_OPERATIONS", "50000")),
 }
-USERS = 20
 PAUSE_S = 2  # between runs, as compare.py: let queues drain
 RESULTS = ROOT / "bench" / "results"
 
 
-@dataclass(frozen=True)
-class Scenario:
-    cached: bool
-    users: int
-    conns: int
-    sides: tuple[str, ...]
-
-    @property
-    def key(self) -> str:
-        return f"{'cached' if self.cached else 'uncached'}-{self.users}u-c{self.conns}"
-
-
-SCENARIOS = (
-    Scenario(False, USERS, 1, ("direct", "litellm", "ours", "ours_history")),
-    Scenario(False, USERS, 16, ("direct", "litellm", "ours", "ours_history")),
-    Scenario(False, USERS, 64, ("direct", "litellm", "ours")),
-    Scenario(False, 1, 16, ("litellm", "ours", "ours_history")),
-    Scenario(True, USERS, 1, ("litellm", "ours")),
-    Scenario(True, USERS, 16, ("litellm", "ours")),
-)
-
-
-@dataclass
-class Side:
-    name: str
-    url: str
-    scripts: dict[int, Path]  # by number of accounts
-    pids: Callable[[], dict[str, list[int]]]  # the side's processes, in parts
-
-
 def log(*parts: object) -> None:
     print(time.strftime("%H:%M:%S"), *parts, flush=True)
-
-
-class Upstream:
-    def __init__(self, venv: Path, work: Path) -> None:
-        self.port = free_port()
-        self.proc = litellm_env.start_upstream(venv, port=self.port, work=work)
-
-    def calls(self) -> int:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=5) as response:
-            return int(json.load(response)["chat_completions"])
-
-    def pids(self) -> dict[str, list[int]]:
-        return {"upstream": cpu.tree(self.proc.pid)}
-
-
-def measure(side: Side, scenario: Scenario, upstream: Upstream) -> dict[str, Any]:
-    parts, up = side.pids(), upstream.pids()["upstream"]
-    before = {part: cpu.total_cpu_seconds(pids) for part, pids in parts.items()}
-    up0, calls0 = cpu.total_cpu_seconds(up), upstream.calls()
-    figures = wrk.run(side.url, side.scripts[scenario.users], conns=scenario.conns, seconds=SECONDS)
-    used = {part: cpu.total_cpu_seconds(pids) - before[part] for part, pids in parts.items()}
-    up_cpu, calls = cpu.total_cpu_seconds(up) - up0, upstream.calls() - calls0
-    n = int(figures["requests"])
-    own = sum(used.values())
-    compare_py = own if side.name == "direct" else own - up_cpu
-
-    def per_req(seconds: float) -> float | None:
-        return round(1000 * seconds / n, 3) if n else None
-
-    return {
-        **figures,
-        "scenario": scenario.key,
-        "side": side.name,
-        "conns": scenario.conns,
-        "users": scenario.users,
-        "cpu_s": round(own, 3),
-        "upstream_cpu_s": round(up_cpu, 3),
-        "upstream_calls": calls,
-        "cpu_ms_per_req": per_req(own),
-        "cpu_ms_per_req_by_part": {part: per_req(seconds) for part, seconds in used.items()},
-        "cpu_ms_per_req_compare_py": per_req(compare_py),
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-
-
-def our_side(name: str, stack: OurStack, work: Path, *, cached: bool, hot_email: str) -> Side:
-    emails = [f"bench-{stack.namespace}-{i}@example.com" for i in range(USERS)]
-    scripts = {
-        USERS: wrk.write_script(work / f"{name}-{USERS}.lua", stack.tokens(emails), cached=cached),
-        1: wrk.write_script(work / f"{name}-1.lua", stack.tokens([hot_email]), cached=cached),
-    }
-    return Side(name, stack.url, scripts, stack.pids)
 
 
 def history_stack(upstream: Upstream, hot_email: str) -> tuple[OurStack | None, dict[str, Any]]:
@@ -172,6 +86,7 @@ def history_stack(upstream: Upstream, hot_email: str) -> tuple[OurStack | None, 
             build_store(mongodb_url=stack.mongodb_url, database=stack.database, hot_user=info["hot_user"], **HISTORY)
         )
         info["build_s"] = round(time.monotonic() - started, 1)
+        info["store_after_build"] = stack.store_contents()
         log(f"history: built in {info['build_s']} s; starting the services on it")
         stack.start_services()
     except Exception as exc:
@@ -219,7 +134,7 @@ def run_phase(*, cached: bool, venv: Path, upstream: Upstream, work: Path) -> tu
         for rnd in range(ROUNDS):
             for scenario in (s for s in SCENARIOS if s.cached == cached):
                 for name in (n for n in scenario.sides if n in by_name):
-                    row = {**measure(by_name[name], scenario, upstream), "round": rnd}
+                    row = {**measure(by_name[name], scenario, upstream, seconds=SECONDS), "round": rnd}
                     rows.append(row)
                     log(
                         f"{scenario.key:17s} {name:12s} round {rnd}: {row.get('rps', 0):8.1f} req/s  "
@@ -234,45 +149,6 @@ def run_phase(*, cached: bool, venv: Path, upstream: Upstream, work: Path) -> tu
         if litellm is not None:
             processes.stop(litellm)
     return rows, history
-
-
-FIGURES = ("rps", "p50_ms", "p99_ms", "cpu_ms_per_req", "cpu_ms_per_req_compare_py")
-
-
-def summarize(rows: list[dict[str, Any]]) -> goals.Medians:
-    medians: goals.Medians = {}
-    for scenario in SCENARIOS:
-        for side in scenario.sides:
-            sel = [r for r in rows if r["scenario"] == scenario.key and r["side"] == side]
-            if not sel:
-                continue
-            ok = [r for r in sel if r["requests"]]
-            m: dict[str, Any] = {k: round(statistics.median(r[k] for r in ok), 3) if ok else None for k in FIGURES}
-            parts = ok[0]["cpu_ms_per_req_by_part"] if ok else {}
-            m["cpu_ms_per_req_by_part"] = {
-                part: round(statistics.median(r["cpu_ms_per_req_by_part"][part] for r in ok), 3) for part in parts
-            }
-            calls = sum(r["upstream_calls"] for r in sel)
-            m.update(
-                errors=sum(r["errors"] for r in sel),
-                rounds=len(sel),
-                upstream_calls_per_req=round(calls / max(1, sum(r["requests"] for r in sel)), 3),
-            )
-            medians.setdefault(scenario.key, {})[side] = m
-    return medians
-
-
-def ratios(medians: goals.Medians) -> dict[str, dict[str, float]]:
-    out = {}
-    for scenario, sides in medians.items():
-        for side, ref in (("ours", "litellm"), ("ours_history", "ours")):
-            if side in sides and ref in sides:
-                out[f"{scenario}: {side} ÷ {ref}"] = {
-                    k: round(sides[side][k] / sides[ref][k], 3)
-                    for k in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_req")
-                    if sides[side][k] and sides[ref][k]
-                }
-    return out
 
 
 def main() -> None:
@@ -292,7 +168,7 @@ def main() -> None:
         if upstream is not None:
             processes.stop(upstream.proc)
         shutil.rmtree(work, ignore_errors=True)
-    medians = summarize(rows)
+    medians = summary.summarize(rows, SCENARIOS)
     skipped = {} if history.get("status") == "run" else {"4": history.get("status", "no history stack")}
     checks = goals.evaluate(medians, skipped=skipped)
     settings = {
@@ -307,7 +183,7 @@ def main() -> None:
     tables = (
         f"{ROUNDS} rounds of {SECONDS:g} s per side and scenario, medians; LiteLLM {settings['litellm']}, "
         f"our store {settings['store']}, {settings['cores']} cores\n\n"
-        + goals.figures_table(medians)
+        + summary.figures_table(medians)
         + "\n\n"
         + goals.goals_table(checks)
     )
@@ -316,7 +192,7 @@ def main() -> None:
         "settings": settings,
         "history": history,
         "medians": medians,
-        "ratios": ratios(medians),
+        "ratios": summary.ratios(medians),
         "goals": checks,
         "rounds_detail": rows,
         "duration_s": round(time.monotonic() - started),
@@ -329,5 +205,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     main()

@@ -1,5 +1,5 @@
 """The performance issue's goals 1-5 as checks on the side-by-side benchmark's medians, and the
-markdown tables the benchmark prints (figures, then goals).
+markdown table of their verdicts.
 
 A check compares one figure of two sides in one scenario, as a ratio: ours ÷ LiteLLM (goals
 1, 2, 3, 5) or ours on the history store ÷ ours on a fresh one (goal 4). A check whose runs
@@ -8,11 +8,10 @@ as a request."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-Medians = dict[str, dict[str, dict[str, Any]]]  # scenario -> side -> figure -> value
+from bench.summary import Medians, fmt
 
 
 @dataclass(frozen=True)
@@ -89,30 +88,8 @@ def evaluate(medians: Medians, *, skipped: dict[str, str]) -> list[dict[str, Any
     return sorted(out, key=lambda c: c["goal"])
 
 
-def _fmt(value: Any, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
-def figures_table(medians: Medians) -> str:
-    lines = [
-        "| scenario | side | req/s | p50 ms | p99 ms | CPU ms/req | errors | req/s ÷ LiteLLM |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for scenario, sides in medians.items():
-        ref = sides.get("litellm", {}).get("rps")
-        for side, m in sides.items():
-            ratio = f"{m['rps'] / ref:.2f}" if ref and side.startswith("ours") else ""
-            lines.append(
-                f"| {scenario} | {side} | {_fmt(m['rps'])} | {_fmt(m['p50_ms'])} | {_fmt(m['p99_ms'])} | "
-                f"{_fmt(m['cpu_ms_per_req'], 2)} | {_fmt(m['errors'])} | {ratio} |"
-            )
-    return "\n".join(lines)
-
-
 def goals_table(checks: list[dict[str, Any]]) -> str:
     lines = ["| goal | check | target | measured | result |", "|---|---|---|---:|---|"]
     for c in checks:
-        lines.append(f"| {c['goal']} | {c['check']} | {c['target']} | {_fmt(c['measured'], 2)} | {c['result']} |")
+        lines.append(f"| {c['goal']} | {c['check']} | {c['target']} | {fmt(c['measured'], 2)} | {c['result']} |")
     return "\n".join(lines)
