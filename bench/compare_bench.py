@@ -27,7 +27,8 @@ subtracts it from both proxies' CPU nevertheless; that figure is kept as
 side's own CPU (`cpu_ms_per_req`). Each run also records how many calls reached the upstream,
 which tells a cache hit from a miss.
 
-Settings: BENCH_SECONDS per run (default 10), BENCH_ROUNDS (2), BENCH_WARMUP_SECONDS (5);
+Settings: BENCH_SECONDS per run (default 10), BENCH_ROUNDS (2), BENCH_WARMUP_SECONDS (5),
+BENCH_SCENARIOS (scenario keys to run, comma-separated, e.g. uncached-20u-c16; default all);
 goal 4's history size BENCH_HISTORY_ACCOUNTS (10000), BENCH_HISTORY_OPERATIONS (200000),
 BENCH_HISTORY_HOT_OPERATIONS (50000). Every process it starts is stopped at the end.
 """
@@ -62,6 +63,8 @@ HISTORY = {
     "operations": int(os.environ.get("BENCH_HISTORY_OPERATIONS", "200000")),
     "hot_operations": int(os.environ.get("BENCH_HISTORY_HOT_OPERATIONS", "50000")),
 }
+ONLY = {k.strip() for k in os.environ.get("BENCH_SCENARIOS", "").split(",") if k.strip()}
+SELECTED = [s for s in SCENARIOS if not ONLY or s.key in ONLY]
 PAUSE_S = 2  # between runs, as compare.py: let queues drain
 RESULTS = ROOT / "bench" / "results"
 
@@ -98,7 +101,10 @@ def history_stack(upstream: Upstream, hot_email: str) -> tuple[OurStack | None, 
 
 def run_phase(*, cached: bool, venv: Path, upstream: Upstream, work: Path) -> tuple[list[dict[str, Any]], dict]:
     mode = "cached" if cached else "uncached"
+    scenarios = [s for s in SELECTED if s.cached == cached]
     rows: list[dict[str, Any]] = []
+    if not scenarios:
+        return rows, {}
     history: dict[str, Any] = {}
     stacks: list[OurStack] = []
     litellm = None
@@ -122,7 +128,7 @@ def run_phase(*, cached: bool, venv: Path, upstream: Upstream, work: Path) -> tu
         stacks.append(ours)
         ours.start()
         sides.append(our_side("ours", ours, work, cached=cached, hot_email=hot_email))
-        if not cached:
+        if any("ours_history" in s.sides for s in scenarios):
             stack, history = history_stack(upstream, hot_email)
             if stack is not None:
                 stacks.append(stack)
@@ -132,7 +138,7 @@ def run_phase(*, cached: bool, venv: Path, upstream: Upstream, work: Path) -> tu
             for script in set(side.scripts.values()):
                 wrk.run(side.url, script, conns=8, seconds=WARMUP_S)
         for rnd in range(ROUNDS):
-            for scenario in (s for s in SCENARIOS if s.cached == cached):
+            for scenario in scenarios:
                 for name in (n for n in scenario.sides if n in by_name):
                     row = {**measure(by_name[name], scenario, upstream, seconds=SECONDS), "round": rnd}
                     rows.append(row)
@@ -162,6 +168,7 @@ def main() -> None:
     try:
         upstream = Upstream(venv, work)
         uncached, history = run_phase(cached=False, venv=venv, upstream=upstream, work=work)
+        history = history or {"status": "scenarios not selected (BENCH_SCENARIOS)"}
         cached, _ = run_phase(cached=True, venv=venv, upstream=upstream, work=work)
         rows = uncached + cached
     finally:
@@ -179,6 +186,7 @@ def main() -> None:
         "litellm": litellm_env.installed_version(venv),
         "store": "MONGODB_URL" if os.environ.get("MONGODB_URL") else "mongoeco, SQLite engine (persist_mongo=True)",
         "cores": os.cpu_count(),
+        "scenarios": [s.key for s in SELECTED],
     }
     tables = (
         f"{ROUNDS} rounds of {SECONDS:g} s per side and scenario, medians; LiteLLM {settings['litellm']}, "

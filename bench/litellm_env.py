@@ -49,7 +49,9 @@ def installed_version(venv: Path) -> str:
 
 
 def _base_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}  # no DATABASE_URL: LiteLLM runs without a DB
+    """The environment without DATABASE_URL (LiteLLM runs without a database) and without our
+    venv's Python settings (`make bench` sets PYTHONPATH for our code, not for LiteLLM's)."""
+    return {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PYTHONPATH", "VIRTUAL_ENV")}
 
 
 def start_upstream(venv: Path, *, port: int, work: Path) -> subprocess.Popen[bytes]:
