@@ -52,7 +52,7 @@ from typing import Any
 
 from bench import cpu, goals, litellm_env, processes, summary, wrk
 from bench.our_stack import OurStack, subject
-from bench.sides import SCENARIOS, USERS, Side, Upstream, measure, our_side
+from bench.sides import SCENARIOS, USERS, Side, Upstream, idle_cpu, measure, our_side
 from devstack import ROOT, free_port
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
@@ -66,6 +66,7 @@ HISTORY = {
 ONLY = {k.strip() for k in os.environ.get("BENCH_SCENARIOS", "").split(",") if k.strip()}
 SELECTED = [s for s in SCENARIOS if not ONLY or s.key in ONLY]
 PAUSE_S = 2  # between runs, as compare.py: let queues drain
+IDLE_S = 5  # each phase first samples every side's CPU with no load
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -99,12 +100,14 @@ def history_stack(upstream: Upstream, hot_email: str) -> tuple[OurStack | None, 
     return stack, {**info, "status": "run"}
 
 
-def run_phase(*, cached: bool, venv: Path, upstream: Upstream, work: Path) -> tuple[list[dict[str, Any]], dict]:
+def run_phase(*, cached: bool, venv: Path, upstream: Upstream, work: Path) -> dict[str, Any]:
+    """One phase's rounds (`rows`), the history stack's status, and each side's CPU with no load."""
     mode = "cached" if cached else "uncached"
     scenarios = [s for s in SELECTED if s.cached == cached]
     rows: list[dict[str, Any]] = []
+    idle: dict[str, dict[str, float]] = {}
     if not scenarios:
-        return rows, {}
+        return {"rows": rows, "history": {}, "idle": idle}
     history: dict[str, Any] = {}
     stacks: list[OurStack] = []
     litellm = None
@@ -114,13 +117,14 @@ def run_phase(*, cached: bool, venv: Path, upstream: Upstream, work: Path) -> tu
         litellm = litellm_env.start_proxy(venv, port=port, upstream_port=upstream.port, cached=cached, work=work)
         other = wrk.write_script(work / f"litellm-{mode}.lua", [litellm_env.MASTER_KEY], cached=cached)
         proxy = litellm
+        cache_part = {"redis_cache": cpu.by_name("redis-server")} if cached else {}  # LiteLLM's cache
         sides = [
             Side("direct", f"http://127.0.0.1:{upstream.port}/v1/chat/completions", {USERS: other}, upstream.pids),
             Side(
                 "litellm",
                 f"http://127.0.0.1:{port}/v1/chat/completions",
                 {USERS: other, 1: other},
-                lambda: {"litellm": cpu.tree(proxy.pid)},
+                lambda: {"litellm": cpu.tree(proxy.pid), **cache_part},
             ),
         ]
         hot_email = "bench-hot@example.com"
@@ -137,6 +141,8 @@ def run_phase(*, cached: bool, venv: Path, upstream: Upstream, work: Path) -> tu
         for side in sides:  # warm up every side (accounts made, caches filled)
             for script in set(side.scripts.values()):
                 wrk.run(side.url, script, conns=8, seconds=WARMUP_S)
+        idle = idle_cpu(sides, seconds=IDLE_S)
+        log(f"{mode}: CPU with no load, % of one core: {idle}")
         for rnd in range(ROUNDS):
             for scenario in scenarios:
                 for name in (n for n in scenario.sides if n in by_name):
@@ -154,7 +160,7 @@ def run_phase(*, cached: bool, venv: Path, upstream: Upstream, work: Path) -> tu
             stack.stop()
         if litellm is not None:
             processes.stop(litellm)
-    return rows, history
+    return {"rows": rows, "history": history, "idle": idle}
 
 
 def main() -> None:
@@ -163,14 +169,12 @@ def main() -> None:
     wrk.ensure_installed()
     venv = litellm_env.ensure_venv(litellm_env.cache_dir())
     work = Path(tempfile.mkdtemp(prefix="bench-compare-"))
-    rows: list[dict[str, Any]] = []
     upstream = None
     try:
         upstream = Upstream(venv, work)
-        uncached, history = run_phase(cached=False, venv=venv, upstream=upstream, work=work)
-        history = history or {"status": "scenarios not selected (BENCH_SCENARIOS)"}
-        cached, _ = run_phase(cached=True, venv=venv, upstream=upstream, work=work)
-        rows = uncached + cached
+        phases = {cached: run_phase(cached=cached, venv=venv, upstream=upstream, work=work) for cached in (False, True)}
+        rows = phases[False]["rows"] + phases[True]["rows"]
+        history = phases[False]["history"] or {"status": "scenarios not selected (BENCH_SCENARIOS)"}
     finally:
         if upstream is not None:
             processes.stop(upstream.proc)
@@ -199,6 +203,7 @@ def main() -> None:
         "benchmark": "chat side by side: wrk -> fake OpenAI upstream | LiteLLM proxy | our stack",
         "settings": settings,
         "history": history,
+        "idle_cpu_percent": {"uncached": phases[False]["idle"], "cached": phases[True]["idle"]},
         "medians": medians,
         "ratios": summary.ratios(medians),
         "goals": checks,

@@ -4,6 +4,7 @@ per number of accounts, the processes whose CPU it costs, in parts), and one mea
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +63,9 @@ class Upstream:
 
 
 def measure(side: Side, scenario: Scenario, upstream: Upstream, *, seconds: float) -> dict[str, Any]:
+    """One wrk run against a side, with the CPU its processes used per request, in total and by
+    part. `cpu_ms_per_req_compare_py` is compare.py's figure: the upstream's CPU taken off every
+    proxy side, and LiteLLM's Redis (cached mode) not counted."""
     parts, up = side.pids(), upstream.pids()["upstream"]
     before = {part: cpu.total_cpu_seconds(pids) for part, pids in parts.items()}
     up0, calls0 = cpu.total_cpu_seconds(up), upstream.calls()
@@ -70,7 +74,7 @@ def measure(side: Side, scenario: Scenario, upstream: Upstream, *, seconds: floa
     up_cpu, calls = cpu.total_cpu_seconds(up) - up0, upstream.calls() - calls0
     n = int(figures["requests"])
     own = sum(used.values())
-    compare_py = own if side.name == "direct" else own - up_cpu
+    compare_py = own - used.get("redis_cache", 0.0) - (0.0 if side.name == "direct" else up_cpu)
 
     def per_req(seconds: float) -> float | None:
         return round(1000 * seconds / n, 3) if n else None
@@ -88,6 +92,20 @@ def measure(side: Side, scenario: Scenario, upstream: Upstream, *, seconds: floa
         "cpu_ms_per_req_by_part": {part: per_req(seconds) for part, seconds in used.items()},
         "cpu_ms_per_req_compare_py": per_req(compare_py),
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def idle_cpu(sides: list[Side], *, seconds: float) -> dict[str, dict[str, float]]:
+    """Each side's CPU use with no load, in % of one core, by part: background work (sweepers,
+    flushers, timers) and, for the shared RabbitMQ and Redis, whatever else uses them."""
+    parts = {side.name: side.pids() for side in sides}
+    before = {name: {p: cpu.total_cpu_seconds(pids) for p, pids in group.items()} for name, group in parts.items()}
+    time.sleep(seconds)
+    return {
+        name: {
+            p: round(100 * (cpu.total_cpu_seconds(pids) - before[name][p]) / seconds, 1) for p, pids in group.items()
+        }
+        for name, group in parts.items()
     }
 
 
