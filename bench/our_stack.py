@@ -97,10 +97,10 @@ class OurStack:
         return [issuer.token(email=e, role="user", ttl_s=TOKEN_TTL_S) for e in emails]
 
     def pids(self) -> dict[str, list[int]]:
-        """Every process of the stack and its children; RabbitMQ's and Redis's servers apart, as
-        they are shared with whatever else runs on the machine."""
-        own = [p.pid for p in self.stack.processes.values() if p.pid is not None]
-        return {"stack": cpu.tree(*own), **{part: cpu.by_name(name) for part, name in SHARED_SERVERS.items()}}
+        """Every process of the stack with its children, by name (mongo, credits, chat, imagegen,
+        gateway), and RabbitMQ's and Redis's servers (shared with whatever else runs here)."""
+        own = {name: cpu.tree(p.pid) for name, p in self.stack.processes.items() if p.pid is not None}
+        return {**own, **{part: cpu.by_name(name) for part, name in SHARED_SERVERS.items()}}
 
     def stop(self) -> None:
         """Stop every process (then any leftover of their groups), and delete what it made."""
