@@ -27,7 +27,7 @@ subtracts it from both proxies' CPU nevertheless; that figure is kept as
 side's own CPU (`cpu_ms_per_req`). Each run also records how many calls reached the upstream,
 which tells a cache hit from a miss.
 
-Settings: BENCH_SECONDS per run (default 10), BENCH_ROUNDS (2), BENCH_WARMUP_SECONDS (5),
+Settings: BENCH_SECONDS per run (default 8), BENCH_ROUNDS (2), BENCH_WARMUP_SECONDS (5),
 BENCH_SCENARIOS (scenario keys to run, comma-separated, e.g. uncached-20u-c16; default all);
 goal 4's history size BENCH_HISTORY_ACCOUNTS (10000), BENCH_HISTORY_OPERATIONS (200000),
 BENCH_HISTORY_HOT_OPERATIONS (50000). Every process it starts is stopped at the end.
@@ -55,7 +55,7 @@ from bench.our_stack import OurStack, subject
 from bench.sides import SCENARIOS, USERS, Side, Upstream, idle_cpu, measure, our_side
 from devstack import ROOT, free_port
 
-SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 WARMUP_S = float(os.environ.get("BENCH_WARMUP_SECONDS", "5"))
 HISTORY = {

@@ -41,7 +41,7 @@ from devstack import DEFAULT_AMQP_URL, ROOT, Stack
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 SCENARIOS = {"hot_account": 1, "accounts_1000": 1000}
 CEILING_ACCOUNTS = 1000
 TARGET_RATIO = 1.0
