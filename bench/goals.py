@@ -2,9 +2,11 @@
 markdown table of their verdicts.
 
 A check compares one figure of two sides in one scenario, as a ratio: ours ÷ LiteLLM (goals
-1, 2, 3, 5) or ours on the history store ÷ ours on a fresh one (goal 4). A check whose runs
-had errors on either side is "invalid", never "pass": an error answer is fast and would count
-as a request."""
+1, 2, 3, 5) or ours on the history store ÷ ours on a fresh one (goal 4). It is "invalid"
+rather than "pass" or "fail" when its runs cannot show what it is about: errors on either
+side (an error answer is fast and would count as a request), or the cache not doing what the
+scenario says (calls reaching the upstream in a cached scenario, answers without an upstream
+call in an uncached one)."""
 
 from __future__ import annotations
 
@@ -52,6 +54,19 @@ CHECKS = (
 NO_ERRORS = ("2", "uncached-20u-c64", "ours")  # goal 2: no errors at c=64
 
 
+def _cached(check: Check) -> bool:
+    return check.scenario.startswith("cached")
+
+
+def _cache_as_meant(check: Check, side: dict[str, Any]) -> bool:
+    """Cached runs reach the upstream (almost) never, uncached ones once per request (a little
+    more: requests still in flight when wrk stops have reached it but are not counted)."""
+    calls = side.get("upstream_calls_per_req")
+    if calls is None:
+        return True
+    return calls <= 0.05 if _cached(check) else calls >= 0.95
+
+
 def evaluate(medians: Medians, *, skipped: dict[str, str]) -> list[dict[str, Any]]:
     """Every check with its target, measured ratio and result; goals in `skipped` are "not run"."""
     out = []
@@ -70,6 +85,8 @@ def evaluate(medians: Medians, *, skipped: dict[str, str]) -> list[dict[str, Any
         result = "pass" if passed else "fail"
         if ours["errors"] or ref["errors"]:
             result = f"invalid: errors (ours {ours['errors']:g}, reference {ref['errors']:g})"
+        elif wrong := [n for n, m in ((check.side, ours), (check.reference, ref)) if not _cache_as_meant(check, m)]:
+            result = f"invalid: {', '.join(wrong)} {'missed the cache' if _cached(check) else 'answered from a cache'}"
         elif check.stretch is not None:
             result += f", stretch {'pass' if ratio >= check.stretch else 'fail'}"
         out.append(
