@@ -41,6 +41,7 @@ asyncapi: bootstrap
 	$(PY) -m common.asyncapi > docs/asyncapi.json
 
 bench: bootstrap
+	PYTHONPATH=tools:. $(PY) bench/compare_bench.py
 	PYTHONPATH=tools:. $(PY) bench/credits_bench.py
 	PYTHONPATH=tools:. $(PY) bench/chat_bench.py
 	PYTHONPATH=tools:. $(PY) bench/ratelimit_bench.py
