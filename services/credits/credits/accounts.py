@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from pymongo import UpdateOne
@@ -89,6 +90,7 @@ def account_state(doc: Mapping[str, Any]) -> AccountState:
         last_seq=doc.get("lastSeq"),
         version=doc.get("version", 0),
         seq=doc.get("seq", 0),
+        stored=True,
     )
 
 
@@ -111,19 +113,29 @@ class AccountStore:
         self, *, partition: int, seq: int, accounts: list[AccountState], marker: Marker, now: datetime
     ) -> None:
         """Write `accounts` as of page `seq`, then the partition's marker."""
-        if accounts:
-            writes = [
-                UpdateOne(
-                    {"_id": a.user_id, "seq": {"$not": {"$gte": seq}}},
-                    {"$set": account_document(a, partition=partition, seq=seq)},
-                    upsert=True,
-                )
-                for a in accounts
-            ]
+        # Only ever by `_id`: an upsert, or a filter mongoeco cannot answer from the key alone,
+        # costs it a pass over the whole collection. A new account is inserted (a duplicate means
+        # another replica wrote it, later); a stored one is replaced only by a later page's state.
+        fresh = [
+            account_document(a, partition=partition, seq=seq) | {"_id": a.user_id} for a in accounts if not a.stored
+        ]
+        updates = [
+            UpdateOne(
+                {"_id": a.user_id, "seq": {"$not": {"$gte": seq}}},
+                {"$set": account_document(a, partition=partition, seq=seq)},
+            )
+            for a in accounts
+            if a.stored
+        ]
+        for write in (
+            partial(self.accounts.insert_many, fresh, ordered=False) if fresh else None,
+            partial(self.accounts.bulk_write, updates, ordered=False) if updates else None,
+        ):
+            if write is None:
+                continue
             try:
-                await self.accounts.bulk_write(writes, ordered=False)
+                await write()
             except BulkWriteError as exc:
-                # A duplicate key is an account already written at a later page: it stays.
                 if any(e["code"] != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
                     raise
         fields = {

@@ -65,7 +65,8 @@ class AccountState:
     grants: set[str] = field(default_factory=set)
     last_seq: int | None = None  # page of the newest entry: where the history chain starts
     version: int = 0
-    seq: int = 0  # the page this state was checkpointed at (store only)
+    seq: int = 0  # the page its stored document reflects
+    stored: bool = False  # whether the account has a document in the store
 
     def balance(self) -> Balance:
         f = self.figures

@@ -298,6 +298,10 @@ class Partition:
             )
             self._marker_seen = marker
             metrics.CHECKPOINT_ACCOUNTS.observe(len(changed))
+            for written in changed:  # their documents exist now, as of this checkpoint
+                live = book.accounts.get(written.user_id)
+                if live is not None:
+                    live.stored, live.seq = True, max(live.seq, marker.checkpoint)
         except Exception:
             log.warning("ledger checkpoint failed; retrying later", extra={"partition": self.number}, exc_info=True)
             book.dirty |= dirty
