@@ -86,6 +86,7 @@ async def setup(runtime: Runtime, settings: CreditsSettings) -> dict[str, Handle
             checkpoint_interval_s=settings.checkpoint_interval_s,
             sweep_interval_s=settings.sweep_interval_s,
             max_batch=settings.ledger_max_batch,
+            linger_s=settings.ledger_linger_ms / 1000,
         ),
     )
     runtime.on_channel_lost(ledger.invalidate)

@@ -106,6 +106,7 @@ class CreditsHandlers:
                     user_id=user_id, reservation_id=str(reservation_id), held=held, used=used, kind=kind, now=now
                 ),
                 users=(user_id,),
+                urgent=False,  # a settlement may wait LEDGER_LINGER_MS to share a page
             )
         except (Conflict, ValidationFailed):
             metrics.OPERATIONS.labels(kind, "refused").inc()

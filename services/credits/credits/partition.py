@@ -47,6 +47,7 @@ class _Op:
     run: Callable[[Book, datetime], Any]
     users: tuple[str, ...]
     done: asyncio.Future[Any]
+    urgent: bool = True
 
 
 class Partition:
@@ -62,6 +63,7 @@ class Partition:
         checkpoint_interval_s: float = 2.0,
         sweep_interval_s: float = 5.0,
         max_batch: int = 512,
+        linger_s: float = 0.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.number = number
@@ -73,8 +75,11 @@ class Partition:
         self._checkpoint_interval_s = checkpoint_interval_s
         self._sweep_interval_s = sweep_interval_s
         self._max_batch = max_batch
+        self._linger_s = linger_s
         self._clock = clock
         self._queue: list[_Op] = []
+        self._urgent = 0  # queued operations somebody waits for
+        self._first_queued = 0.0  # when the oldest queued operation arrived
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
@@ -90,15 +95,28 @@ class Partition:
 
     # -- the public face --------------------------------------------------------------------
 
-    async def submit[T](self, run: Callable[[Book, datetime], T], *, users: Iterable[str] = ()) -> T:
-        """Run `run(book, now)` in the next batch; its result once the batch's page is durable."""
+    async def submit[T](
+        self, run: Callable[[Book, datetime], T], *, users: Iterable[str] = (), urgent: bool = True
+    ) -> T:
+        """Run `run(book, now)` in a batch; its result once the batch's page is durable.
+
+        An operation nobody waits for (`urgent=False`: a settlement sent without waiting) may
+        linger up to `linger_s` for company; an urgent one starts the next batch at once, taking
+        every lingering one with it in arrival order, so what is read after a settlement sees it."""
         if self._closing:
             raise ServiceUnavailable("the ledger partition is shutting down")
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Op(run, tuple(users), done))
-        self._drained.clear()
-        self._wake.set()
+        self._enqueue(_Op(run, tuple(users), done, urgent))
         return await done
+
+    def _enqueue(self, op: _Op) -> None:
+        if not self._queue:
+            self._first_queued = time.monotonic()
+        self._queue.append(op)
+        self._urgent += op.urgent
+        self._drained.clear()
+        if op.urgent or len(self._queue) == 1:
+            self._wake.set()
 
     def invalidate(self) -> None:
         """Forget the book (this replica may no longer own the partition); the next batch reloads it."""
@@ -112,6 +130,8 @@ class Partition:
                 await self._idle()
                 if self._queue:
                     batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+                    self._urgent = sum(op.urgent for op in self._queue)
+                    self._first_queued = time.monotonic()
                     await self._commit(batch)
                 if not self._queue:
                     self._drained.set()
@@ -136,15 +156,24 @@ class Partition:
     # -- batches ----------------------------------------------------------------------------
 
     async def _idle(self) -> None:
-        if self._queue:
-            return
-        self._wake.clear()
-        wait = max(0.05, min(self._sweep_interval_s, self._checkpoint_interval_s))
-        try:
-            async with asyncio.timeout(wait):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
+        """Until a batch is due (an urgent operation, a full batch, or the oldest one's linger
+        spent) or, with nothing queued, until the timers' interval has passed."""
+        while True:
+            if self._urgent or len(self._queue) >= self._max_batch:
+                return
+            if self._queue:
+                wait = self._first_queued + self._linger_s - time.monotonic()
+                if wait <= 0:
+                    return
+            else:
+                wait = max(0.05, min(self._sweep_interval_s, self._checkpoint_interval_s))
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+            except TimeoutError:
+                if not self._queue:
+                    return
 
     def _timers(self) -> None:
         if self.book is None:
@@ -155,8 +184,7 @@ class Partition:
             if self.book.due(self._clock()):
                 done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
                 done.add_done_callback(_log_failure)
-                self._queue.append(_Op(_expire, (), done))
-                self._wake.set()
+                self._enqueue(_Op(_expire, (), done, urgent=False))
         if now - self._last_checkpoint >= self._checkpoint_interval_s:
             self._start_checkpoint()
 

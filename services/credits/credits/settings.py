@@ -28,6 +28,13 @@ class CreditsSettings(CommonSettings):
         "returns the first result; at least twice RESERVATION_TTL_S.",
     )
     ledger_max_batch: int = Field(512, ge=1, le=10_000, description="Most operations committed in one page.")
+    ledger_linger_ms: float = Field(
+        20.0,
+        ge=0,
+        le=1000,
+        description="Longest a commit or release waits for other operations to share its page (a reserve, "
+        "grant or read starts the page at once).",
+    )
 
     @model_validator(mode="after")
     def _window_covers_the_ttl(self) -> CreditsSettings:

@@ -398,3 +398,32 @@ async def test_an_account_the_earlier_ledger_wrote_is_read_and_checkpointed(
     await ledger.reserve(USER, 2)
     await ledger.checkpoint()
     assert await stored(db) == Figures(available=5, reserved=2, spent=3, granted=10)
+
+
+async def test_settlements_linger_for_company_but_a_read_takes_them_along(
+    db: AsyncDatabase[dict[str, Any]], clock: Clock, replicas: list[Replica]
+) -> None:
+    replica = Replica(db, clock, linger_s=30.0)
+    replicas.append(replica)
+    holds = [await replica.reserve(USER, 1) for _ in range(3)]
+    before = await pages(db)
+    settled = [
+        asyncio.create_task(
+            replica.partition.submit(
+                lambda b, now, r=r: b.resolve(user_id=USER, reservation_id=r, held=1, used=1, kind="commit", now=now),
+                users=(USER,),
+                urgent=False,
+            )
+        )
+        for r in holds
+    ]
+
+    async def queued() -> int:
+        return len(replica.partition._queue)
+
+    await wait_until(queued, lambda n: n == 3, within=5, interval=0.001)  # lingering, not written
+    assert await pages(db) == before
+    balance = await replica.balance(USER)  # urgent: the lingering commits go with it, before it
+    assert (balance.reserved, balance.spent) == (0, 3)
+    assert all(t.done() for t in settled)
+    assert await pages(db) - before == 1
