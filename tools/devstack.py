@@ -219,18 +219,21 @@ class Stack:
         self.processes[name] = proc.start()
         return proc
 
-    def start_service(self, name: str, *, timeout: float = 60, module: str | None = None) -> Process:
+    def start_service(
+        self, name: str, *, timeout: float = 60, module: str | None = None, replica: str | None = None
+    ) -> Process:
         """Start (or restart) one service and wait until it says it is ready; `module` runs a
-        stand-in in its place (the benchmarks' storage-free ledger)."""
+        stand-in in its place (the benchmarks' storage-free ledger); `replica` starts another
+        process of the service under that name (`credits-2`)."""
         env = {}
         if self.free_metrics_ports:  # tests: never collide with another stack's or make run's ports
-            self.metrics_ports[name] = free_port()
-            env["METRICS_PORT"] = str(self.metrics_ports[name])
+            self.metrics_ports[replica or name] = free_port()
+            env["METRICS_PORT"] = str(self.metrics_ports[replica or name])
         if name == "gateway":
             proc = self._spawn(name, [sys.executable, "-m", "gateway"], env=env)
             self.wait_ready(timeout=timeout)
             return proc
-        proc = self._spawn(name, [sys.executable, "-m", module or name], env=env)
+        proc = self._spawn(replica or name, [sys.executable, "-m", module or name], env=env)
         proc.wait_for_line(_event_is("service ready"), timeout=timeout)
         return proc
 
@@ -260,7 +263,8 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        for name in ("gateway", *reversed(SERVICES), "mongo"):
+        extra = [n for n in self.processes if n not in (*SERVICES, "gateway", "mongo")]
+        for name in ("gateway", *extra, *reversed(SERVICES), "mongo"):
             if name in self.processes:
                 self.processes[name].stop()
 

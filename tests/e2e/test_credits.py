@@ -86,3 +86,70 @@ async def test_credits_service_killed_under_load_loses_and_doubles_nothing(stack
         final = await poll(lambda: balance(http, user), lambda b: b["reserved"] == 0, within=20)
         assert final == {"available": 1000 - 80, "reserved": 0, "spent": 80, "granted": 1000}
         assert (await reconcile(http, stack))["drift"] == []
+
+
+def owner_of_the_ledger(stack: Stack, names: tuple[str, ...]) -> str:
+    """The credits replica RabbitMQ made the partition's active consumer: the one that loaded it."""
+    owners = [
+        n
+        for n in names
+        if any(line.get("event") == "ledger partition loaded" for line in stack.processes[n].json_lines())
+    ]
+    assert len(owners) == 1, owners
+    return owners[0]
+
+
+@pytest.mark.stack_env(
+    SIGNUP_CREDITS="1000", LOCAL_LATENCY_S="0.05", SWEEP_INTERVAL_S="0.5", CHECKPOINT_INTERVAL_S="0.3"
+)
+async def test_the_other_replica_takes_over_when_the_owner_is_killed_under_load(stack: Stack) -> None:
+    stack.start_service("credits", replica="credits-2")
+    users = [bearer(stack, f"takeover{i}@example.com") for i in range(4)]
+    async with client(stack) as http:
+        for user in users:
+            assert (await balance(http, user))["available"] == 1000
+        owner = owner_of_the_ledger(stack, ("credits", "credits-2"))
+        headers = [user | {"X-Request-Timeout": "60"} for user in users]
+        requests = [
+            asyncio.create_task(http.post("/v1/chat", json=chat_body(f"takeover {i}"), headers=headers[i % 4]))
+            for i in range(120)
+        ]
+        await poll(lambda: sum(r.done() for r in requests), lambda n: n >= 20, within=30, interval=0.02)
+        stack.processes[owner].kill()  # mid-batch, with requests in every stage
+        responses = await asyncio.gather(*requests)
+        assert [r.status_code for r in responses] == [200] * 120, [r.text for r in responses if r.status_code != 200][
+            :3
+        ]
+        survivor = "credits-2" if owner == "credits" else "credits"
+        assert owner_of_the_ledger(stack, (survivor,)) == survivor
+        for user in users:
+            final = await poll(lambda user=user: balance(http, user), lambda b: b["reserved"] == 0, within=20)
+            assert final == {"available": 1000 - 30, "reserved": 0, "spent": 30, "granted": 1000}
+        assert (await reconcile(http, stack))["drift"] == []
+
+
+@pytest.mark.stack_env(SIGNUP_CREDITS="1000", LOCAL_LATENCY_S="0.02", BUS_PREFETCH="64")
+async def test_credits_killed_mid_batch_loses_and_doubles_nothing(stack: Stack) -> None:
+    """Many operations per page: a kill lands between a batch's operations arriving, its page
+    being written and its answers going out. The restarted service replays or redoes each."""
+    users = [bearer(stack, f"batch{i}@example.com") for i in range(5)]
+    async with client(stack) as http:
+        for user in users:
+            assert (await balance(http, user))["available"] == 1000
+        requests = [
+            asyncio.create_task(
+                http.post("/v1/chat", json=chat_body(f"batch {i}"), headers=users[i % 5] | {"X-Request-Timeout": "60"})
+            )
+            for i in range(200)
+        ]
+        await poll(lambda: sum(r.done() for r in requests), lambda n: n >= 40, within=30, interval=0.01)
+        stack.processes["credits"].kill()
+        stack.start_service("credits")
+        responses = await asyncio.gather(*requests)
+        assert [r.status_code for r in responses] == [200] * 200, [r.text for r in responses if r.status_code != 200][
+            :3
+        ]
+        for user in users:
+            final = await poll(lambda user=user: balance(http, user), lambda b: b["reserved"] == 0, within=20)
+            assert final == {"available": 1000 - 40, "reserved": 0, "spent": 40, "granted": 1000}
+        assert (await reconcile(http, stack))["drift"] == []
