@@ -4,9 +4,11 @@ one marker per partition (`credit_partitions`) saying up to which page they are 
 An account document keeps the seed's fields (`userEmail`, `credits` = available, `amount` =
 granted) plus reserved, spent, open holds, the grant keys it has had, where its history
 starts (`lastSeq`) and the page it was written at (`seq`). A checkpoint writes the accounts
-that changed since the last one, then moves the marker; a write only ever replaces an older
-state (`seq` compared), so a replica that lost its partition cannot overwrite a newer one.
-Whatever changed after the marker is still in the log and is replayed on load.
+that changed since the last one, then moves the marker. A document is replaced only if it is
+still the one this replica read or wrote last, so a replica that lost its partition cannot
+overwrite what the new owner wrote; and the marker moves only when every document was
+written. Whatever changed after the marker (or after an account's own `seq`) is still in the
+log and is replayed on load.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from pymongo import UpdateOne
@@ -111,33 +112,38 @@ class AccountStore:
 
     async def checkpoint(
         self, *, partition: int, seq: int, accounts: list[AccountState], marker: Marker, now: datetime
-    ) -> None:
-        """Write `accounts` as of page `seq`, then the partition's marker."""
-        # Only ever by `_id`: an upsert, or a filter mongoeco cannot answer from the key alone,
-        # costs it a pass over the whole collection. A new account is inserted (a duplicate means
-        # another replica wrote it, later); a stored one is replaced only by a later page's state.
+    ) -> bool:
+        """Write `accounts` as of page `seq`, then the partition's marker. False (and no marker)
+        when an account's document is not the one this replica last read or wrote: another
+        replica has written the partition since, and this one's book is stale."""
+        # Only ever by `_id` and an equality on a number: an upsert, or a filter that compares a
+        # field otherwise, costs mongoeco a pass over the whole collection. A new account is
+        # inserted; a stored one is replaced only if its document is still at the page it was
+        # read or last written at (a legacy document has no `seq`: null matches it).
         fresh = [
             account_document(a, partition=partition, seq=seq) | {"_id": a.user_id} for a in accounts if not a.stored
         ]
         updates = [
             UpdateOne(
-                {"_id": a.user_id, "seq": {"$not": {"$gte": seq}}},
+                {"_id": a.user_id, "seq": a.seq or None},
                 {"$set": account_document(a, partition=partition, seq=seq)},
             )
             for a in accounts
             if a.stored
         ]
-        for write in (
-            partial(self.accounts.insert_many, fresh, ordered=False) if fresh else None,
-            partial(self.accounts.bulk_write, updates, ordered=False) if updates else None,
-        ):
-            if write is None:
-                continue
+        complete = True
+        if fresh:
             try:
-                await write()
+                await self.accounts.insert_many(fresh, ordered=False)
             except BulkWriteError as exc:
                 if any(e["code"] != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
                     raise
+                complete = False
+        if updates:
+            result = await self.accounts.bulk_write(updates, ordered=False)
+            complete = complete and result.matched_count == len(updates)
+        if not complete:
+            return False
         fields = {
             "checkpoint": marker.checkpoint,
             "announced": marker.announced,
@@ -150,6 +156,7 @@ class AccountStore:
                 {"$set": {"partition": partition, **fields}},
                 upsert=True,
             )
+        return True
 
     async def partitions(self) -> int | None:
         """How many partitions the stored ledger was written with (None: a new store)."""

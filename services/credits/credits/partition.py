@@ -321,15 +321,21 @@ class Partition:
 
     async def _checkpoint(self, book: Book, changed: list[AccountState], dirty: set[str], marker: Marker) -> None:
         try:
-            await self._store.checkpoint(
+            written = await self._store.checkpoint(
                 partition=self.number, seq=marker.checkpoint, accounts=changed, marker=marker, now=self._clock()
             )
+            if not written:
+                log.warning("ledger checkpoint refused: another replica wrote the partition; reloading")
+                metrics.FENCED.inc()
+                if self.book is book:
+                    self.book = None
+                return
             self._marker_seen = marker
             metrics.CHECKPOINT_ACCOUNTS.observe(len(changed))
             for written in changed:  # their documents exist now, as of this checkpoint
                 live = book.accounts.get(written.user_id)
                 if live is not None:
-                    live.stored, live.seq = True, max(live.seq, marker.checkpoint)
+                    live.stored, live.seq = True, marker.checkpoint
         except Exception:
             log.warning("ledger checkpoint failed; retrying later", extra={"partition": self.number}, exc_info=True)
             book.dirty |= dirty

@@ -427,3 +427,20 @@ async def test_settlements_linger_for_company_but_a_read_takes_them_along(
     assert (balance.reserved, balance.spent) == (0, 3)
     assert all(t.done() for t in settled)
     assert await pages(db) - before == 1
+
+
+async def test_a_stale_replica_cannot_overwrite_a_newer_checkpoint(
+    ledger: Replica, db: AsyncDatabase[dict[str, Any]], clock: Clock, replicas: list[Replica]
+) -> None:
+    await ledger.reserve(USER, 2)
+    await ledger.checkpoint()
+    newer = Replica(db, clock)  # handed the partition while the first one still runs
+    replicas.append(newer)
+    await newer.reserve(USER, 5)
+    await newer.checkpoint()
+    ledger.book.dirty.add(USER)  # the stale replica has something of its own to write
+    await ledger.checkpoint()
+    assert ledger.partition.book is None  # refused: it knows it is stale and will reload
+    assert await stored(db) == Figures(available=3, reserved=7, granted=10)  # the newer state stands
+    marker = await db["credit_partitions"].find_one({"_id": "p000"})
+    assert marker is not None and marker["checkpoint"] == newer.partition.head
