@@ -1,6 +1,7 @@
-"""tools/mongoeco_server.py skips mongoeco's whole-collection `_id` scans (on insert, and on a
-lookup that misses) for ids without a number in them; duplicates must still be refused and
-lookups must still find what is there, numeric look-alikes included."""
+"""tools/mongoeco_server.py skips mongoeco's whole-collection `_id` scans (on insert, on a lookup
+that misses, on an update by `_id` and more) for ids without a number in them; duplicates must
+still be refused, lookups must still find what is there, numeric look-alikes included, and an
+update must still change only a document its whole filter matches."""
 
 from __future__ import annotations
 
@@ -75,3 +76,17 @@ async def test_id_lookups_find_what_is_there_and_nothing_else(collection: AsyncC
         "e12",
     ]
     assert await collection.find_one_and_update({"_id": "missing"}, {"$set": {"x": 1}}) is None
+
+
+async def test_an_update_by_id_and_more_changes_only_a_matching_document(collection: AsyncCollection[Any]) -> None:
+    col = collection
+    await col.insert_many([{"_id": f"a{i}", "seq": i, "tags": ["x"]} for i in range(30)])
+    assert (await col.update_one({"_id": "a7", "seq": 7}, {"$set": {"v": 1}})).modified_count == 1
+    assert (await col.update_one({"_id": "a7", "seq": 8}, {"$set": {"v": 2}})).matched_count == 0
+    assert (await col.update_one({"_id": "a8", "seq": {"$not": {"$gte": 8}}}, {"$set": {"v": 3}})).matched_count == 0
+    assert (await col.update_one({"_id": "a8", "seq": {"$lt": 9}, "tags": "x"}, {"$set": {"v": 4}})).matched_count == 1
+    assert (await col.update_one({"_id": "nobody", "seq": 1}, {"$set": {"v": 5}})).matched_count == 0
+    assert (await col.update_one({"_id": "a9", "seq": None}, {"$set": {"v": 6}})).matched_count == 0
+    await col.insert_one({"_id": "legacy"})
+    assert (await col.update_one({"_id": "legacy", "seq": None}, {"$set": {"v": 7}})).matched_count == 1
+    assert {d["_id"]: d.get("v") async for d in col.find({"v": {"$exists": True}})} == {"a7": 1, "a8": 4, "legacy": 7}
