@@ -37,6 +37,7 @@ class Bus:
         self._url = url
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
+        self._replies: AbstractRobustChannel | None = None
         self._exchanges: dict[str, AbstractRobustExchange] = {}
 
     async def connect(self) -> None:
@@ -44,6 +45,10 @@ class Bus:
             self._url, reconnect_interval=1.0, client_properties={"connection_name": self.service}
         )
         self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        # Replies are transient and go to a requester's exclusive queue: a lost one is a timeout the
+        # requester handles (the work is idempotent), so they skip the confirm round trip. One
+        # channel keeps a stream's chunks and its reply in order.
+        self._replies = await self._connection.channel(publisher_confirms=False)
         t = self.topology
         self._exchanges = {
             "": self._channel.default_exchange,  # type: ignore[dict-item]
@@ -188,7 +193,13 @@ class Bus:
             reply_to=feedback_to,
             delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
         )
-        await self._send("", message, routing_key=reply_to, mandatory=False)
+        assert self._replies is not None, "Bus.connect() was not awaited"
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await self._replies.default_exchange.publish(message, routing_key=reply_to, mandatory=False)
+        except (TimeoutError, *BROKER_ERRORS) as exc:
+            log.warning("reply not sent", extra={"routing_key": reply_to, "error": repr(exc)})
+            raise ServiceUnavailable("message broker unavailable") from exc
 
     async def _send(self, exchange: str, message: aio_pika.Message, *, routing_key: str, mandatory: bool) -> None:
         try:
