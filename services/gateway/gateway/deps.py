@@ -1,4 +1,7 @@
-"""Dependencies named as types, so a route's signature reads like prose."""
+"""Dependencies named as types, so a route's signature reads like prose.
+
+All are `async def`: FastAPI runs a plain `def` dependency in a worker thread, a thread
+hop per dependency per request (most of these only read app state)."""
 
 from __future__ import annotations
 
@@ -15,17 +18,17 @@ from gateway.deadlines import deadline_from
 from gateway.settings import GatewaySettings
 
 
-def _settings(request: Request) -> GatewaySettings:
+async def _settings(request: Request) -> GatewaySettings:
     settings: GatewaySettings = request.app.state.settings
     return settings
 
 
-def _rpc(request: Request) -> RpcClient:
+async def _rpc(request: Request) -> RpcClient:
     rpc: RpcClient = request.app.state.rpc
     return rpc
 
 
-def _request_id(request: Request) -> str:
+async def _request_id(request: Request) -> str:
     request_id: str = request.state.request_id
     return request_id
 
@@ -35,7 +38,7 @@ Rpc = Annotated[RpcClient, Depends(_rpc)]
 RequestId = Annotated[str, Depends(_request_id)]
 
 
-def _deadline(
+async def _deadline(
     settings: Settings,
     x_request_timeout: Annotated[str | None, Header(description="Seconds the client will wait for an answer.")] = None,
 ) -> datetime:
@@ -45,11 +48,11 @@ def _deadline(
 Deadline = Annotated[datetime, Depends(_deadline)]
 
 
-def _caller(user: CurrentUser, request_id: RequestId, deadline: Deadline) -> Caller:
+async def _caller(user: CurrentUser, request_id: RequestId, deadline: Deadline) -> Caller:
     return Caller(request_id=request_id, actor=user, deadline=deadline)
 
 
-def _credits(rpc: Rpc) -> CreditsClient:
+async def _credits(rpc: Rpc) -> CreditsClient:
     return CreditsClient(rpc)
 
 
