@@ -20,8 +20,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common.contracts import Actor, Role
 from common.errors import Forbidden, PlatformError, Unauthenticated
-from gateway.clerk import ClerkTokens, Identity
+from gateway.clerk import ClerkTokens, Identity, expiry
 from gateway.devissuer import DevIssuer
+from gateway.tokencache import VerifiedTokens
 from gateway.users import UserDirectory
 
 _bearer = HTTPBearer(auto_error=False)
@@ -29,21 +30,27 @@ ROLES: tuple[Role, ...] = get_args(Role)
 
 
 class TokenVerifier:
-    """Verifies bearer tokens: Clerk's when `clerk` is given, else the development issuer's."""
+    """Verifies bearer tokens: Clerk's when `clerk` is given, else the development issuer's.
+    A token verified lately is known without a second check (see `tokencache`)."""
 
     def __init__(self, *, dev_issuer: DevIssuer | None, leeway_s: int, clerk: ClerkTokens | None = None) -> None:
         self._dev = None if clerk is not None else dev_issuer
         self._leeway = leeway_s
         self._clerk = clerk
+        self.verified = VerifiedTokens()
 
     async def aclose(self) -> None:
         if self._clerk is not None:
             await self._clerk.aclose()
 
     async def authenticate(self, token: str) -> Identity:
-        if self._clerk is not None:
-            return await self._clerk.verify(token)
-        return self.verify(token)
+        identity = self.verified.get(token)
+        if identity is not None:
+            return identity
+        identity = await self._clerk.verify(token) if self._clerk is not None else self.verify(token)
+        if identity.expires is not None:
+            self.verified.put(token, identity, expires=identity.expires)
+        return identity
 
     def verify(self, token: str) -> Identity:
         """A development-issuer token (no IO: its key is local)."""
@@ -70,7 +77,11 @@ class TokenVerifier:
         if (role is not None and role not in ROLES) or not isinstance(subject, str) or not 0 < len(subject) <= 128:
             raise Unauthenticated("invalid token")
         return Identity(
-            id=subject, email=email if isinstance(email, str) and email else None, role=role, provider="development"
+            id=subject,
+            email=email if isinstance(email, str) and email else None,
+            role=role,
+            provider="development",
+            expires=expiry(claims),
         )
 
 
