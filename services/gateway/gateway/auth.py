@@ -3,8 +3,8 @@
 Identity comes only from a verified bearer token: Clerk session tokens when Clerk is
 configured, otherwise (development only) the local development issuer; a token from the
 development issuer is refused while Clerk is configured. No header a client sets is
-trusted. `AuthenticationMiddleware` verifies a token once per request (so rate limits and
-idempotency know the user) and routes declare what they need with `CurrentUser`,
+trusted. The traffic middleware verifies a token once per request (`record_caller`, so rate
+limits and idempotency know the user) and routes declare what they need with `CurrentUser`,
 `AdminUser` or `require_roles(...)`.
 """
 
@@ -16,7 +16,6 @@ from typing import Annotated, Any, get_args
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common.contracts import Actor, Role
 from common.errors import Forbidden, PlatformError, Unauthenticated
@@ -92,31 +91,37 @@ async def authenticate(app_state: Any, token: str) -> Actor:
     return await users.actor(await verifier.authenticate(token))
 
 
+def known_caller(app_state: Any, token: str) -> Actor | None:
+    """The caller when a token verified lately names a user this gateway holds a fresh copy of:
+    known with no IO and no signature check. None means `authenticate` must decide."""
+    verifier: TokenVerifier = app_state.verifier
+    users: UserDirectory = app_state.users
+    identity = verifier.verified.get(token)
+    if identity is None:
+        return None
+    try:
+        return users.cached_actor(identity)
+    except PlatformError:
+        return None  # refused (a deleted account): `authenticate` says so in the usual order
+
+
+async def record_caller(state: dict[str, Any], app_state: Any, token: str | None) -> None:
+    """Verify the bearer token, if any, and record the caller (or why the token was refused) in
+    the request state; nothing is refused here, routes do that."""
+    if token is None:
+        return
+    try:
+        state["actor"] = await authenticate(app_state, token)
+    except PlatformError as exc:
+        state["auth_error"] = exc
+
+
 def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
     for name, value in headers:
         if name.lower() == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
             return (token.strip() or None) if scheme.lower() == "bearer" else None
     return None
-
-
-class AuthenticationMiddleware:
-    """Verifies the bearer token, if any, and records the caller (or why the token was
-    refused) in the request state; it refuses nothing itself, routes do."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            token = bearer_token(scope["headers"])
-            if token is not None:
-                state = scope.setdefault("state", {})
-                try:
-                    state["actor"] = await authenticate(scope["app"].state, token)
-                except PlatformError as exc:
-                    state["auth_error"] = exc
-        await self.app(scope, receive, send)
 
 
 async def current_user(
