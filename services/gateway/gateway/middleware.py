@@ -38,11 +38,24 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
     return uuid.uuid4().hex
 
 
-class RequestContextMiddleware:
-    """Gives each request an id (echoed as X-Request-ID), a server span and log context."""
+def access_level(status: int, elapsed_s: float, slow_s: float) -> int:
+    """How loudly a finished request is logged: server errors as warnings, client errors and
+    slow requests as info, and the rest (fast successes, nearly every request) at debug, so
+    the hot path writes no log line."""
+    if status >= 500:
+        return logging.WARNING
+    if status >= 400 or elapsed_s >= slow_s:
+        return logging.INFO
+    return logging.DEBUG
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class RequestContextMiddleware:
+    """Gives each request an id (echoed as X-Request-ID), a server span and log context, and
+    logs it when it ends (see `access_level`) with its request id."""
+
+    def __init__(self, app: ASGIApp, *, slow_request_s: float = 1.0) -> None:
         self.app = app
+        self.slow_request_s = slow_request_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,16 +93,18 @@ class RequestContextMiddleware:
                 HTTP_IN_FLIGHT.dec()
                 elapsed = time.perf_counter() - started
                 HTTP_SECONDS.labels(scope["method"], route_template(scope), str(status)).observe(elapsed)
-                duration_ms = round(elapsed * 1000, 2)
-                log.info(
-                    "request finished",
-                    extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": duration_ms,
-                    },
-                )
+                level = access_level(status, elapsed, self.slow_request_s)
+                if log.isEnabledFor(level):
+                    log.log(
+                        level,
+                        "request finished",
+                        extra={
+                            "method": scope["method"],
+                            "path": scope["path"],
+                            "status": status,
+                            "duration_ms": round(elapsed * 1000, 2),
+                        },
+                    )
 
 
 class BodyLimitMiddleware:
