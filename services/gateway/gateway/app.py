@@ -47,7 +47,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             await bus.close()
             await redis.aclose()
 
-    app = FastAPI(title="AI SaaS gateway", version="0.1.0", lifespan=lifespan)
+    # FastAPI's own request telemetry would add a second server span and three more per request
+    # (dependencies, endpoint, serialization); RequestContextMiddleware makes the gateway's one.
+    app = FastAPI(
+        title="AI SaaS gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.state.settings = settings
     app.state.dev_issuer = dev_issuer
     app.state.verifier = guard.verifier(settings, dev_issuer)

@@ -8,7 +8,7 @@ import re
 import time
 import uuid
 
-from opentelemetry import trace
+from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,6 +38,19 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
     return uuid.uuid4().hex
 
 
+def trace_carrier(headers: list[tuple[bytes, bytes]], fields: frozenset[bytes]) -> dict[str, list[str]]:
+    """The request's trace-context headers (W3C `traceparent`, `tracestate`, `baggage`), as the
+    propagator reads them; empty when the client sent none."""
+    carrier: dict[str, list[str]] = {}
+    for name, value in headers:
+        key = name.lower()
+        if key in fields:
+            carrier.setdefault(key.decode(), []).append(value.decode("latin-1"))
+    if "baggage" in carrier:  # the baggage propagator reads one value
+        carrier["baggage"] = [",".join(carrier["baggage"])]
+    return carrier
+
+
 def access_level(status: int, elapsed_s: float, slow_s: float) -> int:
     """How loudly a finished request is logged: server errors as warnings, client errors and
     slow requests as info, and the rest (fast successes, nearly every request) at debug, so
@@ -50,12 +63,15 @@ def access_level(status: int, elapsed_s: float, slow_s: float) -> int:
 
 
 class RequestContextMiddleware:
-    """Gives each request an id (echoed as X-Request-ID), a server span and log context, and
-    logs it when it ends (see `access_level`) with its request id."""
+    """Gives each request an id (echoed as X-Request-ID), a server span (continuing the
+    client's trace when it sends a `traceparent`) and log context, and logs it when it ends
+    (see `access_level`) with its request id. This is the gateway's one server span: FastAPI's
+    own request telemetry is off (see `app.py`)."""
 
     def __init__(self, app: ASGIApp, *, slow_request_s: float = 1.0) -> None:
         self.app = app
         self.slow_request_s = slow_request_s
+        self._trace_fields = frozenset(f.encode() for f in propagate.get_global_textmap().fields)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,29 +98,35 @@ class RequestContextMiddleware:
             "url.path": scope["path"],
             "aisaas.request_id": request_id,
         }
-        with (
-            tracer.start_as_current_span(name, kind=SpanKind.SERVER, attributes=attributes) as span,
-            bound(request_id=request_id),
-        ):
-            HTTP_IN_FLIGHT.inc()
-            try:
-                await self.app(scope, receive, send_with_id)
-            finally:
-                HTTP_IN_FLIGHT.dec()
-                elapsed = time.perf_counter() - started
-                HTTP_SECONDS.labels(scope["method"], route_template(scope), str(status)).observe(elapsed)
-                level = access_level(status, elapsed, self.slow_request_s)
-                if log.isEnabledFor(level):
-                    log.log(
-                        level,
-                        "request finished",
-                        extra={
-                            "method": scope["method"],
-                            "path": scope["path"],
-                            "status": status,
-                            "duration_ms": round(elapsed * 1000, 2),
-                        },
-                    )
+        carrier = trace_carrier(scope["headers"], self._trace_fields)
+        incoming = context.attach(propagate.extract(carrier)) if carrier else None
+        try:
+            with (
+                tracer.start_as_current_span(name, kind=SpanKind.SERVER, attributes=attributes) as span,
+                bound(request_id=request_id),
+            ):
+                HTTP_IN_FLIGHT.inc()
+                try:
+                    await self.app(scope, receive, send_with_id)
+                finally:
+                    HTTP_IN_FLIGHT.dec()
+                    elapsed = time.perf_counter() - started
+                    HTTP_SECONDS.labels(scope["method"], route_template(scope), str(status)).observe(elapsed)
+                    level = access_level(status, elapsed, self.slow_request_s)
+                    if log.isEnabledFor(level):
+                        log.log(
+                            level,
+                            "request finished",
+                            extra={
+                                "method": scope["method"],
+                                "path": scope["path"],
+                                "status": status,
+                                "duration_ms": round(elapsed * 1000, 2),
+                            },
+                        )
+        finally:
+            if incoming is not None:  # after the span's own context is gone (contexts unwind in order)
+                context.detach(incoming)
 
 
 class BodyLimitMiddleware:
