@@ -67,8 +67,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(analytics.router)
     app.include_router(webhooks.router)
-    guard.install(app, settings)  # security headers, CORS, rate limits, authentication, body limits, idempotency
-    app.add_middleware(RequestContextMiddleware, slow_request_s=settings.slow_request_ms / 1000)
+    guard.install(app, settings)  # CORS, rate limits, authentication, body limits, idempotency
+    app.add_middleware(
+        RequestContextMiddleware,
+        slow_request_s=settings.slow_request_ms / 1000,
+        hsts=settings.environment != "development",
+    )
     return app
 
 

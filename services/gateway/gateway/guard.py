@@ -1,7 +1,7 @@
 """Wiring of the gateway's protections: token verification, the stores they need, and the
 middleware stack in its one correct order (outermost first):
 
-    request id/trace → security headers → CORS → per-IP rate limit, authentication and
+    request id/trace/security headers → CORS → per-IP rate limit, authentication and
     per-user rate limit (one layer) → body limit → prompt limit → Idempotency-Key → routes
 
 CORS answers preflights before anything counts them; the per-IP budget holds floods before
@@ -31,7 +31,7 @@ from gateway.middleware import BodyLimitMiddleware
 from gateway.prompts import PromptLimitMiddleware
 from gateway.quotas import parse_budget
 from gateway.ratelimit import RateLimiter
-from gateway.security import SecurityHeadersMiddleware, add_cors
+from gateway.security import add_cors
 from gateway.settings import GatewaySettings
 from gateway.traffic import TrafficMiddleware
 from gateway.users import UserDirectory
@@ -102,4 +102,3 @@ def install(app: FastAPI, settings: GatewaySettings) -> None:
         TrafficMiddleware, ip_budget=parse_budget(settings.rate_limit_ip, name="ip"), limits=settings.rate_limits
     )
     add_cors(app, settings.cors_origins)
-    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.environment != "development")

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request id, trace span and log context first; body size limit next."""
+"""Pure ASGI middleware: request id, trace span, log context and security headers first; body size limit next."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from common.errors import PayloadTooLarge
 from common.logs import bound
 from common.metrics import HTTP_IN_FLIGHT, HTTP_SECONDS
 from gateway.problems import PROBLEM_JSON
+from gateway.security import SecurityHeaders
 
 REQUEST_ID_HEADER = b"x-request-id"
 _WELL_FORMED = re.compile(rb"^[A-Za-z0-9._:-]{8,128}$")
@@ -64,13 +65,14 @@ def access_level(status: int, elapsed_s: float, slow_s: float) -> int:
 
 class RequestContextMiddleware:
     """Gives each request an id (echoed as X-Request-ID), a server span (continuing the
-    client's trace when it sends a `traceparent`) and log context, and logs it when it ends
-    (see `access_level`) with its request id. This is the gateway's one server span: FastAPI's
-    own request telemetry is off (see `app.py`)."""
+    client's trace when it sends a `traceparent`) and log context, puts the security headers
+    on its response, and logs it when it ends (see `access_level`) with its request id. This
+    is the gateway's one server span: FastAPI's own request telemetry is off (see `app.py`)."""
 
-    def __init__(self, app: ASGIApp, *, slow_request_s: float = 1.0) -> None:
+    def __init__(self, app: ASGIApp, *, slow_request_s: float = 1.0, hsts: bool = False) -> None:
         self.app = app
         self.slow_request_s = slow_request_s
+        self.security = SecurityHeaders(hsts=hsts)
         self._trace_fields = frozenset(f.encode() for f in propagate.get_global_textmap().fields)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -82,13 +84,14 @@ class RequestContextMiddleware:
 
         status = 500
         started = time.perf_counter()
+        security = self.security.for_path(scope["path"])
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER]
-                message["headers"] = [*headers, (REQUEST_ID_HEADER, request_id.encode())]
+                message["headers"] = [*SecurityHeaders.add(headers, security), (REQUEST_ID_HEADER, request_id.encode())]
                 span.set_attribute("http.response.status_code", message["status"])
             await send(message)
 
