@@ -143,9 +143,15 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = next((v for k, v in scope["headers"] if k.lower() == b"content-length"), None)
+        lengths = [v for k, v in scope["headers"] if k.lower() == b"content-length"]
+        declared = lengths[0] if lengths else None
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._too_large(scope, send)
+            return
+        framed = len(lengths) == 1 and lengths[0].isdigit()
+        if framed and all(k.lower() != b"transfer-encoding" for k, _ in scope["headers"]):
+            # The server delivers exactly the declared length, within the limit: nothing to hold back.
+            await self.app(scope, receive, send)
             return
         # Buffer the (bounded) body so a chunked upload is held to the same limit.
         chunks: list[bytes] = []

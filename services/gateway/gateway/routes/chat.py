@@ -10,8 +10,9 @@ from common.contracts import ChatChunk, ChatCompletion, ChatMessage, CompleteCha
 from common.errors import PlatformError
 from gateway.chatstream import ChatRelay, EventStream, sse, write_events
 from gateway.deps import RequestId, Rpc, UserCaller
+from gateway.jsonbody import ParsedBodyRoute
 
-router = APIRouter(tags=["chat"])
+router = APIRouter(tags=["chat"], route_class=ParsedBodyRoute)
 
 STREAM_DOC = (
     'With `"stream": true` the answer comes as `text/event-stream`: an `event: chunk` per piece of text '

@@ -19,7 +19,6 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.contracts import ChatChunk, ChatCompletion, ChatMessage, CompleteChat, FinishReason, ListModels, ModelList
@@ -27,6 +26,7 @@ from common.errors import BadRequest, NotFound, PlatformError
 from common.logs import request_id_var
 from gateway.chatstream import ChatRelay, EventStream, sse, write_events
 from gateway.deps import RequestId, Rpc, UserCaller
+from gateway.jsonbody import ParsedBodyRoute
 from gateway.routes.chat import CacheControl, wants_fresh
 
 _TYPES = {
@@ -59,7 +59,7 @@ def error_response(error: PlatformError, request_id: str, *, param: str | None =
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-class OpenAIRoute(APIRoute):
+class OpenAIRoute(ParsedBodyRoute):
     """Renders this router's errors in OpenAI's shape instead of problem+json."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
