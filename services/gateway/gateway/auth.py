@@ -124,9 +124,10 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-async def current_user(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Actor:
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def current_user(request: Request, credentials: BearerCredentials) -> Actor:
     actor: Actor | None = getattr(request.state, "actor", None)
     if actor is not None:
         return actor
