@@ -16,6 +16,7 @@ from common.errors import PayloadTooLarge
 from common.logs import bound
 from common.metrics import HTTP_IN_FLIGHT, HTTP_SECONDS
 from gateway.problems import PROBLEM_JSON
+from gateway.quotas import OUTCOMES, RATELIMIT_FIELDS, ratelimit_fields
 from gateway.security import SecurityHeaders
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -65,9 +66,10 @@ def access_level(status: int, elapsed_s: float, slow_s: float) -> int:
 
 class RequestContextMiddleware:
     """Gives each request an id (echoed as X-Request-ID), a server span (continuing the
-    client's trace when it sends a `traceparent`) and log context, puts the security headers
-    on its response, and logs it when it ends (see `access_level`) with its request id. This
-    is the gateway's one server span: FastAPI's own request telemetry is off (see `app.py`)."""
+    client's trace when it sends a `traceparent`) and log context; writes the security headers
+    and the rate-limit fields (outcomes from `traffic.py`) on its response in one pass; and
+    logs it when it ends (see `access_level`) with its request id. This is the gateway's one
+    server span: FastAPI's own request telemetry is off (see `app.py`)."""
 
     def __init__(self, app: ASGIApp, *, slow_request_s: float = 1.0, hsts: bool = False) -> None:
         self.app = app
@@ -80,7 +82,8 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = request_id_from(scope["headers"])
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
 
         status = 500
         started = time.perf_counter()
@@ -90,8 +93,11 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER]
-                message["headers"] = [*SecurityHeaders.add(headers, security), (REQUEST_ID_HEADER, request_id.encode())]
+                limits = ratelimit_fields(state.get(OUTCOMES, []))
+                ours = RATELIMIT_FIELDS | {REQUEST_ID_HEADER} if limits else {REQUEST_ID_HEADER}
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in ours]
+                headers = SecurityHeaders.add(headers, security)
+                message["headers"] = [*headers, *limits, (REQUEST_ID_HEADER, request_id.encode())]
                 span.set_attribute("http.response.status_code", message["status"])
             await send(message)
 

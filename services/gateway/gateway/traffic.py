@@ -12,25 +12,24 @@ admitted the request. Otherwise the IP is counted before the token is looked at.
 
 Over budget: 429 problem+json with Retry-After. Requests without a valid token are not
 counted per user (they get 401 from the route), only per IP. Every response of a counted
-request carries the RateLimit/RateLimit-Policy headers for the checks it passed.
+request carries the RateLimit/RateLimit-Policy headers for the checks it passed (the outcomes
+are kept in the request state; the request-context layer writes the fields).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common.contracts import Actor, Role
 from common.errors import PlatformError, RateLimited
 from common.metrics import RATE_LIMITED
 from gateway.asgi import send_problem
 from gateway.auth import bearer_token, known_caller, record_caller
-from gateway.quotas import Budget, Outcome, group_of, parse_budgets, policy_header, ratelimit_header
+from gateway.quotas import OUTCOMES, Budget, group_of, parse_budgets
 from gateway.ratelimit import RateLimiter
 
-_OUTCOMES = "ratelimits"
 # Health probes are never limited: an orchestrator must always be able to ask.
 PROBES = frozenset({"/healthz", "/readyz"})
 
@@ -44,7 +43,7 @@ async def _count(scope: Scope, receive: Receive, send: Send, checks: list[tuple[
     except PlatformError as exc:
         await send_problem(scope, receive, send, exc)
         return False
-    scope["state"].setdefault(_OUTCOMES, []).extend(outcomes)
+    scope["state"].setdefault(OUTCOMES, []).extend(outcomes)
     last = outcomes[-1]
     if last.allowed:
         return True
@@ -77,15 +76,6 @@ class TrafficMiddleware:
             await self.app(scope, receive, send)
             return
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                outcomes: list[Outcome] = state.get(_OUTCOMES, [])
-                if outcomes:
-                    headers = MutableHeaders(scope=message)
-                    headers["RateLimit-Policy"] = policy_header(outcomes)
-                    headers["RateLimit"] = ratelimit_header(outcomes)
-            await send(message)
-
         client = scope.get("client")
         by_ip = (f"ip:{client[0] if client else 'unknown'}", self.ip_budget)
         group = group_of(scope["method"], scope["path"])
@@ -93,16 +83,16 @@ class TrafficMiddleware:
         if known is not None:
             state["actor"] = known
             checks = [by_ip, *self._by_user(group, known)]
-            if not await _count(scope, receive, send_with_headers, checks):
+            if not await _count(scope, receive, send, checks):
                 return
         else:
-            if not await _count(scope, receive, send_with_headers, [by_ip]):
+            if not await _count(scope, receive, send, [by_ip]):
                 return
             await record_caller(state, app_state, token)
             by_user = self._by_user(group, state.get("actor"))
-            if by_user and not await _count(scope, receive, send_with_headers, by_user):
+            if by_user and not await _count(scope, receive, send, by_user):
                 return
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, send)
 
     def _by_user(self, group: str | None, actor: Actor | None) -> list[tuple[str, Budget]]:
         budget = self.budgets.get((group, actor.role)) if group and actor else None
