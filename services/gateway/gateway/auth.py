@@ -3,8 +3,8 @@
 Identity comes only from a verified bearer token: Clerk session tokens when Clerk is
 configured, otherwise (development only) the local development issuer; a token from the
 development issuer is refused while Clerk is configured. No header a client sets is
-trusted. `AuthenticationMiddleware` verifies a token once per request (so rate limits and
-idempotency know the user) and routes declare what they need with `CurrentUser`,
+trusted. The traffic middleware verifies a token once per request (`record_caller`, so rate
+limits and idempotency know the user) and routes declare what they need with `CurrentUser`,
 `AdminUser` or `require_roles(...)`.
 """
 
@@ -16,12 +16,12 @@ from typing import Annotated, Any, get_args
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common.contracts import Actor, Role
 from common.errors import Forbidden, PlatformError, Unauthenticated
-from gateway.clerk import ClerkTokens, Identity
+from gateway.clerk import ClerkTokens, Identity, expiry
 from gateway.devissuer import DevIssuer
+from gateway.tokencache import VerifiedTokens
 from gateway.users import UserDirectory
 
 _bearer = HTTPBearer(auto_error=False)
@@ -29,21 +29,27 @@ ROLES: tuple[Role, ...] = get_args(Role)
 
 
 class TokenVerifier:
-    """Verifies bearer tokens: Clerk's when `clerk` is given, else the development issuer's."""
+    """Verifies bearer tokens: Clerk's when `clerk` is given, else the development issuer's.
+    A token verified lately is known without a second check (see `tokencache`)."""
 
     def __init__(self, *, dev_issuer: DevIssuer | None, leeway_s: int, clerk: ClerkTokens | None = None) -> None:
         self._dev = None if clerk is not None else dev_issuer
         self._leeway = leeway_s
         self._clerk = clerk
+        self.verified = VerifiedTokens()
 
     async def aclose(self) -> None:
         if self._clerk is not None:
             await self._clerk.aclose()
 
     async def authenticate(self, token: str) -> Identity:
-        if self._clerk is not None:
-            return await self._clerk.verify(token)
-        return self.verify(token)
+        identity = self.verified.get(token)
+        if identity is not None:
+            return identity
+        identity = await self._clerk.verify(token) if self._clerk is not None else self.verify(token)
+        if identity.expires is not None:
+            self.verified.put(token, identity, expires=identity.expires)
+        return identity
 
     def verify(self, token: str) -> Identity:
         """A development-issuer token (no IO: its key is local)."""
@@ -70,7 +76,11 @@ class TokenVerifier:
         if (role is not None and role not in ROLES) or not isinstance(subject, str) or not 0 < len(subject) <= 128:
             raise Unauthenticated("invalid token")
         return Identity(
-            id=subject, email=email if isinstance(email, str) and email else None, role=role, provider="development"
+            id=subject,
+            email=email if isinstance(email, str) and email else None,
+            role=role,
+            provider="development",
+            expires=expiry(claims),
         )
 
 
@@ -81,6 +91,31 @@ async def authenticate(app_state: Any, token: str) -> Actor:
     return await users.actor(await verifier.authenticate(token))
 
 
+def known_caller(app_state: Any, token: str) -> Actor | None:
+    """The caller when a token verified lately names a user this gateway holds a fresh copy of:
+    known with no IO and no signature check. None means `authenticate` must decide."""
+    verifier: TokenVerifier = app_state.verifier
+    users: UserDirectory = app_state.users
+    identity = verifier.verified.get(token)
+    if identity is None:
+        return None
+    try:
+        return users.cached_actor(identity)
+    except PlatformError:
+        return None  # refused (a deleted account): `authenticate` says so in the usual order
+
+
+async def record_caller(state: dict[str, Any], app_state: Any, token: str | None) -> None:
+    """Verify the bearer token, if any, and record the caller (or why the token was refused) in
+    the request state; nothing is refused here, routes do that."""
+    if token is None:
+        return
+    try:
+        state["actor"] = await authenticate(app_state, token)
+    except PlatformError as exc:
+        state["auth_error"] = exc
+
+
 def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
     for name, value in headers:
         if name.lower() == b"authorization":
@@ -89,28 +124,10 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-class AuthenticationMiddleware:
-    """Verifies the bearer token, if any, and records the caller (or why the token was
-    refused) in the request state; it refuses nothing itself, routes do."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            token = bearer_token(scope["headers"])
-            if token is not None:
-                state = scope.setdefault("state", {})
-                try:
-                    state["actor"] = await authenticate(scope["app"].state, token)
-                except PlatformError as exc:
-                    state["auth_error"] = exc
-        await self.app(scope, receive, send)
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def current_user(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Actor:
+async def current_user(request: Request, credentials: BearerCredentials) -> Actor:
     actor: Actor | None = getattr(request.state, "actor", None)
     if actor is not None:
         return actor

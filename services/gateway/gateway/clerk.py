@@ -13,7 +13,7 @@ A Clerk token carries no role: roles live in the users collection (see `users.py
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import jwt
 from clerk_backend_api.security.machine import is_machine_token
@@ -44,6 +44,7 @@ class Identity:
     email: str | None
     role: Role | None
     provider: Literal["clerk", "development"]
+    expires: float | None = None  # the token's `exp` (seconds since the epoch), once verified
 
 
 class ClerkTokens:
@@ -91,7 +92,14 @@ class ClerkTokens:
             email=email if isinstance(email, str) and email else None,
             role=None,
             provider="clerk",
+            expires=expiry(claims),
         )
+
+
+def expiry(claims: dict[str, Any]) -> float | None:
+    """A verified token's `exp` as seconds since the epoch (None if it is not a number)."""
+    exp = claims.get("exp")
+    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 
 def _pem(key: RSAPublicKey) -> str:

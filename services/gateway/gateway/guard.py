@@ -1,8 +1,8 @@
 """Wiring of the gateway's protections: token verification, the stores they need, and the
 middleware stack in its one correct order (outermost first):
 
-    request id/trace → security headers → CORS → per-IP rate limit → authentication
-    → per-user rate limit → body limit → prompt limit → Idempotency-Key → routes
+    request id/trace/security headers → CORS → per-IP rate limit, authentication and
+    per-user rate limit (one layer) → body limit → prompt limit → Idempotency-Key → routes
 
 CORS answers preflights before anything counts them; the per-IP budget holds floods before
 any token is verified; idempotency sees the user and the whole (bounded) body.
@@ -21,7 +21,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from common.mongo import database, mongo_client
-from gateway.auth import AuthenticationMiddleware, TokenVerifier
+from gateway.auth import TokenVerifier
 from gateway.clerk import ClerkTokens
 from gateway.devissuer import DevIssuer
 from gateway.idempotency import IdempotencyMiddleware
@@ -31,9 +31,9 @@ from gateway.middleware import BodyLimitMiddleware
 from gateway.prompts import PromptLimitMiddleware
 from gateway.quotas import parse_budget
 from gateway.ratelimit import RateLimiter
-from gateway.security import SecurityHeadersMiddleware, add_cors
+from gateway.security import add_cors
 from gateway.settings import GatewaySettings
-from gateway.traffic import ClientRateLimitMiddleware, UserRateLimitMiddleware
+from gateway.traffic import TrafficMiddleware
 from gateway.users import UserDirectory
 
 # Rate limits and idempotency must not stall requests when Redis is slow or gone: short
@@ -98,8 +98,7 @@ def install(app: FastAPI, settings: GatewaySettings) -> None:
     )
     app.add_middleware(PromptLimitMiddleware, max_chars=settings.max_prompt_chars)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(UserRateLimitMiddleware, limits=settings.rate_limits)
-    app.add_middleware(AuthenticationMiddleware)
-    app.add_middleware(ClientRateLimitMiddleware, budget=parse_budget(settings.rate_limit_ip, name="ip"))
+    app.add_middleware(
+        TrafficMiddleware, ip_budget=parse_budget(settings.rate_limit_ip, name="ip"), limits=settings.rate_limits
+    )
     add_cors(app, settings.cors_origins)
-    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.environment != "development")

@@ -26,6 +26,7 @@ import logging
 import re
 import time
 import uuid
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,6 +34,7 @@ from common.contracts import Actor
 from common.errors import BadRequest, Conflict, InternalError, ServiceUnavailable, ValidationFailed
 from gateway.asgi import header, read_body, replaying, request_id, send_problem
 from gateway.idempotency_store import LEASE_S, IdempotencyStore, Kept
+from gateway.jsonbody import NOT_DECODED, decoded
 from gateway.problems import PROBLEM_JSON
 from gateway.ratelimit import REDIS_ERRORS
 
@@ -47,10 +49,12 @@ MAX_KEPT_BODY = 4 * 1024 * 1024
 _POLL_S = (0.02, 0.25)  # first and longest pause between looks at a running first request
 
 
-def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
-    """What makes two requests the same: method, path, query and the body (JSON compared by value)."""
+def fingerprint(method: str, path: str, query: bytes, body: bytes, value: Any = NOT_DECODED) -> str:
+    """What makes two requests the same: method, path, query and the body (JSON compared by
+    value; `value` is the body decoded already, if it was)."""
     try:
-        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+        decoded = json.loads(body) if value is NOT_DECODED else value
+        canonical = json.dumps(decoded, sort_keys=True, separators=(",", ":")).encode()
     except ValueError:
         canonical = body
     digest = hashlib.sha256(f"{method}\n{path}\n".encode() + query + b"\n" + canonical)
@@ -82,7 +86,7 @@ class IdempotencyMiddleware:
             return
         store: IdempotencyStore = scope["app"].state.idempotency
         body, ended = await read_body(receive)
-        fp = fingerprint(scope["method"], scope["path"], scope.get("query_string", b""), body)
+        fp = fingerprint(scope["method"], scope["path"], scope.get("query_string", b""), body, decoded(scope, body))
         record, owner = store.record(actor.id, key), uuid.uuid4().hex
         try:
             first = await self._first(store, record, fp, owner, deadline=time.monotonic() + self._wait_s(scope))

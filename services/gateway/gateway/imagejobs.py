@@ -173,7 +173,7 @@ async def submit(follower: JobFollower, payload: GenerateImage, *, accept_by: da
         return await watch.finished(job, within=min(wait_s, max(left, 0.0)))
 
 
-def _follower(request: Request, user: CurrentUser, request_id: RequestId) -> JobFollower:
+async def _follower(request: Request, user: CurrentUser, request_id: RequestId) -> JobFollower:
     settings: GatewaySettings = request.app.state.settings
     return JobFollower(
         redis=request.app.state.redis,

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common.errors import PayloadTooLarge
 from gateway.asgi import read_body, replaying, send_problem
+from gateway.jsonbody import remember
 from gateway.quotas import group_of
 
 _TEXT_FIELDS = ("prompt", "negative_prompt", "system", "instructions")
@@ -46,10 +47,15 @@ class PromptLimitMiddleware:
             await self.app(scope, receive, send)
             return
         body, ended = await read_body(receive)
-        try:
-            size = prompt_chars(json.loads(body)) if body else 0
-        except ValueError:
-            size = 0  # not JSON: the route refuses it with 422
+        size = 0
+        if body:
+            try:
+                value = json.loads(body)
+            except ValueError:
+                pass  # not JSON: the route refuses it with 422
+            else:
+                remember(scope, body, value)  # decoded once: the route and idempotency reuse it
+                size = prompt_chars(value)
         if size > self.max_chars:
             error = PayloadTooLarge(
                 f"the prompt is {size} characters; at most {self.max_chars} are accepted",

@@ -12,6 +12,9 @@ from limits import parse
 
 from common.contracts import Role
 
+# Where a request's rate-limit outcomes are kept in its ASGI state, for the response's header fields.
+OUTCOMES = "ratelimits"
+RATELIMIT_FIELDS = frozenset({b"ratelimit", b"ratelimit-policy"})
 # A group is a family of expensive requests with a budget of its own, by path prefix.
 GROUPS: dict[str, str] = {"chat": "/v1/chat", "images": "/v1/images"}
 # Only requests that make work (POST) draw on a group's budget; reads, polls and deletes are
@@ -78,3 +81,13 @@ def policy_header(outcomes: list[Outcome]) -> str:
 
 def ratelimit_header(outcomes: list[Outcome]) -> str:
     return ", ".join(f'"{o.budget.name}";r={o.remaining};t={math.ceil(o.reset_s)}' for o in outcomes)
+
+
+def ratelimit_fields(outcomes: list[Outcome]) -> list[tuple[bytes, bytes]]:
+    """The RateLimit-Policy and RateLimit header fields for the checks a request passed (raw)."""
+    if not outcomes:
+        return []
+    return [
+        (b"ratelimit-policy", policy_header(outcomes).encode("latin-1")),
+        (b"ratelimit", ratelimit_header(outcomes).encode("latin-1")),
+    ]

@@ -3,7 +3,11 @@
 Each check is ONE round trip: a Lua script drops the requests that left the window, counts
 the rest, admits this one if there is room and returns what the RateLimit header needs. The
 window is a log (a sorted set of request times, by Redis's own clock so gateways with
-skewed clocks agree), so it is exact, not a fixed-window approximation.
+skewed clocks agree), so it is exact, not a fixed-window approximation. Several budgets of
+one request (its IP's, then its user's) can go in the same round trip: they are checked in
+order and a budget is counted only if every budget before it admitted the request, exactly
+as separate checks would. (Such a call names several keys, so on a Redis Cluster they
+would need one hash slot.)
 
 When Redis cannot be reached the policy is RATE_LIMIT_FALLBACK: `local` (the default) keeps
 serving under an in-process limiter with the same budgets (so N gateways admit up to N times
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Literal
 
 from limits import RateLimitItemPerSecond
@@ -34,26 +39,35 @@ Fallback = Literal["local", "closed"]
 RETRY_S = 2.0
 REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
-# KEYS[1]: the window's sorted set. ARGV: limit, window in ms, a unique member for this request.
-# Returns {admitted (0/1), remaining, ms until the oldest counted request leaves the window}.
-_SLIDING_WINDOW = """
+# KEYS: one sorted set per budget, in the order they are checked. ARGV[1]: a unique member for
+# this request, then each budget's limit and window in ms. A budget is counted only if every
+# budget before it admitted the request. Returns, per budget checked:
+# admitted (0/1), remaining, ms until the oldest counted request leaves the window.
+_SLIDING_WINDOWS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
-local admitted = 0
-if count < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  count = count + 1
-  admitted = 1
+local out = {}
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[2 * i])
+  local window = tonumber(ARGV[2 * i + 1])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local count = redis.call('ZCARD', key)
+  local admitted = 0
+  if count < limit then
+    redis.call('ZADD', key, now, ARGV[1])
+    count = count + 1
+    admitted = 1
+  end
+  redis.call('PEXPIRE', key, window)
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local reset = 0
+  if oldest[2] then reset = tonumber(oldest[2]) + window - now end
+  out[#out + 1] = admitted
+  out[#out + 1] = limit - count
+  out[#out + 1] = reset
+  if admitted == 0 then break end
 end
-redis.call('PEXPIRE', KEYS[1], window)
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local reset = 0
-if oldest[2] then reset = tonumber(oldest[2]) + window - now end
-return {admitted, limit - count, reset}
+return out
 """
 
 
@@ -62,7 +76,7 @@ class RateLimiter:
         self._redis = redis
         self._prefix = f"{namespace}:ratelimit:"
         self._fallback = fallback
-        self._script = redis.register_script(_SLIDING_WINDOW)
+        self._script = redis.register_script(_SLIDING_WINDOWS)
         self._local_storage = MemoryStorage()
         self._local = MovingWindowRateLimiter(self._local_storage)
         self._down_until = 0.0
@@ -75,20 +89,34 @@ class RateLimiter:
 
     async def check(self, key: str, budget: Budget) -> Outcome:
         """Count one request against `budget` for `key` (such as `user:<id>`) and say if it may pass."""
-        name = f"{self._prefix}{budget.name}:{key}"
+        return (await self.check_all([(key, budget)]))[0]
+
+    async def check_all(self, checks: Sequence[tuple[str, Budget]]) -> list[Outcome]:
+        """Count one request against each (key, budget) in order, in one round trip, up to and
+        including the first that refuses it; the outcomes of the budgets checked."""
+        names = [f"{self._prefix}{budget.name}:{key}" for key, budget in checks]
         if time.monotonic() >= self._down_until:
+            args: list[str | int] = [uuid.uuid4().hex]
+            for _, budget in checks:
+                args += (budget.limit, budget.window_s * 1000)
             try:
-                admitted, remaining, reset_ms = await self._script(
-                    keys=[name], args=[budget.limit, budget.window_s * 1000, uuid.uuid4().hex]
-                )
+                found = await self._script(keys=names, args=args)
             except REDIS_ERRORS as exc:
                 self._went_down(exc)
             else:
                 self._came_back()
-                return Outcome(budget, bool(admitted), int(remaining), int(reset_ms) / 1000)
+                return [
+                    Outcome(budget, bool(found[i]), int(found[i + 1]), int(found[i + 2]) / 1000)
+                    for i, (_, budget) in zip(range(0, len(found), 3), checks, strict=False)
+                ]
         if self._fallback == "closed":
             raise ServiceUnavailable("the rate limiter is unavailable")
-        return await self._check_locally(name, budget)
+        outcomes = []
+        for name, (_, budget) in zip(names, checks, strict=True):
+            outcomes.append(await self._check_locally(name, budget))
+            if not outcomes[-1].allowed:
+                break
+        return outcomes
 
     async def probe(self) -> bool:
         """Whether Redis answers now (for /readyz); a success ends local mode at once."""

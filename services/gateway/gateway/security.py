@@ -8,9 +8,7 @@ framed, sniffed, or loaded from it as a document. The interactive docs (`/docs`,
 from __future__ import annotations
 
 from fastapi import FastAPI
-from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.idempotency import KEY_HEADER
 
@@ -30,30 +28,28 @@ CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", KEY_HEADER.decode(), "X
 CORS_EXPOSED_HEADERS = ["X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After", "Idempotent-Replayed"]
 
 
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
-        self.app = app
-        self.hsts = hsts
+def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        docs = scope["path"].startswith(_DOC_PATHS)
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in _ALWAYS.items():
-                    headers.setdefault(name, value)
-                if not docs:
-                    headers.setdefault("Content-Security-Policy", _API_CSP)
-                    headers.setdefault("Cache-Control", "no-store")
-                if self.hsts:
-                    headers.setdefault("Strict-Transport-Security", _HSTS)
-            await send(message)
+class SecurityHeaders:
+    """Adds the headers above to a response's raw header list, each unless the response set
+    its own; the request-context middleware applies it to every response (see `middleware.py`)."""
 
-        await self.app(scope, receive, send_with_headers)
+    def __init__(self, *, hsts: bool) -> None:
+        api = {**_ALWAYS, "Content-Security-Policy": _API_CSP, "Cache-Control": "no-store"}
+        docs = dict(_ALWAYS)
+        if hsts:
+            api["Strict-Transport-Security"] = docs["Strict-Transport-Security"] = _HSTS
+        self._api, self._docs = _raw(api), _raw(docs)
+
+    def for_path(self, path: str) -> list[tuple[bytes, bytes]]:
+        return self._docs if path.startswith(_DOC_PATHS) else self._api
+
+    @staticmethod
+    def add(headers: list[tuple[bytes, bytes]], wanted: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        present = {name.lower() for name, _ in headers}
+        return headers + [(name, value) for name, value in wanted if name not in present]
 
 
 def add_cors(app: FastAPI, origins: list[str]) -> None:

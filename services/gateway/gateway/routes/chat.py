@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from common.contracts import ChatChunk, ChatCompletion, ChatMessage, CompleteChat
 from common.errors import PlatformError
 from gateway.chatstream import ChatRelay, EventStream, sse, write_events
-from gateway.deps import RequestId, Rpc, UserCaller
+from gateway.deps import Rpc, UserCaller
+from gateway.jsonbody import ParsedBodyRoute
 
-router = APIRouter(tags=["chat"])
+router = APIRouter(tags=["chat"], route_class=ParsedBodyRoute)
 
 STREAM_DOC = (
     'With `"stream": true` the answer comes as `text/event-stream`: an `event: chunk` per piece of text '
@@ -59,9 +60,7 @@ def wants_fresh(cache_control: str | None) -> bool:
     description=STREAM_DOC,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-async def chat(
-    body: ChatBody, caller: UserCaller, rpc: Rpc, request_id: RequestId, cache_control: CacheControl = None
-) -> Any:
+async def chat(body: ChatBody, caller: UserCaller, rpc: Rpc, cache_control: CacheControl = None) -> Any:
     command = CompleteChat(
         messages=body.messages,
         model=body.model,
@@ -74,7 +73,7 @@ async def chat(
     if not body.stream:
         return await rpc.call(caller.envelope(command), reply_model=ChatCompletion)
     relay = await ChatRelay.open(rpc, caller.envelope(command))
-    return EventStream(lambda emit: write_events(relay, emit, NativeEvents(request_id)))
+    return EventStream(lambda emit: write_events(relay, emit, NativeEvents(caller.request_id)))
 
 
 class NativeEvents:

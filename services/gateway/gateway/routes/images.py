@@ -32,9 +32,10 @@ from gateway.auth import CurrentUser
 from gateway.deps import Rpc, Settings, UserCaller
 from gateway.imagejobs import Follower, failure_of, job_deadline, job_id_for, submit
 from gateway.imageviews import ImageList, ImageReady, ImageRequest, ImageView, JobView, absolute, image_view, job_view
+from gateway.jsonbody import ParsedBodyRoute
 from gateway.routes import image_files, image_generations
 
-router = APIRouter(tags=["images"])
+router = APIRouter(tags=["images"], route_class=ParsedBodyRoute)
 
 SSE_GRACE_S = 120.0  # how long past a job's deadline its stream waits for the end
 KEEPALIVE_S = 15.0

@@ -19,14 +19,14 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.contracts import ChatChunk, ChatCompletion, ChatMessage, CompleteChat, FinishReason, ListModels, ModelList
 from common.errors import BadRequest, NotFound, PlatformError
 from common.logs import request_id_var
 from gateway.chatstream import ChatRelay, EventStream, sse, write_events
-from gateway.deps import RequestId, Rpc, UserCaller
+from gateway.deps import Rpc, UserCaller
+from gateway.jsonbody import ParsedBodyRoute
 from gateway.routes.chat import CacheControl, wants_fresh
 
 _TYPES = {
@@ -59,7 +59,7 @@ def error_response(error: PlatformError, request_id: str, *, param: str | None =
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-class OpenAIRoute(APIRoute):
+class OpenAIRoute(ParsedBodyRoute):
     """Renders this router's errors in OpenAI's shape instead of problem+json."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -130,7 +130,7 @@ class ChatCompletionsBody(BaseModel):
 
 @router.post("/v1/chat/completions", summary="OpenAI-compatible chat completion (plain or streamed)")
 async def chat_completions(
-    body: ChatCompletionsBody, caller: UserCaller, rpc: Rpc, request_id: RequestId, cache_control: CacheControl = None
+    body: ChatCompletionsBody, caller: UserCaller, rpc: Rpc, cache_control: CacheControl = None
 ) -> Any:
     messages = [m.to_chat() for m in body.messages]
     command = CompleteChat(
@@ -150,7 +150,7 @@ async def chat_completions(
     relay = await ChatRelay.open(rpc, envelope)
     events = OpenAIEvents(
         completion_id=completion_id,
-        request_id=request_id,
+        request_id=caller.request_id,
         include_usage=bool(body.stream_options and body.stream_options.include_usage),
     )
     return EventStream(lambda emit: write_events(relay, emit, events))

@@ -158,3 +158,34 @@ async def test_on_the_openai_routes_a_429_is_in_openai_shape(gateway: Gateway, i
             "rate_limited",
             refused.headers["x-request-id"],
         )
+
+
+async def test_over_the_ip_budget_a_known_user_is_not_counted(gateway: Gateway, issuer: DevIssuer) -> None:
+    user = token(issuer, "ip-first@example.com")
+    async with gateway(rate_limit_ip="2/minute") as http:
+        first, second, third = [await http.post("/v1/chat", json=CHAT, headers=user) for _ in range(3)]
+        assert [r.status_code == 429 for r in (first, second, third)] == [False, False, True]
+        assert third.json()["limit"] == "ip"
+        assert re.fullmatch(r'"ip";r=0;t=\d+', third.headers["ratelimit"])  # the user's budget was not looked at
+    async with gateway(client="10.9.9.9") as http:  # same Redis, another address: the user spent 2 of 3
+        fourth = await http.post("/v1/chat", json=CHAT, headers=user)
+        assert fourth.status_code != 429 and '"chat";r=0' in fourth.headers["ratelimit"]
+
+
+async def test_a_known_caller_is_counted_in_one_round_trip(
+    gateway_app: FastAPI, client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    limiter = gateway_app.state.limiter
+    calls: list[list[str]] = []
+    check_all = limiter.check_all
+
+    async def spy(checks):  # type: ignore[no-untyped-def]
+        calls.append([budget.name for _, budget in checks])
+        return await check_all(checks)
+
+    limiter.check_all = spy
+    for _ in range(2):
+        response = await client.post("/v1/chat", json=CHAT, headers=auth)
+        assert response.headers["ratelimit-policy"] == '"ip";q=600;w=60, "chat";q=100000;w=60'
+    # First sight: the IP before the token is verified, then the user; then both at once.
+    assert calls == [["ip"], ["chat"], ["ip", "chat"]]
