@@ -58,8 +58,9 @@ class CommonSettings(BaseSettings):
     log_level: str = Field("INFO", description="Python log level.")
     slow_request_ms: float = Field(
         1000.0,
-        gt=0,
-        description="A request or message handled slower than this is logged at INFO; faster ones only at DEBUG.",
+        ge=0,
+        description="A request or message handled slower than this is logged at INFO; faster successes only at "
+        "DEBUG (errors are always logged; the gateway logs 4xx at INFO and 5xx at WARNING). 0 logs every one.",
     )
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Port of the /metrics endpoint of a consuming service; 0 turns it off."

@@ -82,12 +82,6 @@ class GatewaySettings(CommonSettings):
         ge=1,
         description="Longest prompt accepted (all message texts of a chat, or an image prompt); 413 above.",
     )
-    slow_request_ms: float = Field(
-        1000.0,
-        ge=0,
-        description="Requests slower than this are logged at INFO (as are 4xx; 5xx at WARNING); faster successes "
-        "at DEBUG. 0 logs every request.",
-    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Browser origins allowed by CORS (comma-separated); empty: no CORS."
     )
