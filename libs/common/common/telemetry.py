@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from opentelemetry import context, propagate, trace
+from opentelemetry import context, trace
 from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler, SamplingResult
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 
 class RecordWhenReceived(Sampler):
@@ -65,17 +66,22 @@ def _receive(provider: TracerProvider, processor: SpanProcessor) -> None:
         provider.sampler.receiving = True
 
 
+# Messages carry the W3C trace context only (the envelope has no baggage field), so only its
+# propagator runs, not the global composite one (which also serialises baggage every time).
+_W3C = TraceContextTextMapPropagator()
+
+
 def current_trace_context() -> tuple[str | None, str | None]:
     """The (traceparent, tracestate) of the active span, for an outgoing message."""
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    _W3C.inject(carrier)
     return carrier.get("traceparent"), carrier.get("tracestate")
 
 
 def context_from(traceparent: str | None, tracestate: str | None) -> context.Context:
     """The context an incoming message's trace fields describe (empty if none)."""
     carrier = {k: v for k, v in (("traceparent", traceparent), ("tracestate", tracestate)) if v}
-    return propagate.extract(carrier)
+    return _W3C.extract(carrier)
 
 
 def trace_id_hex() -> str | None:

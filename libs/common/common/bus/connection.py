@@ -25,7 +25,15 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("common.bus")
 
 PUBLISH_TIMEOUT_S = 5.0
-BROKER_ERRORS = (aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError, ConnectionError, OSError)
+# ChannelInvalidStateError (a RuntimeError) is what a publish on a channel still being restored
+# after a broker restart raises: the broker is unavailable, not the request broken.
+BROKER_ERRORS = (
+    aio_pika.exceptions.AMQPError,
+    aiormq.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+    OSError,
+)
 
 
 class Bus:
