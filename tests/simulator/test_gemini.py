@@ -132,8 +132,9 @@ async def test_hang_makes_the_client_timeout_fire(simulator: RunningSimulator) -
     options = types.HttpOptions(base_url=simulator.base_urls.gemini, timeout=500)  # milliseconds
     client = genai.Client(api_key="k", http_options=options)
     started = time.monotonic()
-    # google-genai does not wrap transport errors: the timeout is httpx2's own
-    with pytest.raises(httpx2.TimeoutException):
+    # google-genai does not wrap transport errors: the timeout is its transport's own (aiohttp's
+    # asyncio TimeoutError when aiohttp is installed, as it is for the OpenAI SDK; else httpx2's)
+    with pytest.raises((httpx2.TimeoutException, TimeoutError)):
         await client.aio.models.generate_content(model=MODEL, contents="hi")
     elapsed = time.monotonic() - started
     await client.aio.aclose()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import aiohttp
 import httpx2
 import pydantic
 from google import genai
@@ -155,7 +156,7 @@ def _error(exc: BaseException) -> ProviderError:
         )
     if isinstance(exc, httpx2.TimeoutException | TimeoutError):
         return ProviderError(NAME, "timed out", retryable=True)
-    if isinstance(exc, httpx2.TransportError | OSError):
+    if isinstance(exc, httpx2.TransportError | aiohttp.ClientError | OSError):
         return ProviderError(NAME, f"connection failed ({type(exc).__name__})", retryable=True)
     if isinstance(exc, ValueError | json.JSONDecodeError | pydantic.ValidationError | errors.UnknownApiResponseError):
         return ProviderError(NAME, f"malformed reply ({type(exc).__name__})", retryable=True)
