@@ -53,8 +53,8 @@ class Replica:
         )
         self._task = asyncio.create_task(self.partition.run())
 
-    async def _announce(self, page: Page) -> None:
-        self.announced.append(page)
+    async def _announce(self, pages: list[Page]) -> None:
+        self.announced += pages
 
     async def run[T](self, op: Any, *users: str) -> T:
         result: T = await self.partition.submit(op, users=users)

@@ -65,12 +65,13 @@ async def setup(runtime: Runtime, settings: CreditsSettings) -> dict[str, Handle
     await log.create_indexes()
     await check_partitions(store, settings.credits_partitions)
 
-    async def announce(page: Page) -> None:
+    async def announce(pages: list[Page]) -> None:
+        first, last = page_id(pages[0].partition, pages[0].seq), page_id(pages[-1].partition, pages[-1].seq)
         event = Envelope[CreditsChanged](
-            message_id=uuid.uuid5(PAGE_NAMESPACE, page_id(page.partition, page.seq)),
+            message_id=uuid.uuid5(PAGE_NAMESPACE, f"{first}..{last}"),
             type="CreditsChanged",
-            request_id=f"journal:{page_id(page.partition, page.seq)}",
-            payload=CreditsChanged(entries=[e.journal_entry() for e in page.entries]),
+            request_id=f"journal:{first}",
+            payload=CreditsChanged(entries=[e.journal_entry() for page in pages for e in page.entries]),
         )
         await runtime.bus.publish(event, event=True)
 

@@ -19,6 +19,7 @@ operations of that batch get a retryable error, and the next batch starts from t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -34,8 +35,10 @@ from credits.log import Fenced, LedgerLog, Page, page_id
 
 log = logging.getLogger(__name__)
 
-Announce = Callable[[Page], Awaitable[None]]
+Announce = Callable[[list[Page]], Awaitable[None]]
 ATTEMPTS = 3  # a batch fenced this often in a row gets a retryable error
+ANNOUNCE_EVERY_S = 0.1  # pages written this close together are announced as one event
+MAX_ANNOUNCED = 2000  # entries in one event at most
 
 
 def utcnow() -> datetime:
@@ -341,24 +344,30 @@ class Partition:
             book.dirty |= dirty
 
     async def _announce_pages(self) -> None:
-        """Announce every page as one CreditsChanged event, in order, retrying until the bus takes it."""
+        """Announce the pages, in order, as CreditsChanged events: the pages written within
+        ANNOUNCE_EVERY_S of each other go out as one event; a failed publish is retried until the
+        bus takes it (consumers deduplicate on entry ids)."""
         while True:
-            page = await self._unannounced.get()
+            pages = [await self._unannounced.get()]
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ANNOUNCE_EVERY_S):
+                    while sum(len(p.entries) for p in pages) < MAX_ANNOUNCED:
+                        pages.append(await self._unannounced.get())
             pause = 0.1
             while True:
                 try:
-                    await self._announce(page)
+                    await self._announce(pages)
                     break
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.warning(
-                        "announcing a ledger page failed; retrying", extra={"page": page_id(self.number, page.seq)}
+                        "announcing ledger pages failed; retrying",
+                        extra={"first": page_id(self.number, pages[0].seq), "pages": len(pages)},
                     )
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 5.0)
-            self._announced = max(self._announced, page.seq)
-
+            self._announced = max(self._announced, pages[-1].seq)
 
 def _expire(book: Book, now: datetime) -> list[tuple[str, int]]:
     expired = book.expire_due(now)

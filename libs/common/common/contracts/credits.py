@@ -150,8 +150,9 @@ class ReconciliationReport(Contract):
 
 
 class CreditsChanged(Contract):
-    """Event: accounts changed; the entries one page of the ledger's log recorded, in order.
-    Delivered at least once: consumers deduplicate on each entry's `id`."""
+    """Event: accounts changed; the entries consecutive pages of the ledger's log recorded (those
+    written within a tenth of a second), in order. Delivered at least once: consumers
+    deduplicate on each entry's `id`."""
 
     entries: list[JournalEntry] = Field(min_length=1)
 

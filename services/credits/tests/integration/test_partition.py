@@ -58,7 +58,11 @@ async def test_first_sight_grants_signup_credits_exactly_once(ledger: Replica) -
     await asyncio.gather(*(ledger.balance(USER) for _ in range(20)))
     assert figures(ledger) == Figures(available=10, granted=10)
     assert await journal(ledger) == [f"grant:signup:{USER}"]
-    assert [e.id for page in ledger.announced for e in page.entries] == [f"grant:signup:{USER}"]
+
+    async def announced() -> list[str]:
+        return [e.id for page in ledger.announced for e in page.entries]
+
+    assert await wait_until(announced, bool, within=5) == [f"grant:signup:{USER}"]
 
 
 async def test_reserve_commit_moves_only_what_was_used(ledger: Replica, db: AsyncDatabase[dict[str, Any]]) -> None:
