@@ -24,6 +24,7 @@ K8S_DIR = ROOT / "deploy" / "k8s"
 
 SERVICES = frozenset({"gateway", "chat", "imagegen", "credits"})
 CONSUMERS = SERVICES - {"gateway"}
+SCALED = CONSUMERS - {"credits"}  # the ledger's partitions have one owner each: standbys, not scaling
 PLACEHOLDER_PASSWORDS = ("guest", "changeme", "change-me", "password")
 
 
@@ -237,11 +238,11 @@ def test_gateway_is_probed_and_exposed(k8s_documents: list[tuple[str, dict[str, 
     assert all(p["targetPort"] in port_names for p in service["spec"]["ports"])
 
 
-def test_each_consumer_scales_on_its_own_queue(k8s_documents: list[tuple[str, dict[str, Any]]]) -> None:
+def test_each_scaled_consumer_scales_on_its_own_queue(k8s_documents: list[tuple[str, dict[str, Any]]]) -> None:
     scaled = _of_kind(k8s_documents, "ScaledObject")
     deployments = _of_kind(k8s_documents, "Deployment")
     auths = _of_kind(k8s_documents, "TriggerAuthentication")
-    assert set(scaled) == CONSUMERS
+    assert set(scaled) == SCALED
     for name, obj in scaled.items():
         assert obj["spec"]["scaleTargetRef"]["name"] == name
         assert "replicas" not in deployments[name]["spec"], f"{name}: KEDA owns the replica count"
@@ -254,3 +255,15 @@ def test_each_consumer_scales_on_its_own_queue(k8s_documents: list[tuple[str, di
     for auth in auths.values():
         for ref in auth["spec"]["secretTargetRef"]:
             assert ref["name"] in secrets and ref["key"] in secrets[ref["name"]]["stringData"], ref
+
+
+def test_the_ledger_runs_an_owner_and_a_standby_with_a_deep_prefetch(
+    k8s_documents: list[tuple[str, dict[str, Any]]],
+) -> None:
+    credits = _of_kind(k8s_documents, "Deployment")["credits"]
+    assert credits["spec"]["replicas"] >= 2  # a standby takes a partition over when its owner goes
+    (container,) = credits["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert int(env["BUS_PREFETCH"]) >= 64  # what a batch is made of
+    config = _of_kind(k8s_documents, "ConfigMap")["aisaas-config"]["data"]
+    assert int(config["CREDITS_PARTITIONS"]) >= 1
