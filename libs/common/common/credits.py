@@ -6,7 +6,11 @@ reservation id, so a retried request can never reserve or settle twice.
 A settlement may also be sent without waiting for the ledger's answer (`wait=False`): it is
 then published as a persistent command and confirmed by the broker (durable from then on)
 and valid until the hold would expire; the ledger applies it exactly once, in order with
-whatever that account's partition queue holds (so a later balance read sees it)."""
+whatever that account's partition queue holds (so a later balance read sees it).
+
+Every command here is coalesced (see `common.bus.rpc`): the reserves, settlements and
+balance reads a process makes in one turn of its event loop reach the ledger as one message,
+which its group commit then writes as one page."""
 
 from __future__ import annotations
 
@@ -59,7 +63,7 @@ class CreditsClient:
         )
         envelope = caller.envelope(payload, message_id=uuid.uuid5(reservation_id, "reserve"))
         with tracer.start_as_current_span("credits reserve", attributes=_attributes(reservation_id, amount)):
-            return await self._rpc.call(envelope, reply_model=Reservation)
+            return await self._rpc.call(envelope, reply_model=Reservation, coalesce=True)
 
     async def commit(
         self, caller: Caller, reservation: Reservation, *, amount: int, wait: bool = True
@@ -96,15 +100,17 @@ class CreditsClient:
         message_id = uuid.uuid5(reservation.reservation_id, kind)
         if not wait:
             envelope = caller.envelope(payload, message_id=message_id, deadline=reservation.expires_at)
-            await self._rpc.publish(envelope)
+            await self._rpc.publish(envelope, coalesce=True)
             return None
         envelope = caller.envelope(payload, message_id=message_id, deadline=_settle_deadline(caller))
-        return await self._rpc.call(envelope, reply_model=ReservationResolved)
+        return await self._rpc.call(envelope, reply_model=ReservationResolved, coalesce=True)
 
     async def balance(self, caller: Caller) -> Balance:
         assert caller.actor is not None
         return await self._rpc.call(
-            caller.envelope(GetBalance(user_id=caller.actor.id, email=caller.actor.email)), reply_model=Balance
+            caller.envelope(GetBalance(user_id=caller.actor.id, email=caller.actor.email)),
+            reply_model=Balance,
+            coalesce=True,
         )
 
     async def journal(self, caller: Caller, *, limit: int, before: str | None) -> JournalPage:

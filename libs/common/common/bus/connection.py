@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
 import aiormq
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("common.bus")
 
 PUBLISH_TIMEOUT_S = 5.0
+BATCH = "batch"  # AMQP type of a message carrying several commands of one type
+BATCH_OF = "x-batch-of"  # its header naming that type
 # ChannelInvalidStateError (a RuntimeError) is what a publish on a channel still being restored
 # after a broker restart raises: the broker is unavailable, not the request broken.
 BROKER_ERRORS = (
@@ -158,8 +162,7 @@ class Bus:
         with tracer.start_as_current_span(
             f"{envelope.type} publish", kind=SpanKind.PRODUCER, attributes=_span_attributes(exchange, envelope)
         ):
-            traceparent, tracestate = current_trace_context()
-            stamped = envelope.model_copy(update={"traceparent": traceparent, "tracestate": tracestate})
+            stamped = stamp(envelope)
             message = aio_pika.Message(
                 body=stamped.model_dump_json().encode(),
                 content_type="application/json",
@@ -172,8 +175,8 @@ class Bus:
                 headers={
                     k: v
                     for k, v in {
-                        "traceparent": traceparent,
-                        "tracestate": tracestate,
+                        "traceparent": stamped.traceparent,
+                        "tracestate": stamped.tracestate,
                         "x-request-id": stamped.request_id,
                     }.items()
                     if v
@@ -181,6 +184,26 @@ class Bus:
             )
             routing_key = self.topology.routing_key(stamped.type, stamped.payload)
             await self._send(exchange, message, routing_key=routing_key, mandatory=not event)
+
+    async def publish_batch(
+        self, envelopes: list[Envelope[Contract]], *, reply_to: str | None = None, correlation_id: str | None = None
+    ) -> None:
+        """Publish commands of one type and routing key, already stamped, as ONE message (AMQP type
+        `batch`, header `x-batch-of`: their type); see `common.bus.rpc` for the protocol."""
+        first = envelopes[0]
+        message = aio_pika.Message(
+            body=b"[" + b",".join(e.model_dump_json().encode() for e in envelopes) + b"]",
+            content_type="application/json",
+            message_id=uuid.uuid4().hex,
+            type=BATCH,
+            correlation_id=correlation_id,
+            reply_to=reply_to,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            timestamp=datetime.now(UTC),
+            headers={BATCH_OF: first.type, "x-batch-size": len(envelopes)},
+        )
+        routing_key = self.topology.routing_key(first.type, first.payload)
+        await self._send(self.topology.commands, message, routing_key=routing_key, mandatory=True)
 
     async def reply(
         self,
@@ -218,6 +241,12 @@ class Bus:
         except (TimeoutError, *BROKER_ERRORS) as exc:
             log.warning("publish failed", extra={"routing_key": routing_key, "error": repr(exc)})
             raise ServiceUnavailable("message broker unavailable") from exc
+
+
+def stamp[E: Envelope[Any]](envelope: E) -> E:
+    """The envelope with the current trace context in it, as a message published now carries."""
+    traceparent, tracestate = current_trace_context()
+    return envelope.model_copy(update={"traceparent": traceparent, "tracestate": tracestate})
 
 
 def _span_attributes(exchange: str, envelope: Envelope[Contract]) -> dict[str, str]:

@@ -16,9 +16,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -27,13 +29,13 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import ValidationError
 
-from common.bus.connection import Bus
+from common.bus.connection import BATCH, BATCH_OF, Bus
 from common.bus.processed import ProcessedMessages
 from common.bus.rpc import CHUNK, RpcClient, StreamFeedback
 from common.bus.topology import Topology
 from common.contracts.catalog import CATALOG
 from common.contracts.envelope import Contract, Envelope, Reply
-from common.errors import PlatformError, ServiceUnavailable
+from common.errors import DeadlineExceeded, PlatformError, ServiceUnavailable
 from common.logs import bound
 from common.metrics import HANDLER_SECONDS, IN_FLIGHT, MESSAGES
 from common.telemetry import context_from
@@ -111,6 +113,12 @@ class Streaming:
         return await self.handler(envelope, ReplyStream(None, reply_to=None, correlation_id=None))
 
 
+@dataclass(frozen=True, slots=True)
+class _Done:
+    outcome: str  # ok, error, expired, duplicate, retried: the metrics' label
+    body: bytes | None  # the reply to send, if any
+
+
 class Consumer:
     """Routes the messages on one service's queue (and, for a service with partitioned commands,
     on each of its partition queues) to their handlers."""
@@ -158,22 +166,73 @@ class Consumer:
         log.info("consuming", extra={"queue": queue.name, "messages": sorted(self._handlers)})
 
     async def _on_message(self, message: AbstractIncomingMessage, partition: int | None = None) -> None:
-        name = message.type or ""
-        envelope_model = self._envelopes.get(name)
-        try:
-            if envelope_model is None:
-                raise ValueError(f"no handler for message type {name!r}")
-            envelope = envelope_model.model_validate_json(message.body)
-            if envelope.type != name:
-                raise ValueError(f"envelope type {envelope.type!r} differs from the AMQP type {name!r}")
-        except (ValidationError, ValueError) as exc:
-            log.error(
-                "unparseable message dead-lettered",
-                extra={"message_type": name, "message_id": message.message_id, "error": str(exc)[:500]},
-            )
-            MESSAGES.labels(self._service, name or "unknown", "dead_lettered").inc()
-            await message.reject(requeue=False)
+        if message.type == BATCH:
+            await self._on_batch(message, partition)
             return
+        name = message.type or ""
+        try:
+            envelope = self._parse(name, message.body)
+        except (ValidationError, ValueError) as exc:
+            await self._dead_letter(message, name, exc)
+            return
+        done = await self._run(message, envelope, partition)
+        if done.outcome == "retried":
+            await message.nack(requeue=True)
+            return
+        if done.body and message.reply_to:
+            await self._bus.reply(done.body, reply_to=message.reply_to, correlation_id=message.correlation_id)
+        await message.ack()
+
+    async def _on_batch(self, message: AbstractIncomingMessage, partition: int | None) -> None:
+        """A batch of commands of one type (see `common.bus.rpc`): each runs as a message of its
+        own would, all at once; one reply lists their replies in order, and the batch is acked
+        when all are done (requeued whole if one failed unexpectedly: each is idempotent)."""
+        name = str((message.headers or {}).get(BATCH_OF, ""))
+        try:
+            items = json.loads(message.body)
+            if not isinstance(items, list) or not items:
+                raise ValueError("a batch is a non-empty JSON array of envelopes")
+            envelopes = [self._parse(name, item) for item in items]
+        except (ValidationError, ValueError) as exc:
+            await self._dead_letter(message, f"batch of {name}", exc)
+            return
+        done = await asyncio.gather(*(self._run(message, e, partition, member=True) for e in envelopes))
+        if any(d.outcome == "retried" for d in done):
+            await message.nack(requeue=True)
+            return
+        if message.reply_to:
+            body = b"[" + b",".join(d.body or b"null" for d in done) + b"]"
+            await self._bus.reply(body, reply_to=message.reply_to, correlation_id=message.correlation_id)
+        await message.ack()
+
+    def _parse(self, name: str, raw: bytes | object) -> Envelope[Contract]:
+        envelope_model = self._envelopes.get(name)
+        if envelope_model is None:
+            raise ValueError(f"no handler for message type {name!r}")
+        envelope: Envelope[Contract] = (
+            envelope_model.model_validate_json(raw) if isinstance(raw, bytes) else envelope_model.model_validate(raw)
+        )
+        if envelope.type != name:
+            raise ValueError(f"envelope type {envelope.type!r} differs from the AMQP type {name!r}")
+        return envelope
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, name: str, exc: Exception) -> None:
+        log.error(
+            "unparseable message dead-lettered",
+            extra={"message_type": name, "message_id": message.message_id, "error": str(exc)[:500]},
+        )
+        MESSAGES.labels(self._service, name or "unknown", "dead_lettered").inc()
+        await message.reject(requeue=False)
+
+    async def _run(
+        self,
+        message: AbstractIncomingMessage,
+        envelope: Envelope[Contract],
+        partition: int | None,
+        member: bool = False,
+    ) -> _Done:
+        """Handle one envelope in its trace and log context, with its metrics."""
+        name = envelope.type
         attributes = {
             "messaging.system": "rabbitmq",
             "messaging.message.id": str(envelope.message_id),
@@ -191,12 +250,12 @@ class Consumer:
             IN_FLIGHT.labels(self._service).inc()
             started = time.perf_counter()
             try:
-                outcome = await self._process(message, envelope, span, partition)
+                done = await self._process(message, envelope, span, partition, member)
             finally:
                 IN_FLIGHT.labels(self._service).dec()
             elapsed = time.perf_counter() - started
             HANDLER_SECONDS.labels(self._service, name).observe(elapsed)
-            MESSAGES.labels(self._service, name, outcome).inc()
+            MESSAGES.labels(self._service, name, done.outcome).inc()
             # One line per message only when it says something: errors are logged where they
             # happen, slow messages here; the rest at DEBUG, off the hot path.
             level = logging.INFO if elapsed >= self._slow_s else logging.DEBUG
@@ -204,8 +263,9 @@ class Consumer:
                 log.log(
                     level,
                     "message handled",
-                    extra={"message_type": name, "outcome": outcome, "duration_ms": round(elapsed * 1000, 2)},
+                    extra={"message_type": name, "outcome": done.outcome, "duration_ms": round(elapsed * 1000, 2)},
                 )
+            return done
 
     def _misrouted(self, envelope: Envelope[Contract], partition: int | None) -> ServiceUnavailable | None:
         """A partitioned command must arrive on the queue of the partition that owns its account;
@@ -225,14 +285,20 @@ class Consumer:
         )
 
     async def _process(
-        self, message: AbstractIncomingMessage, envelope: Envelope[Contract], span: trace.Span, partition: int | None
-    ) -> str:
-        """Handle one parsed message; returns its outcome for the metrics."""
+        self,
+        message: AbstractIncomingMessage,
+        envelope: Envelope[Contract],
+        span: trace.Span,
+        partition: int | None,
+        member: bool,
+    ) -> _Done:
+        """Handle one parsed envelope: its outcome, and the reply to send (if any)."""
         if envelope.expired():
             log.warning("expired message dropped", extra={"message_type": envelope.type, "deadline": envelope.deadline})
             span.set_attribute("messaging.dropped", "expired")
-            await message.ack()
-            return "expired"
+            # A batch's reply keeps a place for each of its members.
+            late = Reply[Contract](request_id=envelope.request_id, error=DeadlineExceeded("expired").to_body())
+            return _Done("expired", late.model_dump_json().encode() if member else None)
         previous = await self._processed.reply_for(envelope.message_id) if self._processed else None
         if previous is not None:
             log.info(
@@ -240,16 +306,13 @@ class Consumer:
                 extra={"message_type": envelope.type, "message_id": str(envelope.message_id)},
             )
             span.set_attribute("messaging.duplicate", True)
-            if previous and message.reply_to:
-                await self._bus.reply(previous, reply_to=message.reply_to, correlation_id=message.correlation_id)
-            await message.ack()
-            return "duplicate"
+            return _Done("duplicate", previous or None)
         outcome = "ok"
         try:
             misrouted = self._misrouted(envelope, partition)
             if misrouted is not None:
                 raise misrouted
-            result = await self._handle(message, envelope)
+            result = await self._handle(message, envelope, member)
             reply: Reply[Contract] = Reply(request_id=envelope.request_id, result=result)
         except PlatformError as exc:
             outcome = "error"
@@ -262,19 +325,17 @@ class Consumer:
                 extra={"message_type": envelope.type, "attempt": attempt, "max_attempts": self._max_attempts},
             )
             span.set_status(Status(StatusCode.ERROR, repr(exc)))
-            await message.nack(requeue=True)
-            return "retried"
+            return _Done("retried", None)
         body = reply.model_dump_json().encode() if message.reply_to else b""
         if self._processed is not None:
             await self._processed.record(envelope.message_id, body)
-        if message.reply_to:
-            await self._bus.reply(body, reply_to=message.reply_to, correlation_id=message.correlation_id)
-        await message.ack()
-        return outcome
+        return _Done(outcome, body)
 
-    async def _handle(self, message: AbstractIncomingMessage, envelope: Envelope[Contract]) -> Contract | None:
+    async def _handle(
+        self, message: AbstractIncomingMessage, envelope: Envelope[Contract], member: bool = False
+    ) -> Contract | None:
         handler = self._handlers[envelope.type]
-        if not isinstance(handler, Streaming):
+        if not isinstance(handler, Streaming) or member:  # a batch's member streams nothing
             return await handler(envelope)
         stream = ReplyStream(self._bus, reply_to=message.reply_to, correlation_id=message.correlation_id)
         try:

@@ -9,19 +9,29 @@ its `reply_to`: the requester's `acknowledge(delivered)` tells the replier how m
 passed on (on completion, or at once when its own client has gone), so the replier can stop
 early and charge for what was delivered. The same exclusive queue is the process's inbox for
 such feedback (`expect`), so a replier needs nothing declared per request either.
+
+Batches. A call or publish made with `coalesce=True` joins the commands of its type and
+routing key made in the same turn of the event loop; they go out as ONE message (AMQP type
+`batch`, header `x-batch-of`: their type, body: a JSON array of their envelopes), and its one
+reply is the JSON array of their replies, in order. The consumer runs each as a message of
+its own would run, all at once, and acks the batch when all are done. Each keeps its own
+message id, deadline, actor and trace context. Under load, many callers' commands to the
+same queue then cost the broker, the consumer and this process one message instead of many.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import BaseModel, ConfigDict, Field
 
-from common.bus.connection import Bus
+from common.bus.connection import Bus, stamp
 from common.contracts.envelope import Contract, Envelope, Reply
 from common.errors import DeadlineExceeded, InternalError, error_from_body
 
@@ -38,10 +48,26 @@ class StreamFeedback(BaseModel):
     delivered: int = Field(ge=0, description="Chunks passed on to the client, counted from the first.")
 
 
+Raw = bytes | dict[str, Any] | None  # a reply's JSON: as received, or one member of a batch's reply
+
+
+@dataclass
+class _Batch:
+    """The callers whose commands went out as one message, awaiting its one reply."""
+
+    waiters: list[asyncio.Future[Raw]]
+    open: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.open = len(self.waiters)
+
+
 class RpcClient:
     def __init__(self, bus: Bus, *, process: str) -> None:
         self._bus = bus
-        self._pending: dict[str, asyncio.Future[bytes] | asyncio.Queue[AbstractIncomingMessage]] = {}
+        self._pending: dict[str, asyncio.Future[Raw] | asyncio.Queue[AbstractIncomingMessage] | _Batch] = {}
+        self._gathering: dict[tuple[str, str, bool], list[tuple[Envelope[Contract], asyncio.Future[Raw]]]] = {}
+        self._sending: set[asyncio.Task[None]] = set()
         self.reply_queue = bus.topology.reply_queue(process)
 
     async def start(self) -> None:
@@ -54,6 +80,13 @@ class RpcClient:
         if isinstance(waiter, asyncio.Queue):
             waiter.put_nowait(message)
             return
+        if isinstance(waiter, _Batch):
+            self._pending.pop(message.correlation_id or "", None)
+            replies = json.loads(message.body)
+            for member, raw in zip(waiter.waiters, replies, strict=False):
+                if not member.done():
+                    member.set_result(raw)
+            return
         if waiter is None or waiter.done():
             log.info("late or unknown reply discarded", extra={"correlation_id": message.correlation_id})
             return
@@ -61,26 +94,96 @@ class RpcClient:
             return  # a plain call waits for the reply only
         waiter.set_result(message.body)
 
-    async def call[R: Contract](self, envelope: Envelope[Contract], *, reply_model: type[R]) -> R:
-        """Publish a command and wait for its reply until the envelope's deadline."""
+    async def call[R: Contract](
+        self, envelope: Envelope[Contract], *, reply_model: type[R], coalesce: bool = False
+    ) -> R:
+        """Publish a command and wait for its reply until the envelope's deadline; with `coalesce`,
+        in one message with the same commands other callers make in this turn of the loop."""
         if envelope.deadline is None:
             raise ValueError("request/reply needs a deadline")
+        if coalesce:
+            future = self._join(envelope, reply=True)
+            try:
+                async with asyncio.timeout(max(envelope.seconds_left() or 0.0, 0.0)):
+                    raw = await future
+            except TimeoutError as exc:
+                raise DeadlineExceeded(f"no answer to {envelope.type} before the deadline") from exc
+            return _result(raw, envelope.type, reply_model)
         correlation_id = uuid.uuid4().hex
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._pending[correlation_id] = future
+        waiter: asyncio.Future[Raw] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = waiter
         try:
             async with asyncio.timeout(max(envelope.seconds_left() or 0.0, 0.0)):
                 await self._bus.publish(envelope, reply_to=self.reply_queue, correlation_id=correlation_id)
-                body = await future
+                body = await waiter
         except TimeoutError as exc:
             raise DeadlineExceeded(f"no answer to {envelope.type} before the deadline") from exc
         finally:
             self._pending.pop(correlation_id, None)
         return _result(body, envelope.type, reply_model)
 
-    async def publish(self, envelope: Envelope[Contract]) -> None:
-        """Publish a command whose answer nobody waits for (durable once this returns)."""
-        await self._bus.publish(envelope)
+    async def publish(self, envelope: Envelope[Contract], *, coalesce: bool = False) -> None:
+        """Publish a command whose answer nobody waits for (durable once this returns); with
+        `coalesce`, in one message with the same commands other callers publish in this turn."""
+        if coalesce:
+            await self._join(envelope, reply=False)
+        else:
+            await self._bus.publish(envelope)
+
+    def _join(self, envelope: Envelope[Contract], *, reply: bool) -> asyncio.Future[Raw]:
+        key = (envelope.type, self._bus.topology.routing_key(envelope.type, envelope.payload), reply)
+        loop = asyncio.get_running_loop()
+        gathering = self._gathering.get(key)
+        if gathering is None:
+            gathering = self._gathering[key] = []
+            loop.call_soon(self._flush, key)
+        future: asyncio.Future[Raw] = loop.create_future()
+        gathering.append((stamp(envelope), future))  # the trace context is the caller's, now
+        return future
+
+    def _flush(self, key: tuple[str, str, bool]) -> None:
+        task = asyncio.create_task(self._send(self._gathering.pop(key), reply=key[2]))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, members: list[tuple[Envelope[Contract], asyncio.Future[Raw]]], *, reply: bool) -> None:
+        envelopes, futures = [m[0] for m in members], [m[1] for m in members]
+        correlation_id = uuid.uuid4().hex if reply else None
+        if correlation_id is not None:
+            self._pending[correlation_id] = futures[0] if len(futures) == 1 else self._batch(correlation_id, futures)
+        try:
+            if len(envelopes) == 1:
+                reply_to = self.reply_queue if reply else None
+                await self._bus.publish(envelopes[0], reply_to=reply_to, correlation_id=correlation_id)
+            else:
+                await self._bus.publish_batch(
+                    envelopes, reply_to=self.reply_queue if reply else None, correlation_id=correlation_id
+                )
+        except Exception as exc:
+            if correlation_id is not None:
+                self._pending.pop(correlation_id, None)
+            for future in futures:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        if correlation_id is None:
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
+        elif len(futures) == 1:
+            futures[0].add_done_callback(lambda _: self._pending.pop(correlation_id, None))
+
+    def _batch(self, correlation_id: str, futures: list[asyncio.Future[Raw]]) -> _Batch:
+        batch = _Batch(futures)
+
+        def settled(_: asyncio.Future[Raw]) -> None:  # every caller answered or gone: forget the batch
+            batch.open -= 1
+            if batch.open == 0:
+                self._pending.pop(correlation_id, None)
+
+        for future in futures:
+            future.add_done_callback(settled)
+        return batch
 
     async def stream[C: Contract, R: Contract](
         self, envelope: Envelope[Contract], *, chunk_model: type[C], reply_model: type[R]
@@ -186,8 +289,11 @@ class RpcStream[C: Contract, R: Contract]:
         self._client.forget(self._correlation_id)
 
 
-def _result[R: Contract](body: bytes, name: str, reply_model: type[R]) -> R:
-    reply = Reply[reply_model].model_validate_json(body)  # type: ignore[valid-type]
+def _result[R: Contract](body: Raw, name: str, reply_model: type[R]) -> R:
+    if body is None:
+        raise InternalError(f"{name} got no reply of its own")
+    model = Reply[reply_model]  # type: ignore[valid-type]
+    reply = model.model_validate_json(body) if isinstance(body, bytes) else model.model_validate(body)
     if reply.error is not None:
         raise error_from_body(reply.error)
     if reply.result is None:
