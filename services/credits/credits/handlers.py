@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from common.bus import reply_expected
 from common.contracts import (
     Actor,
     Balance,
@@ -106,7 +107,7 @@ class CreditsHandlers:
                     user_id=user_id, reservation_id=str(reservation_id), held=held, used=used, kind=kind, now=now
                 ),
                 users=(user_id,),
-                urgent=False,  # a settlement may wait LEDGER_LINGER_MS to share a page
+                urgent=reply_expected(),  # a settlement nobody waits for may wait LEDGER_LINGER_MS for company
             )
         except (Conflict, ValidationFailed):
             metrics.OPERATIONS.labels(kind, "refused").inc()

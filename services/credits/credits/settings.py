@@ -32,8 +32,8 @@ class CreditsSettings(CommonSettings):
         20.0,
         ge=0,
         le=1000,
-        description="Longest a commit or release waits for other operations to share its page (a reserve, "
-        "grant or read starts the page at once).",
+        description="Longest a commit or release nobody waits for waits for other operations to share its "
+        "page (a reserve, grant, read or awaited settlement starts the page at once).",
     )
 
     @model_validator(mode="after")

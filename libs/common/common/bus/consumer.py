@@ -20,6 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -44,6 +45,13 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("common.bus")
 
 Handler = Callable[[Any], Awaitable[Contract | None]]
+_REPLYING: ContextVar[bool] = ContextVar("replying", default=True)
+
+
+def reply_expected() -> bool:
+    """Whether the requester of the message being handled waits for its reply (False for a
+    command published without `reply_to`): work nobody waits for may wait for company."""
+    return _REPLYING.get()
 
 
 class ReplyStream:
@@ -308,6 +316,7 @@ class Consumer:
             span.set_attribute("messaging.duplicate", True)
             return _Done("duplicate", previous or None)
         outcome = "ok"
+        _REPLYING.set(bool(message.reply_to))
         try:
             misrouted = self._misrouted(envelope, partition)
             if misrouted is not None:
