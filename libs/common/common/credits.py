@@ -4,13 +4,9 @@ even when the request that caused them has run out of time. Message ids derive f
 reservation id, so a retried request can never reserve or settle twice.
 
 A settlement may also be sent without waiting for the ledger's answer (`wait=False`): it is
-then published as a persistent command valid until the hold would expire, which the ledger
-applies exactly once, in order with whatever that account's partition queue holds. Inside a
-consumer the message being handled is answered without waiting for the broker's confirm of
-that command: the answer goes out after it on the same channel, so the broker has routed the
-settlement first (a balance read the answer prompts sees it), and the message is acked only
-once the settlement is confirmed (durable). A settlement that cannot be published leaves the
-hold to expire: the user is not charged, the safe side.
+then published as a persistent command and confirmed by the broker (durable from then on)
+and valid until the hold would expire; the ledger applies it exactly once, in order with
+whatever that account's partition queue holds (so a later balance read sees it).
 
 Every command here is coalesced (see `common.bus.rpc`): the reserves, settlements and
 balance reads a process makes in one turn of its event loop reach the ledger as one message,
@@ -23,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from opentelemetry import trace
 
-from common.bus import RpcClient, confirm_before_ack
+from common.bus import RpcClient
 from common.contracts import (
     Balance,
     Caller,
@@ -104,9 +100,7 @@ class CreditsClient:
         message_id = uuid.uuid5(reservation.reservation_id, kind)
         if not wait:
             envelope = caller.envelope(payload, message_id=message_id, deadline=reservation.expires_at)
-            confirmation = self._rpc.publish_now(envelope)
-            if not confirm_before_ack(confirmation):
-                await confirmation
+            await self._rpc.publish(envelope, coalesce=True)
             return None
         envelope = caller.envelope(payload, message_id=message_id, deadline=_settle_deadline(caller))
         return await self._rpc.call(envelope, reply_model=ReservationResolved, coalesce=True)

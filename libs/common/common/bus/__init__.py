@@ -1,7 +1,7 @@
 """Bus wiring over RabbitMQ (aio-pika): connection, topology, consumers, request/reply."""
 
 from common.bus.connection import Bus
-from common.bus.consumer import Consumer, Handler, ReplyStream, Streaming, confirm_before_ack, reply_expected
+from common.bus.consumer import Consumer, Handler, ReplyStream, Streaming, reply_expected
 from common.bus.processed import ProcessedMessages
 from common.bus.rpc import RpcClient, RpcStream, StreamFeedback
 from common.bus.topology import Topology
@@ -17,6 +17,5 @@ __all__ = [
     "StreamFeedback",
     "Streaming",
     "Topology",
-    "confirm_before_ack",
     "reply_expected",
 ]

@@ -205,14 +205,6 @@ class Bus:
         routing_key = self.topology.routing_key(first.type, first.payload)
         await self._send(self.topology.commands, message, routing_key=routing_key, mandatory=True)
 
-    def publish_now(self, envelope: Envelope[Contract]) -> asyncio.Task[None]:
-        """Start publishing a command at once and hand back its confirmation to await later. Its
-        frames are on the wire before anything published after it on the command channel (an
-        `ordered` reply included), so the broker routes it first."""
-        # An eager task runs until its first real wait: by then the frames are queued, in order,
-        # under the channel's lock.
-        return asyncio.Task(self.publish(envelope), loop=asyncio.get_running_loop(), eager_start=True)
-
     async def reply(
         self,
         body: bytes,
@@ -221,11 +213,9 @@ class Bus:
         correlation_id: str | None,
         message_type: str | None = None,
         feedback_to: str | None = None,
-        ordered: bool = False,
     ) -> None:
         """Send a serialised Reply (or a stream chunk, `message_type="chunk"`) to a requester's queue;
-        a requester that has gone is not an error. `feedback_to` names where the requester may answer.
-        `ordered`: after everything already started on the command channel (see `publish_now`)."""
+        a requester that has gone is not an error. `feedback_to` names where the requester may answer."""
         message = aio_pika.Message(
             body=body,
             content_type="application/json",
@@ -234,11 +224,10 @@ class Bus:
             reply_to=feedback_to,
             delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
         )
-        channel = self._channel if ordered else self._replies
-        assert channel is not None, "Bus.connect() was not awaited"
+        assert self._replies is not None, "Bus.connect() was not awaited"
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-                await channel.default_exchange.publish(message, routing_key=reply_to, mandatory=False)
+                await self._replies.default_exchange.publish(message, routing_key=reply_to, mandatory=False)
         except (TimeoutError, *BROKER_ERRORS) as exc:
             log.warning("reply not sent", extra={"routing_key": reply_to, "error": repr(exc)})
             raise ServiceUnavailable("message broker unavailable") from exc

@@ -46,18 +46,6 @@ tracer = trace.get_tracer("common.bus")
 
 Handler = Callable[[Any], Awaitable[Contract | None]]
 _REPLYING: ContextVar[bool] = ContextVar("replying", default=True)
-_CONFIRMING: ContextVar[list[asyncio.Task[None]] | None] = ContextVar("confirming", default=None)
-
-
-def confirm_before_ack(confirmation: asyncio.Task[None]) -> bool:
-    """Let the message being handled be answered before `confirmation` (a `Bus.publish_now`)
-    arrives: its reply goes out after that publish, and the message is acked only once it is
-    confirmed. False outside a consumer: the caller then awaits it itself."""
-    pending = _CONFIRMING.get()
-    if pending is None:
-        return False
-    pending.append(confirmation)
-    return True
 
 
 def reply_expected() -> bool:
@@ -195,23 +183,12 @@ class Consumer:
         except (ValidationError, ValueError) as exc:
             await self._dead_letter(message, name, exc)
             return
-        confirming: list[asyncio.Task[None]] = []
-        token = _CONFIRMING.set(confirming)
-        try:
-            done = await self._run(message, envelope, partition)
-        finally:
-            _CONFIRMING.reset(token)
+        done = await self._run(message, envelope, partition)
         if done.outcome == "retried":
-            await asyncio.gather(*confirming, return_exceptions=True)
             await message.nack(requeue=True)
             return
         if done.body and message.reply_to:
-            await self._bus.reply(
-                done.body, reply_to=message.reply_to, correlation_id=message.correlation_id, ordered=bool(confirming)
-            )
-        for failed in await asyncio.gather(*confirming, return_exceptions=True):
-            if isinstance(failed, BaseException):
-                log.warning("a publish made while handling a message was not confirmed", extra={"error": repr(failed)})
+            await self._bus.reply(done.body, reply_to=message.reply_to, correlation_id=message.correlation_id)
         await message.ack()
 
     async def _on_batch(self, message: AbstractIncomingMessage, partition: int | None) -> None:

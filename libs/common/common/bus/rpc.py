@@ -130,10 +130,6 @@ class RpcClient:
         else:
             await self._bus.publish(envelope)
 
-    def publish_now(self, envelope: Envelope[Contract]) -> asyncio.Task[None]:
-        """See `Bus.publish_now`."""
-        return self._bus.publish_now(envelope)
-
     def _join(self, envelope: Envelope[Contract], *, reply: bool) -> asyncio.Future[Raw]:
         key = (envelope.type, self._bus.topology.routing_key(envelope.type, envelope.payload), reply)
         loop = asyncio.get_running_loop()

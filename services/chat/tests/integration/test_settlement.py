@@ -1,5 +1,5 @@
-"""A chat answer is sent without waiting for the broker to confirm its settlement, yet after
-it on the wire: whatever the answer prompts (a balance read) finds the settlement applied."""
+"""A chat answer goes out only once its settlement is in the ledger's queue (confirmed by the
+broker), so whatever the answer prompts (a balance read) finds the settlement applied."""
 
 from __future__ import annotations
 
