@@ -1,6 +1,8 @@
 # Thin targets; the work is in tools/ and the packages. `make run` and `make test` are the two
 # commands a fresh machine needs.
 PY := .venv/bin/python
+# The services default to production; these targets run and test the development set-up.
+export ENVIRONMENT ?= development
 PYTEST := $(PY) -m pytest
 EMAIL ?= a@example.com
 ROLE ?= user

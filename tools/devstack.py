@@ -181,6 +181,7 @@ class Stack:
         self.free_metrics_ports = free_metrics_ports
         self.metrics_ports: dict[str, int] = {}
         self.env = {
+            "ENVIRONMENT": "development",  # the services default to production
             **os.environ,
             "PYTHONUNBUFFERED": "1",
             "BUS_NAMESPACE": namespace,

@@ -1,7 +1,9 @@
 """Settings base every service extends: environment variables only, secrets as SecretStr.
 
-Outside development a placeholder secret (the local broker's guest password, "changeme", ...)
-is refused at start-up, so a production deploy cannot run on defaults by accident.
+The environment is `production` unless said otherwise (`make run` and the tests say
+`development`). Outside development a placeholder secret (the local broker's guest password,
+"changeme", ...), a broker URL without credentials and a MongoDB URL without credentials (or
+none at all) are refused at start-up, so a production deploy cannot run on defaults by accident.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     environment: Environment = Field(
-        "development", description="development allows placeholder secrets; staging and production refuse them."
+        "production",
+        description="development allows local defaults and placeholder secrets (and the development token "
+        "issuer); staging and production refuse them and need credentials in AMQP_URL and MONGODB_URL.",
     )
     service_name: str = Field("service", description="Name in logs, traces and metrics.")
     amqp_url: SecretStr = Field(SecretStr("amqp://guest:guest@127.0.0.1:5672/"), description="RabbitMQ URL.")
@@ -80,4 +84,19 @@ class CommonSettings(BaseSettings):
                 continue  # a URL without a password (e.g. an auth-less Redis) carries no secret
             if any(c.strip().lower() in PLACEHOLDER_SECRETS for c in candidates):
                 raise ValueError(f"{name.upper()} holds a placeholder secret; set a real one in {self.environment}")
+        if not _has_credentials(self.amqp_url.get_secret_value()):
+            raise ValueError(f"AMQP_URL has no credentials; give the service its own broker user in {self.environment}")
+        if self.mongodb_url is None or not _has_credentials(self.mongodb_url.get_secret_value()):
+            raise ValueError(
+                f"MONGODB_URL must name the database server with credentials in {self.environment} "
+                "(user:password@, or an authMechanism such as MONGODB-X509)"
+            )
         return self
+
+
+def _has_credentials(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return bool(parts.username and parts.password) or "authmechanism=" in parts.query.lower()

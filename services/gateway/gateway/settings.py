@@ -41,7 +41,8 @@ class GatewaySettings(CommonSettings):
         None, description="Clerk JWKS URL; default CLERK_ISSUER + /.well-known/jwks.json."
     )
     clerk_authorized_parties: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Origins allowed as a token's `azp` (comma-separated); empty: not checked."
+        default_factory=list,
+        description="Origins allowed as a token's `azp` (comma-separated); required outside development.",
     )
     clerk_webhook_secret: SecretStr | None = Field(
         None, description="Svix signing secret (whsec_...) of the Clerk webhook endpoint."
@@ -126,6 +127,11 @@ class GatewaySettings(CommonSettings):
             raise ValueError("CLERK_JWKS_URL needs CLERK_ISSUER: tokens are checked against it")
         if self.environment != "development" and not self.clerk_issuer:
             raise ValueError(f"set CLERK_ISSUER in {self.environment}: without it no token could be verified")
+        if self.environment != "development" and not self.clerk_authorized_parties:
+            raise ValueError(
+                f"set CLERK_AUTHORIZED_PARTIES in {self.environment}: without it a token minted for any other "
+                "site of the same Clerk instance would be accepted (its `azp` unchecked)"
+            )
         return self
 
     @property

@@ -5,13 +5,20 @@ from gateway.settings import GatewaySettings
 
 pytestmark = pytest.mark.unit
 
-REAL = {"amqp_url": "amqp://u:s3cr3t-pw@broker/", "environment": "production"}
+REAL = {
+    "amqp_url": "amqp://u:s3cr3t-pw@broker/",
+    "mongodb_url": "mongodb://app:An0therOne@mongo/",
+    "environment": "production",
+}
+WEB = "https://app.example.com"
 
 
-def test_outside_development_clerk_is_required() -> None:
+def test_outside_development_clerk_and_its_authorized_parties_are_required() -> None:
     with pytest.raises(ValidationError, match="CLERK_ISSUER"):
         GatewaySettings(**REAL)
-    settings = GatewaySettings(**REAL, clerk_issuer="https://clerk.example.com")
+    with pytest.raises(ValidationError, match="CLERK_AUTHORIZED_PARTIES"):
+        GatewaySettings(**REAL, clerk_issuer="https://clerk.example.com")
+    settings = GatewaySettings(**REAL, clerk_issuer="https://clerk.example.com", clerk_authorized_parties=WEB)  # type: ignore[arg-type]
     assert settings.clerk_jwks == "https://clerk.example.com/.well-known/jwks.json"
 
 
