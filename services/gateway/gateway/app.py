@@ -10,6 +10,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from redis.asyncio import Redis
 
 from common.bus import Bus, RpcClient, Topology
@@ -73,6 +74,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         slow_request_s=settings.slow_request_ms / 1000,
         hsts=settings.environment != "development",
     )
+    if settings.forwarded_allow_ips:
+        # Outermost: the client address every layer (the per-IP budget first) sees. Only a peer
+        # listed here may name the client, and the client is the address its proxy appended
+        # (the rightmost untrusted one), never the leftmost a client can write itself.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     return app
 
 
@@ -101,8 +107,7 @@ def main() -> None:
         port=settings.port,
         log_config=None,
         access_log=False,
-        proxy_headers=bool(settings.forwarded_allow_ips),
-        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        proxy_headers=False,  # create_app applies FORWARDED_ALLOW_IPS itself
         **server_options(),
     )
 

@@ -75,7 +75,9 @@ class GatewaySettings(CommonSettings):
         "`closed` refuses limited requests with 503.",
     )
     forwarded_allow_ips: str = Field(
-        "", description="Proxies whose X-Forwarded-For gives the client IP (comma-separated, `*` for any); empty: none."
+        "",
+        description="Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For names the client IP; "
+        "empty: none. `*` (any peer) only in development: it lets every client name its own IP.",
     )
     idempotency_ttl_s: int = Field(86400, ge=60, description="How long a response is kept for Idempotency-Key replays.")
     max_prompt_chars: int = Field(
@@ -127,6 +129,11 @@ class GatewaySettings(CommonSettings):
             raise ValueError("CLERK_JWKS_URL needs CLERK_ISSUER: tokens are checked against it")
         if self.environment != "development" and not self.clerk_issuer:
             raise ValueError(f"set CLERK_ISSUER in {self.environment}: without it no token could be verified")
+        if self.environment != "development" and "*" in self.forwarded_allow_ips:
+            raise ValueError(
+                "FORWARDED_ALLOW_IPS may not be `*` outside development: any client could then name its own IP "
+                "(a fresh per-IP budget per request); list the proxies' addresses or CIDRs"
+            )
         if self.environment != "development" and not self.clerk_authorized_parties:
             raise ValueError(
                 f"set CLERK_AUTHORIZED_PARTIES in {self.environment}: without it a token minted for any other "

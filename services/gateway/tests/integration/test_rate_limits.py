@@ -189,3 +189,32 @@ async def test_a_known_caller_is_counted_in_one_round_trip(
         assert response.headers["ratelimit-policy"] == '"ip";q=600;w=60, "chat";q=100000;w=60'
     # First sight: the IP before the token is verified, then the user; then both at once.
     assert calls == [["ip"], ["chat"], ["ip", "chat"]]
+
+
+async def test_a_client_cannot_name_its_own_ip_through_a_trusted_proxy(gateway: Gateway) -> None:
+    """The attacker writes X-Forwarded-For itself, a new address per request; the ingress (the
+    trusted peer) appends the address it really saw. Only that one may count."""
+    async with gateway(client="10.9.0.2", forwarded_allow_ips="10.9.0.0/16", rate_limit_ip="5/minute") as http:
+        statuses = [
+            (await http.post("/v1/chat", json=CHAT, headers={"X-Forwarded-For": f"198.51.100.{i}, 203.0.113.7"}))
+            for i in range(6)
+        ]
+        assert [r.status_code for r in statuses] == [401] * 5 + [429]
+        # Another real client behind the same ingress has a budget of its own.
+        other = await http.post("/v1/chat", json=CHAT, headers={"X-Forwarded-For": "203.0.113.8"})
+        assert other.status_code == 401
+
+
+def test_any_peer_as_a_proxy_is_refused_outside_development(gateway_settings: GatewaySettings) -> None:
+    with pytest.raises(ValueError, match="FORWARDED_ALLOW_IPS may not be"):
+        GatewaySettings(
+            **gateway_settings.model_dump()
+            | {
+                "environment": "production",
+                "amqp_url": "amqp://svc:s3cr3t-Long@rabbit/",
+                "mongodb_url": "mongodb://app:An0therOne@mongo/",
+                "clerk_issuer": "https://clerk.example.com",
+                "clerk_authorized_parties": ["https://app.example.com"],
+                "forwarded_allow_ips": "*",
+            }
+        )
