@@ -10,8 +10,8 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from redis.asyncio import Redis
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from common.bus import Bus, RpcClient, Topology
 from common.logs import configure_logging
