@@ -33,6 +33,7 @@ from gateway.quotas import parse_budget
 from gateway.ratelimit import RateLimiter
 from gateway.security import add_cors
 from gateway.settings import GatewaySettings
+from gateway.slots import StreamSlots
 from gateway.traffic import TrafficMiddleware
 from gateway.users import UserDirectory
 
@@ -78,7 +79,13 @@ async def stores(app: FastAPI, settings: GatewaySettings) -> AsyncIterator[None]
     users = UserDirectory(database(mongo, settings), cache_ttl_s=settings.user_cache_ttl_s)
     app.state.mongo, app.state.users = mongo, users
     app.state.limiter = RateLimiter(redis, namespace=settings.bus_namespace, fallback=settings.rate_limit_fallback)
-    app.state.idempotency = IdempotencyStore(redis, namespace=settings.bus_namespace, ttl_s=settings.idempotency_ttl_s)
+    app.state.streams = StreamSlots(settings.max_streams_per_user)
+    app.state.idempotency = IdempotencyStore(
+        redis,
+        namespace=settings.bus_namespace,
+        ttl_s=settings.idempotency_ttl_s,
+        max_bytes_per_user=settings.idempotency_max_bytes_per_user,
+    )
     try:
         try:
             await users.create_indexes()

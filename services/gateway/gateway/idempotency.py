@@ -31,7 +31,15 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.contracts import Actor
-from common.errors import BadRequest, Conflict, InternalError, ServiceUnavailable, ValidationFailed
+from common.errors import (
+    BadRequest,
+    Conflict,
+    InternalError,
+    PlatformError,
+    RateLimited,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from gateway.asgi import header, read_body, replaying, request_id, send_problem
 from gateway.idempotency_store import LEASE_S, IdempotencyStore, Kept
 from gateway.jsonbody import NOT_DECODED, decoded
@@ -45,7 +53,7 @@ PATHS = frozenset(
 )
 KEY_HEADER = b"idempotency-key"
 _WELL_FORMED = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as a header value allows
-MAX_KEPT_BODY = 4 * 1024 * 1024
+MAX_KEPT_BODY = 1024 * 1024
 _POLL_S = (0.02, 0.25)  # first and longest pause between looks at a running first request
 
 
@@ -97,6 +105,8 @@ class IdempotencyMiddleware:
             await send_problem(scope, receive, send, exc)
         except Conflict as exc:
             await send_problem(scope, receive, send, exc, {"Retry-After": "1"})
+        except RateLimited as exc:
+            await send_problem(scope, receive, send, exc, {"Retry-After": str(exc.extra["retry_after"])})
         else:
             if first is None:
                 await self._run(scope, replaying(body, ended, receive), send, store, record, owner)
@@ -146,8 +156,7 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, capture)
         except Exception:
             # The route failed unexpectedly, perhaps after its work was sent: keep a 500 so a retry cannot redo it.
-            problem = InternalError().to_problem(request_id=request_id(scope), instance=scope["path"])
-            await _finish(store, record, owner, Kept(500, [(b"content-type", PROBLEM_JSON.encode())], _json(problem)))
+            await _finish(store, record, owner, _problem_response(InternalError(), scope))
             raise
         finally:
             renewing.cancel()
@@ -161,8 +170,7 @@ class IdempotencyMiddleware:
         elif size > MAX_KEPT_BODY:
             log.warning("response too large to keep for replays", extra={"bytes": size})
             too_large = Conflict("the first response to this Idempotency-Key was too large to keep; it was sent once")
-            problem = too_large.to_problem(request_id=request_id(scope), instance=scope["path"])
-            await _finish(store, record, owner, Kept(409, [(b"content-type", PROBLEM_JSON.encode())], _json(problem)))
+            await _finish(store, record, owner, _problem_response(too_large, scope))
         else:
             await _finish(store, record, owner, Kept(status, headers, b"".join(chunks)))
 
@@ -190,6 +198,11 @@ async def _finish(store: IdempotencyStore, record: str, owner: str, response: Ke
             log.warning("idempotency lease lost before the response was kept")
     except REDIS_ERRORS as exc:
         log.warning("response not kept for replays", extra={"error": repr(exc)})
+
+
+def _problem_response(error: PlatformError, scope: Scope) -> Kept:
+    problem = error.to_problem(request_id=request_id(scope), instance=scope["path"])
+    return Kept(error.status, [(b"content-type", PROBLEM_JSON.encode())], _json(problem))
 
 
 async def _send_kept(response: Kept, send: Send) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -39,6 +40,9 @@ def problem_response(error: PlatformError, *, request_id: str, instance: str | N
     headers = {"X-Request-ID": request_id}
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="aisaas"'
+    retry_after = error.extra.get("retry_after")
+    if isinstance(retry_after, int | float) and not isinstance(retry_after, bool):
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     return JSONResponse(
         error.to_problem(request_id=request_id, instance=instance),
         status_code=error.status,

@@ -80,6 +80,15 @@ class GatewaySettings(CommonSettings):
         "empty: none. `*` (any peer) only in development: it lets every client name its own IP.",
     )
     idempotency_ttl_s: int = Field(86400, ge=60, description="How long a response is kept for Idempotency-Key replays.")
+    idempotency_max_bytes_per_user: int = Field(
+        16 * 1024 * 1024,
+        ge=64 * 1024,
+        description="What one user's kept responses may hold in Redis (each also costs 1 KiB); past it a response "
+        "is kept as a short 409 that retries get instead.",
+    )
+    max_streams_per_user: int = Field(
+        5, ge=1, description="Event streams (image job progress) one user may hold open on one gateway at once."
+    )
     max_prompt_chars: int = Field(
         48_000,
         ge=1,

@@ -34,6 +34,7 @@ from gateway.imagejobs import Follower, failure_of, job_deadline, job_id_for, su
 from gateway.imageviews import ImageList, ImageReady, ImageRequest, ImageView, JobView, absolute, image_view, job_view
 from gateway.jsonbody import ParsedBodyRoute
 from gateway.routes import image_files, image_generations
+from gateway.slots import SlottedStream, StreamSlots
 
 router = APIRouter(tags=["images"], route_class=ParsedBodyRoute)
 
@@ -92,8 +93,11 @@ async def get_job(job_id: uuid.UUID, request: Request, follower: Follower) -> Jo
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-async def job_events(job_id: uuid.UUID, request: Request, follower: Follower) -> StreamingResponse:
+async def job_events(job_id: uuid.UUID, request: Request, follower: Follower, caller: UserCaller) -> StreamingResponse:
     first = await follower.read(job_id)  # 404 here, before the stream starts
+    slots: StreamSlots = request.app.state.streams
+    assert caller.actor is not None
+    slots.take(caller.actor.id)  # 429 when this user holds the most streams already
     until = time.monotonic() + (first.deadline - datetime.now(UTC)).total_seconds() + SSE_GRACE_S
 
     async def events() -> AsyncIterator[bytes]:
@@ -114,8 +118,12 @@ async def job_events(job_id: uuid.UUID, request: Request, follower: Follower) ->
             problem = exc.to_problem(request_id=request.state.request_id)
             yield format_sse_event(event="error", data_str=json.dumps(problem))
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return SlottedStream(
+        events(),
+        slots=slots,
+        user_id=caller.actor.id,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 

@@ -4,14 +4,19 @@ is answered from the first response and charged once."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from chat.settings import ChatSettings
 from credits.settings import CreditsSettings
+from gateway.app import create_app
 from gateway.devissuer import DevIssuer
 from gateway.settings import GatewaySettings
 from tests.support.services import in_process
@@ -161,3 +166,53 @@ async def test_streamed_and_openai_style_answers_are_replayed_too(
 async def test_a_malformed_key_is_400(client: httpx.AsyncClient, issuer: DevIssuer) -> None:
     response = await client.post("/v1/chat", json=ask("x"), headers=user(issuer) | {"Idempotency-Key": "k" * 256})
     assert response.status_code == 400 and response.headers["content-type"] == "application/problem+json"
+
+
+async def test_one_user_cannot_fill_redis_with_kept_responses(
+    gateway_settings: GatewaySettings, issuer: DevIssuer, services: Services, redis_url: str
+) -> None:
+    """The attacker sends request after request, each with a new Idempotency-Key: what its kept
+    responses hold stays within its budget; past it new keys are refused before any work, while
+    a retry of a kept key is still answered from the first response."""
+    budget = 64 * 1024
+    settings = gateway_settings.model_copy(update={"idempotency_max_bytes_per_user": budget})
+    app = create_app(settings)
+    headers = user(issuer, "hoarder@example.com")
+    async with (
+        services(),
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client,
+    ):
+        padding = "x" * 2000  # a long prompt, echoed back by the local model: a ~2 KB response
+        statuses = []
+        for i in range(50):
+            response = await client.post(
+                "/v1/chat", json=ask(f"{padding} {i}"), headers=headers | {"Idempotency-Key": f"k{i}"}
+            )
+            statuses.append(response.status_code)
+        accepted = statuses.count(200)
+        assert 10 < accepted < 50 and statuses == [200] * accepted + [429] * (50 - accepted), statuses
+        refused = await client.post("/v1/chat", json=ask("more"), headers=headers | {"Idempotency-Key": "new"})
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+        store = app.state.idempotency
+        kept = await _kept_bytes(redis_url, store.record(_subject(headers), "k0"), store)
+        assert kept <= budget + 4096, kept  # the budget, give or take one response
+        charged = await spent(client, headers)
+        assert charged == accepted  # the refused ones ran nothing
+        retry = await client.post("/v1/chat", json=ask(f"{padding} 0"), headers=headers | {"Idempotency-Key": "k0"})
+        assert retry.status_code == 200 and retry.headers["idempotent-replayed"] == "true"
+        assert await spent(client, headers) == charged
+        assert (await client.post("/v1/chat", json=ask("no key"), headers=headers)).status_code == 200
+
+
+async def _kept_bytes(redis_url: str, record: str, store: Any) -> int:
+    redis = Redis.from_url(redis_url)
+    try:
+        return int(await redis.get(store.usage(record)) or 0)
+    finally:
+        await redis.aclose()
+
+
+def _subject(headers: dict[str, str]) -> str:
+    token = headers["Authorization"].removeprefix("Bearer ")
+    return str(json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))["sub"])

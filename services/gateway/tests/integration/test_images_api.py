@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from credits.settings import CreditsSettings
+from gateway.app import create_app
 from gateway.devissuer import DevIssuer
 from gateway.settings import GatewaySettings
 from imagegen.settings import ImagegenSettings
@@ -352,3 +353,40 @@ def parse_sse(raw: bytes) -> list[dict[str, str]]:
         if "data" in fields:
             events.append(fields)
     return events
+
+
+async def test_one_user_cannot_hold_more_event_streams_open_than_the_bound(
+    issuer: DevIssuer, credits_service: None, gateway_settings: GatewaySettings
+) -> None:
+    """The attacker opens progress streams on a long job until the gateway runs out of
+    subscriptions: past MAX_STREAMS_PER_USER they are refused (429), and a closed one frees its place."""
+    alice, bob = bearer(issuer, "alice@example.com"), bearer(issuer, "bob@example.com")
+    app = create_app(gateway_settings.model_copy(update={"max_streams_per_user": 2}))
+    async with (
+        in_process("imagegen", imagegen_settings(gateway_settings, local_image_latency_s=30)),
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client,
+    ):
+        job = (await client.post("/v1/images", json=SMALL, headers=alice)).json()
+        url = f"/v1/images/jobs/{job['id']}/events"
+        holding = [asyncio.create_task(client.get(url, headers=alice)) for _ in range(2)]
+        await poll(lambda: app.state.streams.held(alice_id(issuer)), lambda n: n == 2, within=10, interval=0.02)
+        refused = await client.get(url, headers=alice)
+        assert refused.status_code == 429 and refused.json()["limit"] == "streams"
+        assert refused.headers["retry-after"]
+        bobs_job = (await client.post("/v1/images", json=SMALL, headers=bob)).json()
+        bobs = asyncio.create_task(client.get(f"/v1/images/jobs/{bobs_job['id']}/events", headers=bob))
+        await poll(lambda: app.state.streams.held(alice_id(issuer, "bob@example.com")), lambda n: n == 1, within=10)
+        holding[0].cancel()  # alice closes one stream
+        await poll(lambda: app.state.streams.held(alice_id(issuer)), lambda n: n == 1, within=10, interval=0.02)
+        for task in [*holding[1:], bobs]:
+            task.cancel()
+        await asyncio.gather(*holding, bobs, return_exceptions=True)
+        assert app.state.streams.held(alice_id(issuer)) == 0
+
+
+def alice_id(issuer: DevIssuer, email: str = "alice@example.com") -> str:
+    """The user id the development issuer gives an address (its token's `sub`)."""
+    token = issuer.token(email=email, role="user")
+    payload = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    return str(payload["sub"])
