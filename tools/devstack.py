@@ -9,6 +9,8 @@ when either is missing, it says exactly what to start. Ctrl-C stops everything i
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import re
@@ -33,6 +35,23 @@ HOW_TO_START = {
     "RabbitMQ": "rabbitmq-server -detached   (Debian package: rabbitmq-server)",
     "Redis": 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ""   (Debian package: redis-server)',
 }
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """Runs in the child between fork and exec: the kernel sends it SIGTERM when the
+    supervisor dies, by any signal (SIGKILL included), so no service outlives `make run`.
+    A supervisor that died before this ran is caught by the parent check."""
+
+    def arm() -> None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
 
 
 class InfrastructureMissing(RuntimeError):
@@ -75,7 +94,8 @@ class Process:
             stderr=subprocess.STDOUT,
             text=True,
             bufsize=1,
-            start_new_session=True,
+            start_new_session=True,  # Ctrl-C in the terminal reaches the supervisor only, which stops the rest in order
+            preexec_fn=_die_with_parent(os.getpid()),
         )
         threading.Thread(target=self._pump, args=(self._proc,), daemon=True, name=f"pump-{self.name}").start()
         return self
@@ -284,6 +304,7 @@ def main() -> None:
     stack = Stack(
         namespace=os.environ.get("BUS_NAMESPACE", "aisaas"),
         gateway_port=int(os.environ.get("PORT", "8000")),
+        data_dir=Path(os.environ.get("DEVSTACK_DATA_DIR", ROOT / ".data")),
         echo=True,
         mongo_port=int(os.environ.get("MONGO_PORT", "27017")),
         persist_mongo=True,
