@@ -4,6 +4,7 @@ known without one: schema validity, and that they agree with the workspace and e
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from jsonschema.validators import validator_for
+from kubernetes_validate import validate as validate_kubernetes
 
 pytestmark = pytest.mark.unit
 
@@ -21,10 +23,13 @@ COMPOSE_SCHEMA = ROOT / "deploy" / "schemas" / "compose-spec.json"
 COMPOSE_ENV_EXAMPLE = ROOT / "deploy" / "compose.env.example"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 K8S_DIR = ROOT / "deploy" / "k8s"
+KEDA_SCHEMAS = ROOT / "deploy" / "schemas" / "keda"
+KUBERNETES_VERSION = "1.33"  # the oldest Kubernetes release the manifests promise to work on
 
 SERVICES = frozenset({"gateway", "chat", "imagegen", "credits"})
 CONSUMERS = SERVICES - {"gateway"}
 SCALED = CONSUMERS - {"credits"}  # the ledger's partitions have one owner each: standbys, not scaling
+SCALED_QUEUES = {"chat": ("chat",), "imagegen": ("imagegen", "imagegen-jobs")}  # each queue a pod consumes
 PLACEHOLDER_PASSWORDS = ("guest", "changeme", "change-me", "password")
 
 
@@ -246,11 +251,12 @@ def test_each_scaled_consumer_scales_on_its_own_queue(k8s_documents: list[tuple[
     for name, obj in scaled.items():
         assert obj["spec"]["scaleTargetRef"]["name"] == name
         assert "replicas" not in deployments[name]["spec"], f"{name}: KEDA owns the replica count"
-        (trigger,) = obj["spec"]["triggers"]
-        assert trigger["type"] == "rabbitmq"
-        assert trigger["metadata"]["queueName"] == f"aisaas.{name}"
-        assert trigger["metadata"]["mode"] == "QueueLength"
-        assert trigger["authenticationRef"]["name"] in auths
+        triggers = obj["spec"]["triggers"]
+        assert {t["metadata"]["queueName"] for t in triggers} == {f"aisaas.{q}" for q in SCALED_QUEUES[name]}
+        for trigger in triggers:
+            assert trigger["type"] == "rabbitmq"
+            assert trigger["metadata"]["mode"] == "QueueLength"
+            assert trigger["authenticationRef"]["name"] in auths
     secrets = _of_kind(k8s_documents, "Secret")
     for auth in auths.values():
         for ref in auth["spec"]["secretTargetRef"]:
@@ -267,3 +273,35 @@ def test_the_ledger_runs_an_owner_and_a_standby_with_a_deep_prefetch(
     assert int(env["BUS_PREFETCH"]) >= 64  # what a batch is made of
     config = _of_kind(k8s_documents, "ConfigMap")["aisaas-config"]["data"]
     assert int(config["CREDITS_PARTITIONS"]) >= 1
+
+
+def test_every_manifest_is_valid_against_the_kubernetes_and_keda_schemas(
+    k8s_documents: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """Offline: Kubernetes' own schemas (strict: an unknown or misspelt field fails) from
+    kubernetes-validate, KEDA's CRD schemas vendored under deploy/schemas/keda."""
+    keda = {
+        kind: json.loads((KEDA_SCHEMAS / f"{kind.lower()}_v1alpha1.json").read_text())
+        for kind in ("ScaledObject", "TriggerAuthentication")
+    }
+    for path, doc in k8s_documents:
+        if doc["apiVersion"].startswith("keda.sh/"):
+            schema = keda[doc["kind"]]
+            errors = sorted(validator_for(schema)(schema).iter_errors(doc), key=str)
+            assert not errors, f"{path} {doc['kind']}/{doc['metadata']['name']}: {errors[0].message}"
+        elif doc["apiVersion"].startswith("kustomize.config.k8s.io/"):
+            continue  # read by kustomize, never sent to the API server
+        else:
+            validate_kubernetes(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_schema_check_refuses_a_misspelt_field(k8s_documents: list[tuple[str, dict[str, Any]]]) -> None:
+    """The check above could fail: a field the API server does not know is an error."""
+    deployment = copy.deepcopy(_of_kind(k8s_documents, "Deployment")["gateway"])
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePulPolicy"] = "Always"
+    with pytest.raises(Exception, match="imagePulPolicy"):
+        validate_kubernetes(deployment, KUBERNETES_VERSION, strict=True)
+    scaled = copy.deepcopy(_of_kind(k8s_documents, "ScaledObject")["imagegen"])
+    scaled["spec"]["triggers"][0]["authRef"] = scaled["spec"]["triggers"][0].pop("authenticationRef")
+    schema = json.loads((KEDA_SCHEMAS / "scaledobject_v1alpha1.json").read_text())
+    assert list(validator_for(schema)(schema).iter_errors(scaled))
