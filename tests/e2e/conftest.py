@@ -1,5 +1,6 @@
 """The whole system as processes, exactly as `make run` starts it, on a namespace and a
-database of its own. A test adds settings with `@pytest.mark.stack_env(NAME="value")`."""
+database of its own. A test adds settings with `@pytest.mark.stack_env(NAME="value")`, and
+points the providers at the simulator (reset for the test) with `@pytest.mark.provider_simulator`."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ def stack(
         "RATE_LIMIT_IP": "100000/minute",
         **(marker.kwargs if marker else {}),
     }
+    if request.node.get_closest_marker("provider_simulator"):
+        env |= request.getfixturevalue("simulator").base_urls.env()
     s = Stack(namespace=namespace, gateway_port=free_port(), data_dir=tmp_path / "data", extra_env=env)
     s.start()
     try:

@@ -33,6 +33,7 @@ class Runtime:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
     channel_lost: list[Callable[[], None]] = field(default_factory=list)
+    consumer: Consumer | None = None
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any], *, name: str) -> None:
         self.tasks.append(asyncio.create_task(coroutine, name=name))
@@ -73,6 +74,7 @@ async def start(settings: CommonSettings, setup: Setup, *, bus: Bus, redis: Redi
             slow_s=settings.slow_request_ms / 1000,
         )
         await consumer.start()
+        runtime.consumer = consumer
         runtime.spawn(sample_queue(bus, consumer.queue_name), name="queue-depth")
     log.info("service ready", extra={"messages": sorted(handlers)})
     return runtime
@@ -99,7 +101,11 @@ async def sample_queue(bus: Bus, queue: str, *, interval_s: float = 5.0) -> None
             await asyncio.sleep(interval_s)
 
 
-async def stop(runtime: Runtime) -> None:
+async def stop(runtime: Runtime, *, grace_s: float = 0.0) -> None:
+    """Stop consuming, let the messages in hand finish (up to `grace_s`), then stop the
+    background tasks and run the closers (which may still publish: the bus is closed after)."""
+    if runtime.consumer is not None:
+        await runtime.consumer.drain(within_s=grace_s)
     for task in runtime.tasks:
         task.cancel()
     await asyncio.gather(*runtime.tasks, return_exceptions=True)
@@ -124,12 +130,13 @@ async def run_service(settings: CommonSettings, setup: Setup, *, deduplicate: bo
     try:
         runtime = await start(settings, setup, bus=bus, redis=redis, deduplicate=deduplicate)
         await stopping.wait()
-        log.info("service stopping")
+        log.info("service stopping", extra={"grace_s": settings.shutdown_grace_s})
     finally:
-        await bus.close()
         if runtime is not None:
-            await stop(runtime)
+            await stop(runtime, grace_s=settings.shutdown_grace_s)
+        await bus.close()
         await redis.aclose()
+        log.info("service stopped")
 
 
 def serve(settings: CommonSettings, setup: Setup, *, deduplicate: bool = True) -> None:

@@ -66,6 +66,14 @@ class CommonSettings(BaseSettings):
         description="A request or message handled slower than this is logged at INFO; faster successes only at "
         "DEBUG (errors are always logged; the gateway logs 4xx at INFO and 5xx at WARNING). 0 logs every one.",
     )
+    shutdown_grace_s: float = Field(
+        20.0,
+        ge=0,
+        le=300,
+        description="On SIGTERM: how long a service may finish what it holds (a consumer its messages in hand, "
+        "the gateway its requests and streams) before it exits; what is left is handed back to the queue. "
+        "Keep it below the orchestrator's kill deadline (Kubernetes: terminationGracePeriodSeconds, 30 s).",
+    )
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Port of the /metrics endpoint of a consuming service; 0 turns it off."
     )

@@ -108,6 +108,8 @@ def main() -> None:
         log_config=None,
         access_log=False,
         proxy_headers=False,  # create_app applies FORWARDED_ALLOW_IPS itself
+        # SIGTERM: stop accepting, let requests and streams in flight finish for this long, then exit.
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
         **server_options(),
     )
 

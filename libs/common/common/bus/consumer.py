@@ -157,6 +157,10 @@ class Consumer:
         self._slow_s = slow_s
         self.queue_name = bus.topology.queue(service)
         self.partitioned = [n for n in Topology.partitioned_commands_for(service) if n in self._handlers]
+        self._consuming: list[tuple[Any, str]] = []  # (queue, consumer tag)
+        self._in_hand = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def start(self) -> None:
         channel = await self._bus.channel(prefetch=self._prefetch)
@@ -165,13 +169,48 @@ class Consumer:
             # moved to another replica while the channel was gone.
             channel.close_callbacks.add(lambda *_: self._on_channel_lost())  # type: ignore[misc]
         queue = await self._bus.declare_service_queue(channel, service=self._service, max_attempts=self._max_attempts)
-        await queue.consume(self._on_message)
+        self._consuming.append((queue, await queue.consume(self._held(self._on_message))))
         for number in range(self._bus.topology.partitions) if self.partitioned else ():
             owned = await self._bus.declare_partition_queue(
                 channel, service=self._service, partition=number, max_attempts=self._max_attempts
             )
-            await owned.consume(partial(self._on_message, partition=number))
+            self._consuming.append(
+                (owned, await owned.consume(self._held(partial(self._on_message, partition=number))))
+            )
         log.info("consuming", extra={"queue": queue.name, "messages": sorted(self._handlers)})
+
+    def _held(
+        self, on_message: Callable[[AbstractIncomingMessage], Awaitable[None]]
+    ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+        """Counts the messages in hand, so `drain` knows when the last one is done."""
+
+        async def held(message: AbstractIncomingMessage) -> None:
+            self._in_hand += 1
+            self._idle.clear()
+            try:
+                await on_message(message)
+            finally:
+                self._in_hand -= 1
+                if not self._in_hand:
+                    self._idle.set()
+
+        return held
+
+    async def drain(self, *, within_s: float) -> int:
+        """Stop taking messages (another replica gets the next ones, and a partition's standby
+        becomes its owner), then wait up to `within_s` for those in hand to finish. Returns how
+        many were still in hand: unacked, the broker hands them back when the channel closes."""
+        for queue, tag in self._consuming:
+            try:
+                await queue.cancel(tag)
+            except Exception:  # the channel is gone: nothing more arrives anyway
+                log.debug("consumer not cancelled", extra={"queue": queue.name}, exc_info=True)
+        self._consuming.clear()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout=within_s)
+        except TimeoutError:
+            log.warning("messages handed back at shutdown", extra={"count": self._in_hand})
+        return self._in_hand
 
     async def _on_message(self, message: AbstractIncomingMessage, partition: int | None = None) -> None:
         if message.type == BATCH:
