@@ -13,13 +13,18 @@ class ChatSettings(CommonSettings):
     service_name: str = "chat"
     metrics_port: int = 9101
     default_model: str | None = Field(
-        None, description="Model used when a request names none; unset: the first provider's own default."
+        None,
+        description="Model used when a request names none (it must be offered); unset: the first provider's default.",
     )
     chat_price: ModelPrice = Field(
-        default_factory=ModelPrice, description='Default price, JSON: {"per_request": 1, "per_1k_tokens": 0}.'
+        default_factory=ModelPrice,
+        description='Price of each provider\'s default model, JSON: {"per_request": 1, "per_1k_tokens": 0, '
+        '"max_tokens": 4096}; `max_tokens` caps what a request may ask for.',
     )
     chat_model_prices: dict[str, ModelPrice] = Field(
-        default_factory=dict, description='Prices by model, JSON: {"gpt-4o": {"per_request": 2}}.'
+        default_factory=dict,
+        description='Prices by model, JSON: {"gpt-4o": {"per_request": 2}}. Only these and each provider\'s default '
+        "model may be requested; each needs a USD price too.",
     )
     local_latency_s: float = Field(
         0.0, ge=0, le=60, description="Simulated thinking time of the offline `local` provider."
