@@ -81,7 +81,12 @@ async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
 
     cache = None
     if settings.chat_cache_ttl_s > 0:
-        cache = PromptCache(runtime.redis, namespace=settings.bus_namespace, ttl_s=settings.chat_cache_ttl_s)
+        cache = PromptCache(
+            runtime.redis,
+            namespace=settings.bus_namespace,
+            ttl_s=settings.chat_cache_ttl_s,
+            shared=settings.chat_cache_scope == "shared",
+        )
         await cache.start()
         runtime.spawn(cache.run(), name="prompt-cache-events")
         runtime.on_close(cache.close)

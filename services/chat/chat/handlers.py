@@ -11,7 +11,6 @@ import time
 
 from chat.accounting import Accounts
 from chat.cache import CachedAnswer, Lead, PromptCache
-from chat.cachekey import cache_key
 from chat.catalog import ModelCatalog
 from chat.costs import CostTable
 from chat.failover import Failover
@@ -82,7 +81,8 @@ class ChatHandlers:
             stream.listen(self._inbox)
         if self._cache is None:
             return await self._fresh(job, None)
-        found = await self._cache.lead_or_wait(cache_key(job.request), deadline=job.deadline, lookup=payload.use_cache)
+        key = self._cache.key(job.request, user_id=job.user_id)
+        found = await self._cache.lead_or_wait(key, deadline=job.deadline, lookup=payload.use_cache)
         if isinstance(found, CachedAnswer):
             return await self._hit(job, found)
         return await self._fresh(job, found)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -45,6 +45,11 @@ class ChatSettings(CommonSettings):
     chat_breaker_cooldown_s: float = Field(30.0, gt=0, le=3600, description="How long an open breaker skips.")
     chat_cache_ttl_s: int = Field(86_400, ge=0, description="Life of a cached answer; 0 turns the cache off.")
     chat_cache_hit_price: int = Field(0, ge=0, le=1_000_000, description="Credits a cached answer costs.")
+    chat_cache_scope: Literal["user", "shared"] = Field(
+        "user",
+        description="Whose answers a request may be served: `user`, the asker's own; `shared`, everyone's "
+        "(only for public prompts: a hit tells that someone asked the same).",
+    )
     chat_stream_ack_timeout_s: float = Field(
         10.0, gt=0, le=120, description="Longest wait for the gateway to say how much of a stream it delivered."
     )
