@@ -7,10 +7,10 @@ from functools import partial
 from chat.analytics import UsageAnalytics
 from chat.breaker import CircuitBreaker
 from chat.cache import PromptCache
+from chat.catalog import ModelCatalog
 from chat.costs import CostTable
 from chat.failover import Failover, RetryPolicy
 from chat.handlers import ChatHandlers
-from chat.pricing import ChatPricing
 from chat.providers.base import ChatProvider
 from chat.providers.gemini import GeminiProvider
 from chat.providers.local import LocalProvider
@@ -55,10 +55,19 @@ def providers(settings: ChatSettings) -> list[ChatProvider]:
 
 
 async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
+    chain = providers(settings)
+    costs = CostTable(settings.chat_usd_prices)
+    catalog = ModelCatalog.build(
+        chain,
+        default_model=settings.default_model,
+        default_price=settings.chat_price,
+        prices=settings.chat_model_prices,
+        costs=costs,
+    )
     rpc = RpcClient(runtime.bus, process=settings.service_name)
     await rpc.start()
     failover = Failover(
-        providers(settings),
+        chain,
         policy=RetryPolicy(
             attempts=settings.chat_retry_attempts,
             backoff_s=settings.chat_retry_backoff_s,
@@ -72,7 +81,12 @@ async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
 
     cache = None
     if settings.chat_cache_ttl_s > 0:
-        cache = PromptCache(runtime.redis, namespace=settings.bus_namespace, ttl_s=settings.chat_cache_ttl_s)
+        cache = PromptCache(
+            runtime.redis,
+            namespace=settings.bus_namespace,
+            ttl_s=settings.chat_cache_ttl_s,
+            shared=settings.chat_cache_scope == "shared",
+        )
         await cache.start()
         runtime.spawn(cache.run(), name="prompt-cache-events")
         runtime.on_close(cache.close)
@@ -90,10 +104,9 @@ async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
 
     handlers = ChatHandlers(
         failover=failover,
-        default_model=settings.default_model or failover.providers[0].default_model,
-        pricing=ChatPricing(default=settings.chat_price, by_model=settings.chat_model_prices),
+        catalog=catalog,
         credits=CreditsClient(rpc),
-        costs=CostTable(settings.chat_usd_prices),
+        costs=costs,
         cache=cache,
         usage=usage,
         inbox=rpc,

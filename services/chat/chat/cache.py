@@ -1,16 +1,24 @@
 """The prompt cache in Redis, with single-flight across chat replicas.
 
-Keys, under the bus namespace (`cachekey.py` says how a request becomes `<key>`):
-- `<ns>:chat:cache:<key>`  the stored answer (JSON), for `CHAT_CACHE_TTL_S` (24 h by default);
-- `<ns>:chat:lead:<key>`   who is computing it: SET NX with a random token, deleted only by its
+Keys, under the bus namespace (`cachekey.py` says how a request and its scope become `<key>`;
+the braces keep one key's entries in one Redis Cluster slot, for the script below):
+- `<ns>:chat:cache:{<key>}`  the stored answer (JSON), for `CHAT_CACHE_TTL_S` (24 h by default);
+- `<ns>:chat:lead:{<key>}`   who is computing it: SET NX with a random token, deleted only by its
   holder (compare-and-delete), expiring at the holder's deadline should it die;
-- `<ns>:chat:failed:<key>` the holder's provider failure, shared with its followers for a moment;
+- `<ns>:chat:failed:{<key>}` the holder's provider failure, shared with its followers for a moment;
 - channel `<ns>:chat:cache-events`: a holder publishes `<key>` when it is done (filled, failed
   or gave up), waking the followers on every replica at once.
 
 Single flight: the first miss takes the lead and calls a provider; the others wait for the
 key's event (re-checking every `poll_s` too, so a lost event or a dead holder costs latency,
-never correctness), then read the answer, share the failure, or take the lead themselves."""
+never correctness), then read the answer, share the failure, or take the lead themselves.
+Looking and taking the lead are one script, so no answer can be stored between the two (a
+follower that saw a miss, then took the lead its leader had just released, would call the
+provider again).
+
+Scope: each user's answers are their own (`user:<id>` in the key) unless CHAT_CACHE_SCOPE is
+`shared`; a shared answer, once stored, is never replaced before it expires (SET NX), so a
+`no-cache` request from one user cannot change what every other user is served."""
 
 from __future__ import annotations
 
@@ -27,7 +35,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from chat import metrics
-from chat.providers.base import ProviderAnswer
+from chat.cachekey import cache_key
+from chat.providers.base import ProviderAnswer, ProviderRequest
 from common.errors import ErrorBody, PlatformError, error_from_body
 
 log = logging.getLogger(__name__)
@@ -35,6 +44,14 @@ log = logging.getLogger(__name__)
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
+"""
+# KEYS: answer, failure, lead; ARGV: a token for the lead, how long to hold it (ms).
+_LOOK_OR_LEAD = """
+local found = redis.call('mget', KEYS[1], KEYS[2])
+if found[1] then return {'hit', found[1]} end
+if found[2] then return {'failed', found[2]} end
+if redis.call('set', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'lead'} end
+return {'wait'}
 """
 
 
@@ -63,9 +80,8 @@ class Lead:
         self._done = False
 
     async def fill(self, cached: CachedAnswer) -> None:
-        await self._end(
-            lambda pipe: pipe.set(self._cache.name("cache", self.key), cached.to_json(), ex=self._cache.ttl_s)
-        )
+        name, ttl_s, keep = self._cache.name("cache", self.key), self._cache.ttl_s, self._cache.shared
+        await self._end(lambda pipe: pipe.set(name, cached.to_json(), ex=ttl_s, nx=keep))
 
     async def fail(self, error: PlatformError) -> None:
         """Followers waiting now get this error too, instead of each trying the failing providers again."""
@@ -95,19 +111,32 @@ class Lead:
 
 class PromptCache:
     def __init__(
-        self, redis: Redis, *, namespace: str, ttl_s: int, failure_ttl_s: float = 2.0, poll_s: float = 0.5
+        self,
+        redis: Redis,
+        *,
+        namespace: str,
+        ttl_s: int,
+        shared: bool = False,
+        failure_ttl_s: float = 2.0,
+        poll_s: float = 0.5,
     ) -> None:
         self.redis = redis
         self.ttl_s = ttl_s
+        self.shared = shared
         self.failure_ttl_s = failure_ttl_s
         self._prefix = f"{namespace}:chat:"
         self.channel = f"{namespace}:chat:cache-events"
         self._poll_s = poll_s
         self._waiters: dict[str, set[asyncio.Future[None]]] = defaultdict(set)
         self._pubsub: PubSub | None = None
+        self._look_or_lead = redis.register_script(_LOOK_OR_LEAD)
 
     def name(self, kind: str, key: str) -> str:
-        return f"{self._prefix}{kind}:{key}"
+        return f"{self._prefix}{kind}:{{{key}}}"
+
+    def key(self, request: ProviderRequest, *, user_id: str) -> str:
+        """The key of `request` in the asker's scope: their own, or everyone's when the cache is shared."""
+        return cache_key(request, scope="shared" if self.shared else f"user:{user_id}")
 
     async def get(self, key: str) -> CachedAnswer | None:
         raw = await self.redis.get(self.name("cache", key))
@@ -122,15 +151,16 @@ class PromptCache:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters[key].add(waiter)
             try:
-                cached, failed = await self.redis.mget(self.name("cache", key), self.name("failed", key))
-                if cached:
-                    metrics.CACHE.labels("hit").inc()
-                    return CachedAnswer.from_json(cached)
-                if failed:
-                    raise error_from_body(ErrorBody.model_validate_json(failed))
                 token = uuid.uuid4().hex
                 hold_ms = max(1000, int((deadline - time.monotonic() + 1) * 1000))
-                if await self.redis.set(self.name("lead", key), token, nx=True, px=hold_ms):
+                keys = [self.name("cache", key), self.name("failed", key), self.name("lead", key)]
+                found = await self._look_or_lead(keys=keys, args=[token, hold_ms])
+                if found[0] == b"hit":
+                    metrics.CACHE.labels("hit").inc()
+                    return CachedAnswer.from_json(found[1])
+                if found[0] == b"failed":
+                    raise error_from_body(ErrorBody.model_validate_json(found[1]))
+                if found[0] == b"lead":
                     metrics.CACHE.labels("miss").inc()
                     return Lead(self, key, token)
                 left = deadline - time.monotonic()

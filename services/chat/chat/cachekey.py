@@ -7,10 +7,11 @@ Normalisation rule (documented in the README; change CACHE_KEY_VERSION when it c
 - generation parameters are part of the key; an absent one stays absent (it is not replaced
   by a guessed provider default), and numbers are compared by value, so `1` and `1.0` match;
 - whether the answer is streamed is not part of it (the same answer, delivered differently);
+- the scope is part of it: `user:<id>` by default, so one user's answers are never served to,
+  timed by or replaced by another; `shared` only where CHAT_CACHE_SCOPE widens it on purpose;
 - the key is the SHA-256 of the canonical JSON of the above, so it never holds the text.
 Two requests share a key only if every one of those is identical, so requests that could get
-different answers are never merged. The cache is shared by all users: only someone who sends
-the very same conversation gets the stored answer."""
+different answers are never merged."""
 
 from __future__ import annotations
 
@@ -19,12 +20,13 @@ import json
 
 from chat.providers.base import ProviderRequest
 
-CACHE_KEY_VERSION = 1
+CACHE_KEY_VERSION = 2
 
 
-def cache_key(request: ProviderRequest) -> str:
+def cache_key(request: ProviderRequest, *, scope: str) -> str:
     canonical = {
         "v": CACHE_KEY_VERSION,
+        "scope": scope,
         "model": request.model,
         "messages": [[m.role, m.content] for m in request.messages],
         "temperature": None if request.temperature is None else float(request.temperature),

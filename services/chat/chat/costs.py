@@ -1,8 +1,10 @@
 """Estimated provider cost of an answer in US dollars, from a price table per model.
 
 The defaults are the providers' published list prices per million tokens (standard tier,
-text, 2025); `CHAT_USD_PRICES` overrides or extends them. A model missing from the table is
-costed at 0 and logged once, so a new model shows up in the logs rather than as a wrong bill."""
+text, 2025); `CHAT_USD_PRICES` overrides or extends them. Every offered model must be in the
+table (`catalog.py`). A provider may name the model that answered by a dated snapshot of it
+(`gpt-4o-mini-2024-07-18`): that is costed as the longest table entry it starts with. A model
+still missing is costed at 0 and logged once, so it shows up in the logs."""
 
 from __future__ import annotations
 
@@ -37,12 +39,17 @@ class CostTable:
         self._prices = {**DEFAULT_USD_PRICES, **prices}
         self._unpriced: set[str] = set()
 
-    @property
-    def models(self) -> list[str]:
-        return list(self._prices)
+    def priced(self, model: str) -> bool:
+        return model in self._prices
+
+    def _price(self, model: str) -> UsdPrice | None:
+        if model in self._prices:
+            return self._prices[model]
+        stems = [name for name in self._prices if model.startswith(f"{name}-")]
+        return self._prices[max(stems, key=len)] if stems else None
 
     def usd(self, *, provider: str, model: str, prompt_tokens: int, completion_tokens: int) -> float:
-        price = self._prices.get(model)
+        price = self._price(model)
         if price is None:
             if provider != "local" and model not in self._unpriced:
                 self._unpriced.add(model)

@@ -11,11 +11,10 @@ import time
 
 from chat.accounting import Accounts
 from chat.cache import CachedAnswer, Lead, PromptCache
-from chat.cachekey import cache_key
+from chat.catalog import ModelCatalog
 from chat.costs import CostTable
 from chat.failover import Failover
 from chat.job import Job, completion, streamed_completion, usage_of
-from chat.pricing import ChatPricing
 from chat.providers.base import ProviderAnswer, ProviderRequest
 from chat.streaming import delivered_usage, produced_usage, pump, replay
 from chat.usage import UsageRecorder
@@ -26,7 +25,6 @@ from common.contracts import (
     CompleteChat,
     Envelope,
     ListModels,
-    ModelInfo,
     ModelList,
     Reservation,
 )
@@ -39,8 +37,7 @@ class ChatHandlers:
         self,
         *,
         failover: Failover,
-        default_model: str,
-        pricing: ChatPricing,
+        catalog: ModelCatalog,
         credits: CreditsClient,
         costs: CostTable,
         cache: PromptCache | None = None,
@@ -50,9 +47,7 @@ class ChatHandlers:
         stream_ack_timeout_s: float = 10.0,
     ) -> None:
         self._failover = failover
-        self._default_model = default_model
-        self._pricing = pricing
-        self._costs = costs
+        self._catalog = catalog
         self._accounts = Accounts(credits=credits, costs=costs, usage=usage)
         self._cache = cache
         self._inbox = inbox
@@ -60,28 +55,22 @@ class ChatHandlers:
         self._ack_timeout_s = stream_ack_timeout_s
 
     async def list_models(self, envelope: Envelope[ListModels]) -> ModelList:
-        models: list[ModelInfo] = []
-        for provider in self._failover.providers:
-            names = [
-                provider.default_model,
-                *(m for m in self._costs.models if provider.name != "local" and provider.owns(m)),
-            ]
-            models += [ModelInfo(id=name, provider=provider.name) for name in dict.fromkeys(names)]
-        return ModelList(models=models, default=self._default_model)
+        return ModelList(models=self._catalog.models, default=self._catalog.default_model)
 
     async def complete_chat(self, envelope: Envelope[CompleteChat], stream: ReplyStream) -> ChatCompletion:
         if envelope.actor is None:
             raise Unauthenticated("a chat request needs an acting user")
         payload = envelope.payload
+        model, max_tokens = self._catalog.resolve(payload.model, payload.max_tokens)
         job = Job(
             envelope=envelope,
             caller=Caller.of(envelope),
             request=ProviderRequest(
                 messages=tuple(payload.messages),
-                model=payload.model or self._default_model,
+                model=model,
                 temperature=payload.temperature,
                 top_p=payload.top_p,
-                max_tokens=payload.max_tokens,
+                max_tokens=max_tokens,
             ),
             stream=stream,
             streaming=payload.stream and stream.active,
@@ -92,7 +81,8 @@ class ChatHandlers:
             stream.listen(self._inbox)
         if self._cache is None:
             return await self._fresh(job, None)
-        found = await self._cache.lead_or_wait(cache_key(job.request), deadline=job.deadline, lookup=payload.use_cache)
+        key = self._cache.key(job.request, user_id=job.user_id)
+        found = await self._cache.lead_or_wait(key, deadline=job.deadline, lookup=payload.use_cache)
         if isinstance(found, CachedAnswer):
             return await self._hit(job, found)
         return await self._fresh(job, found)
@@ -125,7 +115,7 @@ class ChatHandlers:
 
     async def _fresh(self, job: Job, lead: Lead | None) -> ChatCompletion:
         try:
-            reservation = await self._accounts.reserve(job, self._pricing.reservation(job.request.model))
+            reservation = await self._accounts.reserve(job, self._catalog.reservation(job.request))
             if reservation.status != "pending":  # a redelivered request that was answered already
                 raise Conflict("this request was answered already", status_now=reservation.status)
         except BaseException:
@@ -146,7 +136,7 @@ class ChatHandlers:
             await self._accounts.settle(job, reservation, charge=None)
             raise DeadlineExceeded("the answer came after the requester had gone")
         usage = usage_of(answer)
-        charge = self._pricing.charge(job.request.model, total_tokens=usage.total_tokens)
+        charge = self._catalog.charge(job.request, total_tokens=usage.total_tokens)
         await self._accounts.settle(job, reservation, charge=charge)
         self._accounts.record(job, provider.name, answer, cached=False, credits=charge)
         return completion(job, provider.name, answer, cached=False, credits=charge)
@@ -178,7 +168,7 @@ class ChatHandlers:
         charge = 0
         if out.delivered:
             usage = delivered_usage(out, job.request.messages)
-            charge = self._pricing.charge(job.request.model, total_tokens=usage.total_tokens)
+            charge = self._catalog.charge(job.request, total_tokens=usage.total_tokens)
         await self._accounts.settle(job, reservation, charge=charge if out.delivered else None)
         produced = produced_usage(out, job.request.messages)
         answer = out.answer or ProviderAnswer(

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from chat.providers.base import ProviderAnswer, ProviderRequest
 from chat.streaming import Pumped, delivered_usage
 from common.bus import ReplyStream
-from common.contracts import Caller, ChatCompletion, ChatMessage, CompleteChat, Envelope, Usage
+from common.contracts import Caller, ChatCompletion, ChatMessage, CompleteChat, Envelope, FinishReason, Usage
+from common.contracts.chat import MAX_CONTENT_CHARS
 from common.errors import DeadlineExceeded
 
 
@@ -35,14 +36,15 @@ class Job:
 
 
 def completion(job: Job, provider: str, answer: ProviderAnswer, *, cached: bool, credits: int) -> ChatCompletion:
+    text, finish = fitted(answer.text, answer.finish_reason)
     return ChatCompletion(
         id=job.completion_id,
-        message=ChatMessage(role="assistant", content=answer.text),
+        message=ChatMessage(role="assistant", content=text),
         model=answer.model,
         provider=provider,
         usage=usage_of(answer),
         cached=cached,
-        finish_reason=answer.finish_reason,
+        finish_reason=finish,
         credits=credits,
     )
 
@@ -53,9 +55,9 @@ def streamed_completion(
     """The reply after a stream: what was delivered, or the stream's error."""
     if out.error is not None:
         raise out.error
-    text = out.delivered_text
-    if not text:
+    if not out.delivered_text:
         raise DeadlineExceeded("the requester left before the first token")
+    text, finish = fitted(out.delivered_text, out.finish)
     return ChatCompletion(
         id=job.completion_id,
         message=ChatMessage(role="assistant", content=text),
@@ -63,9 +65,17 @@ def streamed_completion(
         provider=provider,
         usage=delivered_usage(out, job.request.messages),
         cached=cached,
-        finish_reason=out.finish,
+        finish_reason=finish,
         credits=credits,
     )
+
+
+def fitted(text: str, finish: FinishReason) -> tuple[str, FinishReason]:
+    """An answer as the reply can carry it: cut at the contract's limit, and then said to be cut,
+    rather than a reply that fails to build (and a request redelivered until it is dead-lettered)."""
+    if len(text) <= MAX_CONTENT_CHARS:
+        return text, finish
+    return text[:MAX_CONTENT_CHARS], "length"
 
 
 def usage_of(answer: ProviderAnswer) -> Usage:

@@ -1,12 +1,22 @@
-"""What a chat answer costs in credits, by model: a price per request plus, optionally, a
-price per 1,000 tokens. The reservation covers the most an answer can cost; the commit
-charges what it did cost."""
+"""What a chat answer costs in credits, by model: a price per request plus, optionally, a price
+per 1,000 tokens in and out, and the most answer tokens a request may ask for.
+
+The reservation is the most an answer can cost, held before any provider is called: the prompt
+counted at one token per UTF-8 byte (no tokenizer makes more tokens than bytes) plus a few per
+message for its framing, and the answer at the `max_tokens` it was sent with. The commit charges
+what the answer did cost, never more than was held; the rest goes back."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from common.contracts import ChatMessage
+
+# Role markers and separators a provider adds around each message (OpenAI's are 3-4), generously.
+FRAMING_TOKENS = 8
 
 
 class ModelPrice(BaseModel):
@@ -14,22 +24,23 @@ class ModelPrice(BaseModel):
 
     per_request: int = Field(1, ge=0, description="Credits per answer.")
     per_1k_tokens: int = Field(0, ge=0, description="Credits per 1,000 tokens in and out.")
-    max_tokens: int = Field(4096, ge=1, description="Most tokens one exchange is charged for; sizes the reservation.")
+    max_tokens: int = Field(
+        4096,
+        ge=1,
+        le=1_000_000,
+        description="Most answer tokens a request may ask for; a request that names none is sent with this.",
+    )
 
 
-class ChatPricing:
-    def __init__(self, *, default: ModelPrice, by_model: dict[str, ModelPrice]) -> None:
-        self._default = default
-        self._by_model = by_model
+def prompt_tokens_bound(messages: Sequence[ChatMessage]) -> int:
+    """At least as many tokens as any provider counts for these messages."""
+    return sum(len(m.content.encode()) + FRAMING_TOKENS for m in messages) + FRAMING_TOKENS
 
-    def price(self, model: str) -> ModelPrice:
-        return self._by_model.get(model, self._default)
 
-    def reservation(self, model: str) -> int:
-        p = self.price(model)
-        return max(1, p.per_request + math.ceil(p.per_1k_tokens * p.max_tokens / 1000))
+def reservation(price: ModelPrice, *, messages: Sequence[ChatMessage], max_tokens: int) -> int:
+    tokens = prompt_tokens_bound(messages) + max_tokens
+    return max(1, price.per_request + math.ceil(price.per_1k_tokens * tokens / 1000))
 
-    def charge(self, model: str, *, total_tokens: int) -> int:
-        p = self.price(model)
-        tokens = min(total_tokens, p.max_tokens)
-        return min(self.reservation(model), p.per_request + math.ceil(p.per_1k_tokens * tokens / 1000))
+
+def charge(price: ModelPrice, *, total_tokens: int, reserved: int) -> int:
+    return min(reserved, price.per_request + math.ceil(price.per_1k_tokens * total_tokens / 1000))

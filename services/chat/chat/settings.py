@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -13,13 +13,18 @@ class ChatSettings(CommonSettings):
     service_name: str = "chat"
     metrics_port: int = 9101
     default_model: str | None = Field(
-        None, description="Model used when a request names none; unset: the first provider's own default."
+        None,
+        description="Model used when a request names none (it must be offered); unset: the first provider's default.",
     )
     chat_price: ModelPrice = Field(
-        default_factory=ModelPrice, description='Default price, JSON: {"per_request": 1, "per_1k_tokens": 0}.'
+        default_factory=ModelPrice,
+        description='Price of each provider\'s default model, JSON: {"per_request": 1, "per_1k_tokens": 0, '
+        '"max_tokens": 4096}; `max_tokens` caps what a request may ask for.',
     )
     chat_model_prices: dict[str, ModelPrice] = Field(
-        default_factory=dict, description='Prices by model, JSON: {"gpt-4o": {"per_request": 2}}.'
+        default_factory=dict,
+        description='Prices by model, JSON: {"gpt-4o": {"per_request": 2}}. Only these and each provider\'s default '
+        "model may be requested; each needs a USD price too.",
     )
     local_latency_s: float = Field(
         0.0, ge=0, le=60, description="Simulated thinking time of the offline `local` provider."
@@ -40,6 +45,11 @@ class ChatSettings(CommonSettings):
     chat_breaker_cooldown_s: float = Field(30.0, gt=0, le=3600, description="How long an open breaker skips.")
     chat_cache_ttl_s: int = Field(86_400, ge=0, description="Life of a cached answer; 0 turns the cache off.")
     chat_cache_hit_price: int = Field(0, ge=0, le=1_000_000, description="Credits a cached answer costs.")
+    chat_cache_scope: Literal["user", "shared"] = Field(
+        "user",
+        description="Whose answers a request may be served: `user`, the asker's own; `shared`, everyone's "
+        "(only for public prompts: a hit tells that someone asked the same).",
+    )
     chat_stream_ack_timeout_s: float = Field(
         10.0, gt=0, le=120, description="Longest wait for the gateway to say how much of a stream it delivered."
     )

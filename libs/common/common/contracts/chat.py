@@ -12,11 +12,13 @@ from common.contracts.envelope import Contract
 
 ChatRole = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "content_filter", "cancelled", "error"]
+# Longest message text, asked or answered; a longer answer is delivered cut here, as "length".
+MAX_CONTENT_CHARS = 32_000
 
 
 class ChatMessage(Contract):
     role: ChatRole = Field(description="Who said it.", examples=["user"])
-    content: str = Field(min_length=1, max_length=32_000, description="The text.", examples=["Hello!"])
+    content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS, description="The text.", examples=["Hello!"])
 
 
 class CompleteChat(Contract):

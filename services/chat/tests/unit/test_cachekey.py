@@ -21,12 +21,16 @@ def req(*messages: tuple[str, str], model: str = "m", **params: object) -> Provi
     )
 
 
+def key(request: ProviderRequest) -> str:
+    return cache_key(request, scope="user:u1")
+
+
 BASE = req(("system", "be brief"), ("user", "Hello"))
 
 
 def test_identical_requests_share_a_key_and_equal_numbers_match() -> None:
-    assert cache_key(BASE) == cache_key(req(("system", "be brief"), ("user", "Hello")))
-    assert cache_key(req(("user", "x"), temperature=1)) == cache_key(req(("user", "x"), temperature=1.0))
+    assert key(BASE) == key(req(("system", "be brief"), ("user", "Hello")))
+    assert key(req(("user", "x"), temperature=1)) == key(req(("user", "x"), temperature=1.0))
 
 
 @pytest.mark.parametrize(
@@ -44,18 +48,23 @@ def test_identical_requests_share_a_key_and_equal_numbers_match() -> None:
     ],
 )
 def test_requests_that_could_get_different_answers_never_share_a_key(other: ProviderRequest) -> None:
-    assert cache_key(other) != cache_key(BASE)
+    assert key(other) != key(BASE)
+
+
+def test_the_same_request_in_another_scope_has_another_key() -> None:
+    keys = {cache_key(BASE, scope=scope) for scope in ("user:u1", "user:u2", "shared")}
+    assert len(keys) == 3
 
 
 def test_unicode_is_not_normalised() -> None:
     composed = "café"
     decomposed = unicodedata.normalize("NFD", composed)
-    assert cache_key(req(("user", composed))) != cache_key(req(("user", decomposed)))
+    assert key(req(("user", composed))) != key(req(("user", decomposed)))
 
 
 def test_the_key_does_not_hold_the_text() -> None:
-    key = cache_key(req(("user", "my secret plan")))
-    assert "secret" not in key and len(key) == 64
+    found = key(req(("user", "my secret plan")))
+    assert "secret" not in found and len(found) == 64
 
 
 messages = st.lists(
@@ -84,4 +93,4 @@ def canonical(r: ProviderRequest) -> tuple[object, ...]:
 
 @given(requests, requests)
 def test_keys_are_equal_exactly_when_the_requests_are(a: ProviderRequest, b: ProviderRequest) -> None:
-    assert (cache_key(a) == cache_key(b)) == (canonical(a) == canonical(b))
+    assert (key(a) == key(b)) == (canonical(a) == canonical(b))

@@ -6,14 +6,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chat.breaker import CircuitBreaker
-from chat.costs import CostTable
+from chat.catalog import ModelCatalog
+from chat.costs import CostTable, UsdPrice
 from chat.failover import Failover, RetryPolicy
 from chat.handlers import ChatHandlers
-from chat.pricing import ChatPricing, ModelPrice
+from chat.pricing import ModelPrice
 from chat.providers import LocalProvider, ProviderRequest
 from common.bus import ReplyStream
 from common.contracts import ChatMessage, CompleteChat, Envelope, ListModels
-from common.errors import InsufficientCredits, UpstreamFailed
+from common.contracts.chat import MAX_CONTENT_CHARS
+from common.errors import InsufficientCredits, UpstreamFailed, ValidationFailed
 from tests.support.chat_fakes import ACTOR, FakeCredits, ScriptedProvider, failure
 
 pytestmark = pytest.mark.unit
@@ -21,27 +23,40 @@ pytestmark = pytest.mark.unit
 NO_STREAM = ReplyStream(None, reply_to=None, correlation_id=None)
 
 
-def envelope(*messages: tuple[str, str], model: str | None = None) -> Envelope[CompleteChat]:
+def envelope(
+    *messages: tuple[str, str], model: str | None = None, max_tokens: int | None = None
+) -> Envelope[CompleteChat]:
     return Envelope[CompleteChat](
         type="CompleteChat", request_id="r", message_id=uuid.uuid4(), actor=ACTOR,
         deadline=datetime.now(UTC) + timedelta(seconds=30),
-        payload=CompleteChat(messages=[ChatMessage(role=r, content=c) for r, c in messages], model=model),  # type: ignore[arg-type]
+        payload=CompleteChat(
+            messages=[ChatMessage(role=r, content=c) for r, c in messages], model=model, max_tokens=max_tokens  # type: ignore[arg-type]
+        ),
     )  # fmt: skip
 
 
-def handlers(credits: FakeCredits, *providers: object, pricing: ChatPricing | None = None) -> ChatHandlers:
+def handlers(
+    credits: FakeCredits,
+    *providers: object,
+    price: ModelPrice | None = None,
+    prices: dict[str, ModelPrice] | None = None,
+    usd: CostTable | None = None,
+) -> ChatHandlers:
+    chain = list(providers or [LocalProvider()])
     failover = Failover(
-        list(providers or [LocalProvider()]),  # type: ignore[arg-type]
+        chain,  # type: ignore[arg-type]
         policy=RetryPolicy(attempts=1, backoff_s=0, attempt_timeout_s=1),
         breaker=lambda: CircuitBreaker(failures=5, cooldown_s=30),
     )
-    return ChatHandlers(
-        failover=failover,
-        default_model="local-echo-1",
-        pricing=pricing or ChatPricing(default=ModelPrice(per_request=2), by_model={}),
-        credits=credits,  # type: ignore[arg-type]
-        costs=CostTable({}),
+    costs = usd or CostTable({p.default_model: UsdPrice(input_per_1m=1, output_per_1m=1) for p in chain})  # type: ignore[attr-defined]
+    catalog = ModelCatalog.build(
+        chain,  # type: ignore[arg-type]
+        default_model=None,
+        default_price=price or ModelPrice(per_request=2),
+        prices=prices or {},
+        costs=costs,
     )
+    return ChatHandlers(failover=failover, catalog=catalog, credits=credits, costs=costs)  # type: ignore[arg-type]
 
 
 async def test_answer_is_reserved_then_committed() -> None:
@@ -83,35 +98,67 @@ async def test_insufficient_credits_never_calls_the_provider() -> None:
     assert credits.calls == [] and provider.calls == []
 
 
-async def test_token_pricing_reserves_the_maximum_and_commits_the_usage() -> None:
+async def test_token_pricing_reserves_the_worst_case_and_commits_the_usage() -> None:
     credits = FakeCredits()
-    pricing = ChatPricing(
-        default=ModelPrice(), by_model={"big": ModelPrice(per_request=1, per_1k_tokens=10, max_tokens=2000)}
-    )
-    reply = await handlers(credits, pricing=pricing).complete_chat(envelope(("user", "hi"), model="big"), NO_STREAM)
-    assert credits.calls[0] == ("reserve", 1 + 20)
+    big = {"big": ModelPrice(per_request=1, per_1k_tokens=10, max_tokens=2000)}
+    reply = await handlers(credits, prices=big).complete_chat(envelope(("user", "hi"), model="big"), NO_STREAM)
+    # The prompt at a token per byte plus framing (2 + 8 + 8), the answer at its cap: 10 x 2018 / 1000 → 21.
+    assert credits.calls[0] == ("reserve", 1 + 21)
     assert credits.calls[1] == ("commit", 1 + 1)  # a few tokens round up to one credit
     assert reply.model == "big"
+
+
+async def test_a_long_prompt_is_reserved_in_full_before_the_provider_is_called() -> None:
+    credits = FakeCredits(available=10_000)
+    provider = ScriptedProvider("p")
+    per_token = ModelPrice(per_request=0, per_1k_tokens=1000, max_tokens=50)  # a credit a token
+    prompt = "word " * 1000
+    await handlers(credits, provider, price=per_token).complete_chat(envelope(("user", prompt)), NO_STREAM)
+    assert credits.calls[0] == ("reserve", len(prompt) + 8 + 8 + 50)
+    assert provider.calls[0].max_tokens == 50  # no max_tokens asked: sent with the priced cap
+
+
+async def test_an_unpriced_model_or_max_tokens_over_the_cap_is_refused_before_anything_happens() -> None:
+    credits = FakeCredits()
+    openai = ScriptedProvider("openai", prefixes=("gpt-",))
+    chat = handlers(credits, openai, prices={"gpt-4o": ModelPrice(max_tokens=1000)})
+    with pytest.raises(ValidationFailed) as unknown:
+        await chat.complete_chat(envelope(("user", "hi"), model="gpt-4.5-preview"), NO_STREAM)
+    assert "openai-default, gpt-4o" in unknown.value.detail
+    with pytest.raises(ValidationFailed) as too_long:
+        await chat.complete_chat(envelope(("user", "hi"), model="gpt-4o", max_tokens=1001), NO_STREAM)
+    assert too_long.value.extra["max_tokens"] == 1000
+    assert credits.calls == [] and openai.calls == []
 
 
 async def test_the_reply_names_the_provider_and_model_that_answered() -> None:
     credits = FakeCredits()
     first, second = ScriptedProvider("gemini", [failure("gemini", 500)]), ScriptedProvider("openai")
-    reply = await handlers(credits, first, second).complete_chat(envelope(("user", "hi"), model="gemini-x"), NO_STREAM)
+    reply = await handlers(credits, first, second).complete_chat(envelope(("user", "hi")), NO_STREAM)
     assert (reply.provider, reply.model, reply.message.content) == ("openai", "openai-default", "openai: fine")
 
 
-async def test_models_are_listed_in_failover_order() -> None:
+async def test_an_answer_longer_than_a_message_is_delivered_cut_and_said_to_be() -> None:
+    credits = FakeCredits()
+    provider = ScriptedProvider("p", ["x" * (MAX_CONTENT_CHARS + 10)])
+    reply = await handlers(credits, provider).complete_chat(envelope(("user", "hi")), NO_STREAM)
+    assert len(reply.message.content) == MAX_CONTENT_CHARS and reply.finish_reason == "length"
+    assert credits.calls == [("reserve", 2), ("commit", 2)]
+
+
+async def test_only_priced_models_are_listed_in_failover_order() -> None:
     openai = ScriptedProvider("openai", prefixes=("gpt-",))
-    listed = await handlers(FakeCredits(), ScriptedProvider("gemini"), openai).list_models(
+    prices = {"gemini-2.5-flash": ModelPrice(), "gpt-4o": ModelPrice(per_request=5)}
+    listed = await handlers(FakeCredits(), ScriptedProvider("gemini"), openai, prices=prices).list_models(
         Envelope[ListModels](type="ListModels", request_id="r", payload=ListModels())
     )
-    providers = [m.provider for m in listed.models]
-    assert providers == sorted(providers, key=["gemini", "openai"].index)  # Gemini's first, then OpenAI's
-    gemini = [m.id for m in listed.models if m.provider == "gemini"]
-    assert gemini[0] == "gemini-default" and "gemini-2.5-flash" in gemini  # its default, then the priced ones
-    assert "gpt-4o-mini" in [m.id for m in listed.models if m.provider == "openai"]
-    assert listed.default == "local-echo-1"
+    assert [(m.id, m.provider) for m in listed.models] == [
+        ("gemini-default", "gemini"),  # its default, then the priced ones it serves
+        ("gemini-2.5-flash", "gemini"),
+        ("openai-default", "openai"),
+        ("gpt-4o", "openai"),
+    ]
+    assert listed.default == "gemini-default"
 
 
 async def test_same_conversation_same_answer() -> None:

@@ -76,9 +76,16 @@ class OpenAIRoute(ParsedBodyRoute):
                 message = f"Invalid '{param}': {first['msg']}" if param else str(first["msg"])
                 return error_response(BadRequest(message), request_id, param=param)
             except PlatformError as exc:
-                return error_response(exc, request_id)
+                return error_response(exc, request_id, param=_param(exc))
 
         return route
+
+
+def _param(error: PlatformError) -> str | None:
+    """The request field a service's validation error names (`body.model` → `model`)."""
+    errors = error.extra.get("errors")
+    field = errors[0].get("field") if isinstance(errors, list) and errors and isinstance(errors[0], dict) else None
+    return field.removeprefix("body.") if isinstance(field, str) else None
 
 
 router = APIRouter(tags=["openai-compatible"], route_class=OpenAIRoute)

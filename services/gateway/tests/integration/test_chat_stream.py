@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from gateway.settings import GatewaySettings
 from tests.simulator.server import RunningSimulator
-from tests.support.chat_system import chat_services, chat_settings, served
+from tests.support.chat_system import chat_services, chat_settings, credits_settings, served
 from tests.support.client import balance, poll
 
 pytestmark = pytest.mark.integration
@@ -71,8 +71,9 @@ async def test_a_client_that_leaves_mid_stream_pays_for_what_it_received_only(
 ) -> None:
     simulator.sim.add_fault("gemini", stream_delay_ms=250)
     settings = chat_settings(gateway_settings, simulator, chat_price=PER_TOKEN)
+    credits = credits_settings(gateway_settings, signup_credits=1000)  # each request holds its worst case: 125
     async with (
-        chat_services(gateway_settings, settings),
+        chat_services(gateway_settings, settings, credits=credits),
         httpx.AsyncClient(base_url=gateway_url, timeout=20) as http,
     ):
         async with http.stream("POST", "/v1/chat", json=question(TEN_WORDS), headers=auth) as response:
@@ -84,7 +85,7 @@ async def test_a_client_that_leaves_mid_stream_pays_for_what_it_received_only(
         final = await poll(lambda: balance(http, auth), lambda b: b["reserved"] == 0, within=10, interval=0.05)
         prompt_tokens, whole_answer = 10, 14
         assert 10 + 3 <= final["spent"] < prompt_tokens + whole_answer, final
-        assert final["available"] + final["spent"] == 100
+        assert final["available"] + final["spent"] == 1000
         # The broken-off answer was not cached: asking again goes to the provider.
         calls = simulator.sim.count()
         again = await http.post("/v1/chat", json={"messages": [{"role": "user", "content": TEN_WORDS}]}, headers=auth)

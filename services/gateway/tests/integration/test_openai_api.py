@@ -90,7 +90,7 @@ async def test_errors_come_in_openai_shape_with_the_request_id(
     broke = credits_settings(gateway_settings, signup_credits=0)
     async with chat_services(gateway_settings, chat_settings(gateway_settings, simulator), credits=broke):
         with pytest.raises(openai.APIStatusError) as caught:
-            await api.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+            await api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
         assert caught.value.status_code == 402
         error = caught.value.body
         assert isinstance(error, dict) and error["type"] == "insufficient_quota"

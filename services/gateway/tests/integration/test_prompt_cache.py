@@ -7,6 +7,7 @@ import asyncio
 import httpx
 import pytest
 
+from gateway.devissuer import DevIssuer
 from gateway.settings import GatewaySettings
 from tests.simulator.server import RunningSimulator
 from tests.support.chat_system import chat_services, chat_settings, credits_settings
@@ -63,3 +64,38 @@ async def test_a_stream_is_served_from_the_cache_too(
         assert '"cached":true' in streamed.text and "event: done" in streamed.text
         assert simulator.sim.count() == 1
         assert first["cached"] is False
+
+
+async def test_another_users_identical_conversation_is_neither_served_nor_replaced(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    issuer: DevIssuer,
+    gateway_settings: GatewaySettings,
+    simulator: RunningSimulator,
+) -> None:
+    victim, attacker = auth, {"Authorization": "Bearer " + issuer.token(email="b@example.com", role="user")}
+    secret = question("Draft my resignation letter to ACME; my salary is 91k")
+    async with chat_services(gateway_settings, chat_settings(gateway_settings, simulator)):
+        assert (await client.post("/v1/chat", json=secret, headers=victim)).json()["cached"] is False
+        probe = (await client.post("/v1/chat", json=secret, headers=attacker)).json()
+        assert probe["cached"] is False and simulator.sim.count() == 2  # no oracle: the attacker's own miss
+        overwrite = await client.post("/v1/chat", json=secret, headers=attacker | {"Cache-Control": "no-cache"})
+        assert overwrite.status_code == 200 and simulator.sim.count() == 3
+        again = (await client.post("/v1/chat", json=secret, headers=victim)).json()
+        assert again["cached"] is True and simulator.sim.count() == 3  # the victim's own answer, still there
+
+
+async def test_a_shared_cache_serves_everyone_when_the_operator_widens_it(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    issuer: DevIssuer,
+    gateway_settings: GatewaySettings,
+    simulator: RunningSimulator,
+) -> None:
+    other = {"Authorization": "Bearer " + issuer.token(email="b@example.com", role="user")}
+    chat = chat_settings(gateway_settings, simulator, chat_cache_scope="shared", chat_cache_hit_price=1)
+    async with chat_services(gateway_settings, chat):
+        assert (await client.post("/v1/chat", json=question("public faq"), headers=auth)).json()["cached"] is False
+        hit = (await client.post("/v1/chat", json=question("public faq"), headers=other)).json()
+        assert (hit["cached"], hit["credits"], simulator.sim.count()) == (True, 1, 1)
+        assert (await balance(client, other))["spent"] == 1  # hits are metered

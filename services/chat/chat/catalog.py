@@ -1,0 +1,93 @@
+"""The chat models the platform offers and what each costs: the one table that both the model
+list (`ListModels`, the gateway's `/v1/models`) and the check of every request read.
+
+A model name goes to a paid provider as it is, so only priced models are offered: each
+configured provider's default model, at `CHAT_PRICE`, and the models priced in
+`CHAT_MODEL_PRICES` that a configured provider serves. Anything else is refused before
+credits are held or a provider is called, as is a `max_tokens` above the model's priced cap.
+Every offered model must have a USD list price too (`costs.py`), so that no answer is
+recorded as free: the service refuses to start otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chat import pricing
+from chat.costs import CostTable
+from chat.pricing import ModelPrice
+from chat.providers.base import ChatProvider, ProviderRequest
+from common.contracts import ModelInfo
+from common.errors import ValidationFailed
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    model: str
+    provider: str
+    price: ModelPrice
+
+
+class ModelCatalog:
+    def __init__(self, offers: Sequence[Offer], *, default_model: str) -> None:
+        self._offers = {o.model: o for o in offers}
+        if default_model not in self._offers:
+            raise ValueError(f"the default chat model {default_model!r} is not offered; offered: {self._names()}")
+        self.default_model = default_model
+
+    @classmethod
+    def build(
+        cls,
+        providers: Sequence[ChatProvider],
+        *,
+        default_model: str | None,
+        default_price: ModelPrice,
+        prices: dict[str, ModelPrice],
+        costs: CostTable,
+    ) -> ModelCatalog:
+        """The offers of `providers`, in failover order: each one's default model, then the priced models it serves."""
+        offers: dict[str, Offer] = {}
+        for provider in providers:
+            for model in (provider.default_model, *(m for m in prices if provider.owns(m))):
+                offers.setdefault(model, Offer(model, provider.name, prices.get(model, default_price)))
+        unpriced = [o.model for o in offers.values() if o.provider != "local" and not costs.priced(o.model)]
+        if unpriced:
+            raise ValueError(f"chat models without a USD price (add them to CHAT_USD_PRICES): {', '.join(unpriced)}")
+        return cls(list(offers.values()), default_model=default_model or providers[0].default_model)
+
+    @property
+    def models(self) -> list[ModelInfo]:
+        return [ModelInfo(id=o.model, provider=o.provider) for o in self._offers.values()]
+
+    def resolve(self, model: str | None, max_tokens: int | None) -> tuple[str, int]:
+        """The model a request runs on and the answer tokens it is sent with; ValidationFailed for
+        a model that is not offered or a `max_tokens` above its priced cap."""
+        name = model or self.default_model
+        offer = self._offers.get(name)
+        if offer is None:
+            raise ValidationFailed(
+                f"model {name!r} is not offered for chat; choose one of: {self._names()}",
+                errors=[{"field": "body.model", "message": "unknown model", "type": "value_error"}],
+                models=list(self._offers),
+            )
+        cap = offer.price.max_tokens
+        if max_tokens is not None and max_tokens > cap:
+            raise ValidationFailed(
+                f"max_tokens {max_tokens} is above the {cap} that model {name!r} allows",
+                errors=[{"field": "body.max_tokens", "message": f"at most {cap}", "type": "less_than_equal"}],
+                max_tokens=cap,
+            )
+        return name, max_tokens or cap
+
+    def reservation(self, request: ProviderRequest) -> int:
+        """The most `request` can cost (its model and `max_tokens` resolved)."""
+        assert request.max_tokens is not None
+        price = self._offers[request.model].price
+        return pricing.reservation(price, messages=request.messages, max_tokens=request.max_tokens)
+
+    def charge(self, request: ProviderRequest, *, total_tokens: int) -> int:
+        price = self._offers[request.model].price
+        return pricing.charge(price, total_tokens=total_tokens, reserved=self.reservation(request))
+
+    def _names(self) -> str:
+        return ", ".join(self._offers)

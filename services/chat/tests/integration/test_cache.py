@@ -1,0 +1,81 @@
+"""The prompt cache on the real Redis: single flight under a forced interleaving, and scopes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from chat.cache import CachedAnswer, Lead, PromptCache
+from chat.providers.base import ProviderAnswer
+
+pytestmark = pytest.mark.integration
+
+KEY = "0" * 64
+ANSWER = CachedAnswer("gemini", ProviderAnswer(text="the answer", model="m", prompt_tokens=3, completion_tokens=2))
+OTHER = CachedAnswer("gemini", ProviderAnswer(text="another answer", model="m", prompt_tokens=3, completion_tokens=2))
+
+
+class Interleaved(Redis):
+    """A replica's Redis connection after whose first command naming `watched` another client
+    acts (`then`) before the replica's next command goes out: the moment a leader elsewhere may
+    choose to finish, made certain instead of likely."""
+
+    watched: str = ""
+    then: Callable[[], Awaitable[None]] | None = None
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        result = await super().execute_command(*args, **options)
+        if self.then is not None and any(str(a) == self.watched for a in args):
+            then, self.then = self.then, None
+            await then()
+        return result
+
+
+@pytest.fixture
+async def follower_redis(redis_url: str) -> AsyncIterator[Interleaved]:
+    client = Interleaved.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+async def running(cache: PromptCache) -> asyncio.Task[None]:
+    await cache.start()
+    return asyncio.create_task(cache.run())
+
+
+async def test_a_follower_that_saw_a_miss_as_the_leader_finished_reads_the_answer_and_calls_no_provider(
+    redis: Redis, follower_redis: Interleaved, namespace: str
+) -> None:
+    leader = PromptCache(redis, namespace=namespace, ttl_s=60)
+    follower = PromptCache(follower_redis, namespace=namespace, ttl_s=60)
+    events = await running(follower)
+    try:
+        lead = await leader.lead_or_wait(KEY, deadline=time.monotonic() + 5)
+        assert isinstance(lead, Lead)
+        # Right after the follower's first look at the answer's key (a miss: the leader is still
+        # working), the leader stores its answer and releases its lead.
+        follower_redis.watched = follower.name("cache", KEY)
+        follower_redis.then = lambda: lead.fill(ANSWER)
+        found = await follower.lead_or_wait(KEY, deadline=time.monotonic() + 5)
+        assert follower_redis.then is None, "the interleaving did not happen"
+        assert found == ANSWER  # not a lead of its own: that would be a second provider call
+    finally:
+        events.cancel()
+        await follower.close()
+
+
+async def test_a_shared_answer_is_never_replaced_but_a_users_own_is_refreshed(redis: Redis, namespace: str) -> None:
+    for shared, kept in ((True, ANSWER), (False, OTHER)):
+        cache = PromptCache(redis, namespace=f"{namespace}:{shared}", ttl_s=60, shared=shared)
+        first = await cache.lead_or_wait(KEY, deadline=time.monotonic() + 5)
+        assert isinstance(first, Lead)
+        await first.fill(ANSWER)
+        fresh = await cache.lead_or_wait(KEY, deadline=time.monotonic() + 5, lookup=False)  # `no-cache`
+        assert isinstance(fresh, Lead)
+        await fresh.fill(OTHER)
+        assert await cache.get(KEY) == kept

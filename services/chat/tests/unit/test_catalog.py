@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+
+from chat.catalog import ModelCatalog
+from chat.costs import CostTable
+from chat.pricing import ModelPrice
+from chat.providers import LocalProvider
+from common.errors import ValidationFailed
+from tests.support.chat_fakes import ScriptedProvider
+
+pytestmark = pytest.mark.unit
+
+GEMINI = ScriptedProvider("gemini", prefixes=("gemini-",))
+GEMINI.default_model = "gemini-2.5-flash"
+OPENAI = ScriptedProvider("openai", prefixes=("gpt-",))
+OPENAI.default_model = "gpt-4o-mini"
+
+
+def catalog(prices: dict[str, ModelPrice] | None = None, *, default_model: str | None = None) -> ModelCatalog:
+    return ModelCatalog.build(
+        [GEMINI, OPENAI],  # type: ignore[list-item]
+        default_model=default_model,
+        default_price=ModelPrice(max_tokens=100),
+        prices=prices or {},
+        costs=CostTable({}),
+    )
+
+
+def test_only_the_defaults_and_the_priced_models_a_provider_serves_are_offered() -> None:
+    offered = catalog({"gpt-4o": ModelPrice(per_request=5), "claude-3": ModelPrice()})
+    assert [(m.id, m.provider) for m in offered.models] == [
+        ("gemini-2.5-flash", "gemini"),
+        ("gpt-4o-mini", "openai"),
+        ("gpt-4o", "openai"),
+    ]
+    assert offered.resolve(None, None) == ("gemini-2.5-flash", 100)
+    assert offered.resolve("gpt-4o", 7) == ("gpt-4o", 7)
+
+
+@pytest.mark.parametrize(("model", "max_tokens"), [("gpt-4o", None), ("gemini-2.5-pro", None), (None, 101)])
+def test_anything_else_is_refused(model: str | None, max_tokens: int | None) -> None:
+    with pytest.raises(ValidationFailed):
+        catalog().resolve(model, max_tokens)
+
+
+def test_a_model_without_a_usd_price_or_an_unoffered_default_refuses_to_start() -> None:
+    with pytest.raises(ValueError, match="gpt-5-turbo"):
+        catalog({"gpt-5-turbo": ModelPrice()})
+    with pytest.raises(ValueError, match="gpt-4o"):
+        catalog(default_model="gpt-4o")
+
+
+def test_the_local_provider_costs_nothing_and_serves_any_priced_name() -> None:
+    local = ModelCatalog.build(
+        [LocalProvider()],
+        default_model=None,
+        default_price=ModelPrice(),
+        prices={"big": ModelPrice()},
+        costs=CostTable({}),
+    )
+    assert [m.id for m in local.models] == ["local-echo-1", "big"]
