@@ -2,7 +2,9 @@
 
 The last chunk (`last=True`, empty text) says no text follows; the requester then acknowledges
 how many chunks it passed on to its client (or does so at once when its client leaves, which
-stops the pump before the next chunk). Credits are charged on that count."""
+stops the pump before the next chunk). Credits are charged on that count. Chunks go out without
+waiting for the client, so a report that does not come in time counts every chunk sent as
+delivered: the requester may still be relaying them to a client that paused its reading."""
 
 from __future__ import annotations
 
@@ -100,8 +102,9 @@ async def pump(
     if delivered is None:
         delivered = await stream.delivered(within_s=ack_timeout_s)
     if delivered is None:
-        log.warning("no delivery report from the requester; charging nothing", extra={"sent": len(out.sent)})
-    out.delivered = min(delivered or 0, len(out.sent))
+        log.warning("no delivery report from the requester; charging all that was sent", extra={"sent": len(out.sent)})
+        delivered = len(out.sent)
+    out.delivered = min(delivered, len(out.sent))
     return out
 
 
