@@ -33,6 +33,7 @@ class Pumped:
     finish: FinishReason = "stop"
     error: PlatformError | None = None
     provider_failed: bool = False
+    timed_out: bool = False  # the provider's failure was a stall (maybe the request's own doing)
 
     @property
     def cancelled(self) -> bool:
@@ -93,6 +94,7 @@ async def pump(
     except (ProviderError, TimeoutError) as exc:
         detail = exc.detail if isinstance(exc, ProviderError) else "stalled mid-stream"
         out.error, out.finish, out.provider_failed = UpstreamFailed(f"{provider}: {detail}"), "error", True
+        out.timed_out = exc.timed_out if isinstance(exc, ProviderError) else True
     except DeadlineExceeded as exc:
         out.error, out.finish = exc, "error"
     finally:
