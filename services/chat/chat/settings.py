@@ -43,7 +43,11 @@ class ChatSettings(CommonSettings):
     chat_cache_ttl_s: int = Field(86_400, ge=0, description="Life of a cached answer; 0 turns the cache off.")
     chat_cache_hit_price: int = Field(0, ge=0, le=1_000_000, description="Credits a cached answer costs.")
     chat_stream_ack_timeout_s: float = Field(
-        10.0, gt=0, le=120, description="Longest wait for the gateway to say how much of a stream it delivered."
+        10.0,
+        gt=0,
+        le=120,
+        description="Longest wait for the gateway to say how much of a stream it delivered; without a report, "
+        "everything sent is charged.",
     )
     chat_usage_flush_s: float = Field(
         0.25, ge=0, description="Longest a usage record waits to be stored with others in one document."
