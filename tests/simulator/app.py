@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tests.simulator import cloudinary, control, gemini, openai, replicate
+from tests.simulator import cloudinary, control, gemini, openai, replicate, text
 from tests.simulator.calls import CallLog
 from tests.simulator.faults import Fault, FaultBook
 from tests.simulator.wire import ErrorReply, malformed
@@ -129,10 +129,13 @@ class Simulator:
         stream: bool = False,
     ) -> Response | None:
         """Count a provider call, add latency, apply a fault. A reply means: send it instead of answering."""
-        await request.body()  # read it now, so a hang can watch `receive` for the disconnect
+        body = await request.body()  # read it now, so a hang can watch `receive` for the disconnect
         entry = self.calls.record(provider, endpoint, request.method, request.url.path, model)
         request.state.sim_call = entry
-        latency = self.faults.settings(provider).latency_ms
+        settings = self.faults.settings(provider)
+        latency = settings.latency_ms
+        if settings.latency_ms_per_1k_tokens:
+            latency += settings.latency_ms_per_1k_tokens * text.count_tokens(body.decode(errors="replace")) / 1000
         if latency:
             await asyncio.sleep(latency / 1000)
         fault = self.faults.take(provider, endpoint)

@@ -10,8 +10,10 @@ A fault spec is the JSON object posted to `POST /_sim/faults` (or passed to `Sim
 - `{"provider": "replicate", "fail_prediction": true, "times": 1}`: the next created prediction ends `failed`.
 - `{"endpoint": "images.generations", ...}` limits a one-shot fault to one endpoint of the provider.
 - `"times": -1` keeps a one-shot fault until reset.
-- Persistent settings, kept until reset: `latency_ms` (added before every answer), `processing_s`
-  (Replicate prediction run time), `stream_delay_ms` (pause between stream chunks).
+- Persistent settings, kept until reset: `latency_ms` (added before every answer),
+  `latency_ms_per_1k_tokens` (added per 1,000 words of the request body, as a real model takes
+  longer over a longer prompt), `processing_s` (Replicate prediction run time), `stream_delay_ms`
+  (pause between stream chunks).
 
 One-shot faults of a provider are used in the order they were added; a call takes the first one that
 applies to its endpoint.
@@ -24,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 PROVIDERS = ("gemini", "openai", "replicate", "cloudinary")
 _ONE_SHOT = ("status", "hang", "malformed", "fail_prediction")
-_SETTINGS = ("latency_ms", "processing_s", "stream_delay_ms")
+_SETTINGS = ("latency_ms", "latency_ms_per_1k_tokens", "processing_s", "stream_delay_ms")
 _KNOWN = {"provider", "times", "endpoint", "retry_after", "message", "hang_s", *_ONE_SHOT, *_SETTINGS}
 
 
@@ -54,6 +56,7 @@ class Settings:
     """Persistent knobs of one provider; None means the simulator's default."""
 
     latency_ms: float = 0.0
+    latency_ms_per_1k_tokens: float = 0.0
     processing_s: float | None = None
     stream_delay_ms: float | None = None
 

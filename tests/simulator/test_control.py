@@ -128,6 +128,18 @@ async def test_latency_is_added_to_every_call_until_reset(simulator: RunningSimu
         assert time.monotonic() - started < 0.19
 
 
+async def test_latency_per_1k_tokens_grows_with_the_request(simulator: RunningSimulator) -> None:
+    simulator.sim.add_fault("openai", latency_ms_per_1k_tokens=200)
+    huge = {**CHAT, "messages": [{"role": "user", "content": "w " * 3000}]}
+    async with httpx.AsyncClient(base_url=simulator.base_urls.openai, headers={"authorization": "Bearer k"}) as http:
+        started = time.monotonic()
+        assert (await http.post("/chat/completions", json=huge)).status_code == 200
+        assert time.monotonic() - started >= 0.6
+        started = time.monotonic()
+        assert (await http.post("/chat/completions", json=CHAT)).status_code == 200
+        assert time.monotonic() - started < 0.5
+
+
 async def test_reset_releases_a_hanging_call(simulator: RunningSimulator) -> None:
     simulator.sim.add_fault("gemini", hang=True)
     async with httpx.AsyncClient(base_url=simulator.url, timeout=30) as http:

@@ -56,9 +56,12 @@ async def chat_services(
 
 
 @asynccontextmanager
-async def served(app: FastAPI) -> AsyncIterator[str]:
-    """Serve an app (lifespan already entered) on a free local port in this event loop; yields its URL."""
+async def served(app: FastAPI, *, send_buffer: int | None = None) -> AsyncIterator[str]:
+    """Serve an app (lifespan already entered) on a free local port in this event loop; yields its URL.
+    `send_buffer` fixes the kernel's send buffer of its connections (loopback grows it to megabytes)."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if send_buffer is not None:  # accepted connections inherit it
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
     port = listener.getsockname()[1]

@@ -2,6 +2,11 @@
 provider is skipped for `cooldown_s`; then one trial call is let through (half-open), whose
 outcome closes it again or re-opens it for another cool-down.
 
+Only the provider's failures count. A timeout may be the request's own doing (a huge prompt or
+answer is slow anywhere), so it is charged to the user who sent it (`failed(by=user)`) and
+counts once per user in a run of failures: one user alone cannot open the breaker for everyone
+(nor re-open it with a trial), while timeouts across `failures` users still open it.
+
 Pure state with an injected clock, so its rules are unit-tested without waiting. Each chat
 replica keeps its own: a replica learns a provider is down from its own calls, which is the
 usual trade (no shared state to fail or to race on)."""
@@ -23,6 +28,7 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._trial_in_flight = False
+        self._blamed: set[str] = set()  # users whose timeouts count in the current run
 
     @property
     def state(self) -> State:
@@ -52,8 +58,15 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = None
         self._trial_in_flight = False
+        self._blamed.clear()
 
-    def failed(self) -> None:
+    def failed(self, *, by: str | None = None) -> None:
+        """A failed call; `by`: the user whose request may itself have caused it (a timeout)."""
+        if by is not None:
+            if by in self._blamed:
+                self.ended_without_verdict()
+                return
+            self._blamed.add(by)
         self._trial_in_flight = False
         self._failures += 1
         if self._opened_at is not None or self._failures >= self._threshold:

@@ -3,7 +3,8 @@ order (Gemini, then OpenAI). Each provider gets a share of the time left before 
 so a hanging first provider cannot use up the fallback's time; each attempt has its own
 timeout inside that share; only retryable failures (429, 5xx, timeouts, dropped connections,
 malformed bodies) are retried, with exponential backoff and jitter (tenacity); a provider
-whose circuit breaker is open is skipped.
+whose circuit breaker is open is skipped. A timeout counts towards a breaker once per user
+(`user`): it may be the request's own doing (see `chat.breaker`).
 
 All providers failed → UpstreamFailed (502); none could even be tried because every breaker
 is open → ServiceUnavailable (503) with `retry_after`."""
@@ -62,16 +63,21 @@ class Failover:
         owner = next((p for p in self.providers if p.owns(model)), None)
         return [owner, *(p for p in self.providers if p is not owner)] if owner else list(self.providers)
 
-    async def complete(self, request: ProviderRequest, *, deadline: float) -> tuple[ChatProvider, ProviderAnswer]:
-        """The first answer any provider gives, trying them in order until `deadline` (monotonic)."""
+    async def complete(
+        self, request: ProviderRequest, *, deadline: float, user: str | None = None
+    ) -> tuple[ChatProvider, ProviderAnswer]:
+        """The first answer any provider gives, trying them in order until `deadline` (monotonic);
+        `user`: who asks, whose timeouts count once per breaker run."""
 
         async def attempt(provider: ChatProvider, req: ProviderRequest, limit_s: float) -> ProviderAnswer:
             async with asyncio.timeout(limit_s):
                 return await provider.complete(req)
 
-        return await self._run(request, deadline, attempt)
+        return await self._run(request, deadline, attempt, user)
 
-    async def open_stream(self, request: ProviderRequest, *, deadline: float) -> tuple[ChatProvider, ProviderStream]:
+    async def open_stream(
+        self, request: ProviderRequest, *, deadline: float, user: str | None = None
+    ) -> tuple[ChatProvider, ProviderStream]:
         """A stream that has produced its first piece: failover happens only before that."""
 
         async def attempt(provider: ChatProvider, req: ProviderRequest, limit_s: float) -> ProviderStream:
@@ -84,17 +90,20 @@ class Failover:
                 raise
             return _prepend(first, stream)
 
-        return await self._run(request, deadline, attempt)
+        return await self._run(request, deadline, attempt, user)
 
-    def stream_failed(self, provider: ChatProvider) -> None:
-        """A stream broke after its first piece: the provider's failure, though too late to fail over."""
-        self.breakers[provider.name].failed()
+    def stream_failed(self, provider: ChatProvider, *, user: str | None = None, timed_out: bool = False) -> None:
+        """A stream broke after its first piece: the provider's failure, though too late to fail over
+        (a stall may be the request's own doing: then it counts once per user)."""
+        self.breakers[provider.name].failed(by=user if timed_out else None)
 
     async def aclose(self) -> None:
         for provider in self.providers:
             await provider.aclose()
 
-    async def _run[T](self, request: ProviderRequest, deadline: float, attempt: Attempt[T]) -> tuple[ChatProvider, T]:
+    async def _run[T](
+        self, request: ProviderRequest, deadline: float, attempt: Attempt[T], user: str | None
+    ) -> tuple[ChatProvider, T]:
         candidates = self.order(request.model)
         failures: list[str] = []
         tried = False
@@ -113,7 +122,7 @@ class Failover:
             req = replace(request, model=provider.model_for(request.model))
             tried = True
             try:
-                return provider, await self._attempts(provider, req, budget_end, attempt, breaker)
+                return provider, await self._attempts(provider, req, budget_end, attempt, breaker, user)
             except ProviderError as exc:
                 log.warning(
                     "provider failed; trying the next",
@@ -135,6 +144,7 @@ class Failover:
         budget_end: float,
         attempt: Attempt[T],
         breaker: CircuitBreaker,
+        user: str | None,
     ) -> T:
         def out_of_time(state: RetryCallState) -> bool:
             return self._clock() + (state.upcoming_sleep or 0.0) >= budget_end - MIN_ATTEMPT_S
@@ -162,11 +172,16 @@ class Failover:
                     try:
                         result = await attempt(provider, request, timeout)
                     except TimeoutError:
-                        breaker.failed()
+                        breaker.failed(by=user)
                         self._observe(provider.name, "timeout", started, breaker, span)
-                        raise ProviderError(provider.name, f"no answer within {timeout:.2f}s", retryable=True) from None
+                        raise ProviderError(
+                            provider.name, f"no answer within {timeout:.2f}s", retryable=True, timed_out=True
+                        ) from None
                     except ProviderError as exc:
-                        breaker.failed() if exc.counts else breaker.ended_without_verdict()
+                        if exc.counts:
+                            breaker.failed(by=user if exc.timed_out else None)
+                        else:
+                            breaker.ended_without_verdict()
                         self._observe(provider.name, "error", started, breaker, span)
                         raise
                     except BaseException:

@@ -125,7 +125,7 @@ class ChatHandlers:
         if job.streaming:
             return await self._fresh_stream(job, lead, reservation)
         try:
-            provider, answer = await self._failover.complete(job.request, deadline=job.deadline)
+            provider, answer = await self._failover.complete(job.request, deadline=job.deadline, user=job.user_id)
         except BaseException as exc:
             await self._accounts.settle(job, reservation, charge=None)
             await _end(lead, exc)
@@ -143,7 +143,7 @@ class ChatHandlers:
 
     async def _fresh_stream(self, job: Job, lead: Lead | None, reservation: Reservation) -> ChatCompletion:
         try:
-            provider, source = await self._failover.open_stream(job.request, deadline=job.deadline)
+            provider, source = await self._failover.open_stream(job.request, deadline=job.deadline, user=job.user_id)
         except BaseException as exc:
             await self._accounts.settle(job, reservation, charge=None)
             await _end(lead, exc)
@@ -159,7 +159,7 @@ class ChatHandlers:
             ack_timeout_s=self._ack_timeout_s,
         )
         if out.provider_failed:
-            self._failover.stream_failed(provider)
+            self._failover.stream_failed(provider, user=job.user_id, timed_out=out.timed_out)
         if lead is not None:
             if out.complete and out.answer is not None:
                 await lead.fill(CachedAnswer(provider.name, out.answer))

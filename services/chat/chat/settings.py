@@ -41,7 +41,9 @@ class ChatSettings(CommonSettings):
     )
     chat_retry_attempts: int = Field(2, ge=1, le=10, description="Calls per provider for retryable failures.")
     chat_retry_backoff_s: float = Field(0.2, ge=0, le=10, description="First backoff between retries; doubles.")
-    chat_breaker_failures: int = Field(5, ge=1, le=1000, description="Consecutive failures that open a breaker.")
+    chat_breaker_failures: int = Field(
+        5, ge=1, le=1000, description="Consecutive failures that open a breaker (timeouts count once per user)."
+    )
     chat_breaker_cooldown_s: float = Field(30.0, gt=0, le=3600, description="How long an open breaker skips.")
     chat_cache_ttl_s: int = Field(86_400, ge=0, description="Life of a cached answer; 0 turns the cache off.")
     chat_cache_hit_price: int = Field(0, ge=0, le=1_000_000, description="Credits a cached answer costs.")
@@ -51,7 +53,11 @@ class ChatSettings(CommonSettings):
         "(only for public prompts: a hit tells that someone asked the same).",
     )
     chat_stream_ack_timeout_s: float = Field(
-        10.0, gt=0, le=120, description="Longest wait for the gateway to say how much of a stream it delivered."
+        10.0,
+        gt=0,
+        le=120,
+        description="Longest wait for the gateway to say how much of a stream it delivered; without a report, "
+        "everything sent is charged.",
     )
     chat_usage_flush_s: float = Field(
         0.25, ge=0, description="Longest a usage record waits to be stored with others in one document."

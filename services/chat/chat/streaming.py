@@ -2,7 +2,9 @@
 
 The last chunk (`last=True`, empty text) says no text follows; the requester then acknowledges
 how many chunks it passed on to its client (or does so at once when its client leaves, which
-stops the pump before the next chunk). Credits are charged on that count."""
+stops the pump before the next chunk). Credits are charged on that count. Chunks go out without
+waiting for the client, so a report that does not come in time counts every chunk sent as
+delivered: the requester may still be relaying them to a client that paused its reading."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ class Pumped:
     finish: FinishReason = "stop"
     error: PlatformError | None = None
     provider_failed: bool = False
+    timed_out: bool = False  # the provider's failure was a stall (maybe the request's own doing)
 
     @property
     def cancelled(self) -> bool:
@@ -91,6 +94,7 @@ async def pump(
     except (ProviderError, TimeoutError) as exc:
         detail = exc.detail if isinstance(exc, ProviderError) else "stalled mid-stream"
         out.error, out.finish, out.provider_failed = UpstreamFailed(f"{provider}: {detail}"), "error", True
+        out.timed_out = exc.timed_out if isinstance(exc, ProviderError) else True
     except DeadlineExceeded as exc:
         out.error, out.finish = exc, "error"
     finally:
@@ -100,8 +104,9 @@ async def pump(
     if delivered is None:
         delivered = await stream.delivered(within_s=ack_timeout_s)
     if delivered is None:
-        log.warning("no delivery report from the requester; charging nothing", extra={"sent": len(out.sent)})
-    out.delivered = min(delivered or 0, len(out.sent))
+        log.warning("no delivery report from the requester; charging all that was sent", extra={"sent": len(out.sent)})
+        delivered = len(out.sent)
+    out.delivered = min(delivered, len(out.sent))
     return out
 
 

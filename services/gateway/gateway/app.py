@@ -37,7 +37,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             service=settings.service_name,
         )
         await bus.connect()
-        rpc = RpcClient(bus, process=settings.service_name)
+        rpc = RpcClient(bus, process=settings.service_name, stream_buffer=settings.stream_buffer_chunks)
         await rpc.start()
         redis = Redis.from_url(settings.redis_url.get_secret_value())
         app.state.bus, app.state.rpc, app.state.redis = bus, rpc, redis

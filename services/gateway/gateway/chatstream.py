@@ -5,7 +5,13 @@ before the first token (no credits, every provider down, the deadline) is still 
 error response. Then `EventStream` writes each chunk as it arrives, and the chat service is
 told how many chunks reached the client: after the last one, or at once when the client
 disconnects, which stops the provider and charges only what was delivered (nothing, if
-nothing was)."""
+nothing was).
+
+A client that stops reading is treated as gone: a write that waits longer than
+STREAM_WRITE_TIMEOUT_S for it, or more chunks waiting than the reply stream's buffer holds
+(`StreamOverflow`), ends the stream. It is then reported with the chunks written so far, and
+nothing after the report is relayed: the chat service charges that report, or, when no report
+comes in time, everything it sent."""
 
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from typing import Protocol
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from common.bus import RpcClient, RpcStream
+from common.bus import RpcClient, RpcStream, StreamOverflow
 from common.contracts import ChatChunk, ChatCompletion, CompleteChat, Envelope
 from common.errors import PlatformError
 
@@ -32,6 +38,7 @@ class ChatRelay:
         self._stream = stream
         self._first = first
         self.delivered = 0
+        self.reported: int | None = None
 
     @classmethod
     async def open(cls, rpc: RpcClient, envelope: Envelope[CompleteChat]) -> ChatRelay:
@@ -45,32 +52,43 @@ class ChatRelay:
 
     async def items(self) -> AsyncIterator[ChatChunk | ChatCompletion]:
         """Text chunks, then the completion; `delivered` must count each chunk once written.
-        A typed error raises from here; a client gone (cancellation) is acknowledged on the way out."""
+        A typed error raises from here; a client gone (cancellation) is acknowledged on the way out,
+        and a stream that overflowed raises ClientTooSlow. No chunk follows the report."""
         try:
             item = self._first
             while item is not None:
                 if item.last:
-                    await self._stream.acknowledge(self.delivered)
-                else:
+                    await self._report()
+                elif self.reported is None:
                     yield item
-                item = await anext(self._stream, None)
+                try:
+                    item = await anext(self._stream, None)
+                except StreamOverflow as exc:
+                    raise ClientTooSlow(str(exc)) from exc
             if self._stream.result is not None:
                 yield self._stream.result
         finally:
-            await self._stream.acknowledge(self.delivered)
+            await self._report()
             self._stream.close()
+
+    async def _report(self) -> None:
+        if self.reported is None:
+            self.reported = self.delivered
+            await self._stream.acknowledge(self.delivered)
 
 
 Writer = Callable[[Callable[[bytes], Awaitable[None]]], Awaitable[None]]
 
 
 class EventStream(Response):
-    """A text/event-stream response whose writer is cancelled when the client disconnects."""
+    """A text/event-stream response whose writer is cancelled when the client disconnects, and
+    fails with ClientTooSlow when one write waits more than `write_timeout_s` for the client."""
 
     media_type = "text/event-stream"
 
-    def __init__(self, writer: Writer, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, writer: Writer, *, write_timeout_s: float, headers: dict[str, str] | None = None) -> None:
         self._writer = writer
+        self._write_timeout_s = write_timeout_s
         self.status_code = 200
         self.background = None
         self.init_headers({**SSE_HEADERS, **(headers or {})})
@@ -83,7 +101,13 @@ class EventStream(Response):
         async def emit(data: bytes) -> None:
             if watching.done():
                 raise ClientGone
-            await send({"type": "http.response.body", "body": data, "more_body": True})
+            try:
+                # A server waits for a client's reading before it takes more (uvicorn: before it
+                # writes), so a write cut short here never reaches the client and is not counted.
+                async with asyncio.timeout(self._write_timeout_s):
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+            except TimeoutError:
+                raise ClientTooSlow(f"a write waited {self._write_timeout_s:g}s for the client") from None
 
         writing = asyncio.create_task(self._writer(emit))
         try:
@@ -94,6 +118,9 @@ class EventStream(Response):
                 writing.cancel()
             await asyncio.gather(writing, watching, return_exceptions=True)
         error = None if writing.cancelled() else writing.exception()
+        if isinstance(error, ClientTooSlow):
+            log.info("client stopped reading during a stream; cut off", extra={"reason": str(error)})
+            return
         if writing.cancelled() or isinstance(error, ClientGone | OSError):
             log.info("client left during a stream")
             return
@@ -104,6 +131,10 @@ class EventStream(Response):
 
 class ClientGone(Exception):
     """The client disconnected: nothing more can be delivered."""
+
+
+class ClientTooSlow(ClientGone):
+    """The client stopped reading (a write waited too long, or too many chunks waited): it is cut off."""
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -89,6 +89,19 @@ class GatewaySettings(CommonSettings):
     max_streams_per_user: int = Field(
         5, ge=1, description="Event streams (image job progress) one user may hold open on one gateway at once."
     )
+    stream_write_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Longest one event of a chat stream waits for a client that stopped reading; the stream then "
+        "ends and only what was written is charged. Keep it below the chat service's CHAT_STREAM_ACK_TIMEOUT_S.",
+    )
+    stream_buffer_chunks: int = Field(
+        1024,
+        ge=16,
+        description="Chunks of one chat stream the gateway holds for its client; a client further behind is cut "
+        "off and charged for what was written.",
+    )
     max_prompt_chars: int = Field(
         48_000,
         ge=1,

@@ -3,7 +3,7 @@
 from common.bus.connection import Bus
 from common.bus.consumer import Consumer, Handler, ReplyStream, Streaming, reply_expected
 from common.bus.processed import ProcessedMessages
-from common.bus.rpc import RpcClient, RpcStream, StreamFeedback
+from common.bus.rpc import RpcClient, RpcStream, StreamFeedback, StreamOverflow
 from common.bus.topology import Topology
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "RpcClient",
     "RpcStream",
     "StreamFeedback",
+    "StreamOverflow",
     "Streaming",
     "Topology",
     "reply_expected",

@@ -8,7 +8,10 @@ and ends with the reply (or raises its typed error). A chunk may carry a feedbac
 its `reply_to`: the requester's `acknowledge(delivered)` tells the replier how many chunks it
 passed on (on completion, or at once when its own client has gone), so the replier can stop
 early and charge for what was delivered. The same exclusive queue is the process's inbox for
-such feedback (`expect`), so a replier needs nothing declared per request either.
+such feedback (`expect`), so a replier needs nothing declared per request either. A replier
+does not wait for its requester, so each stream holds at most `stream_buffer` messages not yet
+taken: one more overflows it, and its iteration raises `StreamOverflow` (the requester's client
+is that far behind: it is cut off rather than held in memory).
 
 Batches. A call or publish made with `coalesce=True` joins the commands of its type and
 routing key made in the same turn of the event loop; they go out as ONE message (AMQP type
@@ -40,6 +43,10 @@ log = logging.getLogger(__name__)
 CHUNK = "chunk"
 
 
+class StreamOverflow(Exception):
+    """A stream's requester fell more than its buffer behind the replier; later messages were dropped."""
+
+
 class StreamFeedback(BaseModel):
     """What a stream's requester tells the replier: how many chunks reached its client."""
 
@@ -63,9 +70,12 @@ class _Batch:
 
 
 class RpcClient:
-    def __init__(self, bus: Bus, *, process: str) -> None:
+    def __init__(self, bus: Bus, *, process: str, stream_buffer: int = 1024) -> None:
+        if stream_buffer < 1:
+            raise ValueError("a stream needs room for at least one message")
         self._bus = bus
-        self._pending: dict[str, asyncio.Future[Raw] | asyncio.Queue[AbstractIncomingMessage] | _Batch] = {}
+        self._stream_buffer = stream_buffer
+        self._pending: dict[str, asyncio.Future[Raw] | RpcStream[Any, Any] | _Batch] = {}
         self._gathering: dict[tuple[str, str, bool], list[tuple[Envelope[Contract], asyncio.Future[Raw]]]] = {}
         self._sending: set[asyncio.Task[None]] = set()
         self.reply_queue = bus.topology.reply_queue(process)
@@ -77,8 +87,8 @@ class RpcClient:
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         waiter = self._pending.get(message.correlation_id or "")
-        if isinstance(waiter, asyncio.Queue):
-            waiter.put_nowait(message)
+        if isinstance(waiter, RpcStream):
+            waiter.offer(message)
             return
         if isinstance(waiter, _Batch):
             self._pending.pop(message.correlation_id or "", None)
@@ -194,9 +204,9 @@ class RpcClient:
         if envelope.deadline is None:
             raise ValueError("request/reply needs a deadline")
         correlation_id = uuid.uuid4().hex
-        queue: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-        self._pending[correlation_id] = queue
+        queue: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue(maxsize=self._stream_buffer)
         stream = RpcStream(self, envelope, correlation_id, queue, chunk_model=chunk_model, reply_model=reply_model)
+        self._pending[correlation_id] = stream
         try:
             async with asyncio.timeout(max(envelope.seconds_left() or 0.0, 0.0)):
                 await self._bus.publish(envelope, reply_to=self.reply_queue, correlation_id=correlation_id)
@@ -225,7 +235,8 @@ class RpcClient:
 class RpcStream[C: Contract, R: Contract]:
     """The chunks of one streamed reply, as they arrive; `result` holds the reply at the end.
 
-    Iteration raises the replier's typed error, or DeadlineExceeded at the envelope's deadline.
+    Iteration raises the replier's typed error, DeadlineExceeded at the envelope's deadline, or
+    StreamOverflow once a message found the buffer full (the requester is too far behind).
     Chunks with an index already seen (a redelivered request restarting) are skipped."""
 
     def __init__(
@@ -249,12 +260,31 @@ class RpcStream[C: Contract, R: Contract]:
         self._next_index = 0
         self.result: R | None = None
         self.finished = False
+        self.overflowed = False
 
     def __aiter__(self) -> RpcStream[C, R]:
         return self
 
+    def offer(self, message: AbstractIncomingMessage) -> None:
+        """Take a message from the reply queue; a full buffer drops it and every later one."""
+        if self.overflowed or self.finished:
+            return
+        if message.type == CHUNK:  # where to report to, even if the chunk is never taken
+            self._feedback_to = message.reply_to or self._feedback_to
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            log.warning(
+                "stream requester too far behind; dropping the stream",
+                extra={"correlation_id": self._correlation_id, "buffered": self._queue.qsize()},
+            )
+
     async def __anext__(self) -> C:
         while not self.finished:
+            if self.overflowed:
+                self.close()
+                raise StreamOverflow(f"more than {self._queue.maxsize} messages of {self._envelope.type} waiting")
             try:
                 async with asyncio.timeout(max(self._envelope.seconds_left() or 0.0, 0.0)):
                     message = await self._queue.get()
@@ -262,7 +292,6 @@ class RpcStream[C: Contract, R: Contract]:
                 self.close()
                 raise DeadlineExceeded(f"no answer to {self._envelope.type} before the deadline") from exc
             if message.type == CHUNK:
-                self._feedback_to = message.reply_to or self._feedback_to
                 chunk = self._chunk_model.model_validate_json(message.body)
                 index: Any = getattr(chunk, "index", None)
                 if isinstance(index, int):

@@ -1,5 +1,6 @@
 """Streamed replies over the real RabbitMQ: chunks in order before the reply, the requester's
-delivery acknowledgement reaching the replier, typed errors after chunks, and the deadline."""
+delivery acknowledgement reaching the replier, typed errors after chunks, the deadline, and the
+bound on what a requester that does not keep up holds."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from common.bus import Bus, Consumer, ReplyStream, RpcClient, Streaming, Topology
+from common.bus import Bus, Consumer, ReplyStream, RpcClient, Streaming, StreamOverflow, Topology
 from common.contracts import ChatChunk, ChatCompletion, ChatMessage, CompleteChat, Envelope, Usage
 from common.errors import DeadlineExceeded, UpstreamFailed
 from tests.support.waiting import wait_until
@@ -134,6 +135,31 @@ async def test_a_stalled_stream_ends_at_the_deadline(wired: tuple[Replier, RpcCl
     with pytest.raises(DeadlineExceeded):
         await anext(stream)
     replier.resume.set()
+
+
+@pytest.fixture
+async def small_buffer(wired: tuple[Replier, RpcClient], amqp_url: str, namespace: str) -> AsyncIterator[RpcClient]:
+    bus = Bus(url=amqp_url, topology=Topology(namespace), service="slow")
+    await bus.connect()
+    rpc = RpcClient(bus, process="slow", stream_buffer=4)
+    await rpc.start()
+    yield rpc
+    await bus.close()
+
+
+async def test_a_requester_that_falls_behind_overflows_and_can_still_report(
+    wired: tuple[Replier, RpcClient], small_buffer: RpcClient
+) -> None:
+    replier, _ = wired
+    stream = await small_buffer.stream(
+        request("a b c d e f g h i j"), chunk_model=ChatChunk, reply_model=ChatCompletion
+    )
+    await wait_until(lambda: _value(stream.overflowed), bool, within=5)  # nothing taken: 4 held, the rest dropped
+    with pytest.raises(StreamOverflow):
+        await anext(stream)
+    assert await anext(stream, None) is None
+    await stream.acknowledge(0)
+    await wait_until(lambda: _value(replier.delivered), lambda d: d == [0], within=5)
 
 
 async def _value[T](value: T) -> T:

@@ -37,16 +37,25 @@ class ProviderError(Exception):
 
     `retryable`: the same call may well succeed later (429, 5xx, a timeout, a dropped connection,
     a body that does not parse). `counts`: the failure is the provider's, so it counts towards
-    its circuit breaker (a 400 for a request it cannot take does not)."""
+    its circuit breaker (a 400 for a request it cannot take does not). `timed_out`: no answer in
+    time, which may be the request's own doing (a huge one), so it counts once per user."""
 
     def __init__(
-        self, provider: str, detail: str, *, retryable: bool, status: int | None = None, counts: bool = True
+        self,
+        provider: str,
+        detail: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        counts: bool = True,
+        timed_out: bool = False,
     ) -> None:
         self.provider = provider
         self.detail = detail
         self.retryable = retryable
         self.status = status
         self.counts = counts
+        self.timed_out = timed_out
         super().__init__(f"{provider}: {detail}")
 
 

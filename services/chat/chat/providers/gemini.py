@@ -153,9 +153,10 @@ def _error(exc: BaseException) -> ProviderError:
             retryable=status_retryable(status),
             status=status,
             counts=status not in (400, 404, 413),
+            timed_out=status in (408, 504),  # e.g. Gemini's 504 for a prompt too large to finish in time
         )
     if isinstance(exc, httpx2.TimeoutException | TimeoutError):
-        return ProviderError(NAME, "timed out", retryable=True)
+        return ProviderError(NAME, "timed out", retryable=True, timed_out=True)
     if isinstance(exc, httpx2.TransportError | aiohttp.ClientError | OSError):
         return ProviderError(NAME, f"connection failed ({type(exc).__name__})", retryable=True)
     if isinstance(exc, ValueError | json.JSONDecodeError | pydantic.ValidationError | errors.UnknownApiResponseError):

@@ -129,9 +129,10 @@ def _error(exc: BaseException) -> ProviderError:
             retryable=status_retryable(status),
             status=status,
             counts=status not in (400, 404, 413, 422),
+            timed_out=status in (408, 504),
         )
     if isinstance(exc, openai.APITimeoutError | TimeoutError):
-        return ProviderError(NAME, "timed out", retryable=True)
+        return ProviderError(NAME, "timed out", retryable=True, timed_out=True)
     if isinstance(exc, openai.APIConnectionError | OSError):
         return ProviderError(NAME, f"connection failed ({type(exc).__name__})", retryable=True)
     if isinstance(exc, openai.APIResponseValidationError | json.JSONDecodeError | pydantic.ValidationError):

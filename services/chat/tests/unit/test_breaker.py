@@ -65,3 +65,39 @@ def test_a_trial_without_verdict_lets_the_next_one_through() -> None:
     assert b.allow() and not b.allow()
     b.ended_without_verdict()
     assert b.allow()
+
+
+def test_timeouts_count_once_per_user_so_one_user_cannot_open_it() -> None:
+    clock = Clock()
+    b = breaker(clock)
+    for _ in range(10):
+        b.failed(by="mallory")  # her own huge requests time out, again and again
+    assert b.state == "closed" and b.allow()
+    b.failed(by="alice")
+    b.failed(by="bob")  # three users' timeouts in a row: the provider is slow for everyone
+    assert b.state == "open"
+
+
+def test_a_user_already_counted_cannot_reopen_it_with_a_trial() -> None:
+    clock = Clock()
+    b = breaker(clock, failures=2)
+    b.failed(by="mallory")
+    b.failed()  # a provider-side failure counts as ever
+    assert b.state == "open"
+    clock.now += 10
+    assert b.allow()
+    b.failed(by="mallory")  # no verdict: the breaker stays half-open, the next trial may go
+    assert b.state == "half_open" and b.allow()
+    b.failed(by="alice")
+    assert b.state == "open"
+
+
+def test_a_success_starts_a_new_run_of_users() -> None:
+    clock = Clock()
+    b = breaker(clock, failures=2)
+    b.failed(by="mallory")
+    b.succeeded()
+    b.failed(by="mallory")
+    assert b.state == "closed"
+    b.failed(by="alice")
+    assert b.state == "open"

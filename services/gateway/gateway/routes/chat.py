@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from common.contracts import ChatChunk, ChatCompletion, ChatMessage, CompleteChat
 from common.errors import PlatformError
 from gateway.chatstream import ChatRelay, EventStream, sse, write_events
-from gateway.deps import Rpc, UserCaller
+from gateway.deps import Rpc, Settings, UserCaller
 from gateway.jsonbody import ParsedBodyRoute
 
 router = APIRouter(tags=["chat"], route_class=ParsedBodyRoute)
@@ -60,7 +60,9 @@ def wants_fresh(cache_control: str | None) -> bool:
     description=STREAM_DOC,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-async def chat(body: ChatBody, caller: UserCaller, rpc: Rpc, cache_control: CacheControl = None) -> Any:
+async def chat(
+    body: ChatBody, caller: UserCaller, rpc: Rpc, settings: Settings, cache_control: CacheControl = None
+) -> Any:
     command = CompleteChat(
         messages=body.messages,
         model=body.model,
@@ -73,7 +75,8 @@ async def chat(body: ChatBody, caller: UserCaller, rpc: Rpc, cache_control: Cach
     if not body.stream:
         return await rpc.call(caller.envelope(command), reply_model=ChatCompletion)
     relay = await ChatRelay.open(rpc, caller.envelope(command))
-    return EventStream(lambda emit: write_events(relay, emit, NativeEvents(caller.request_id)))
+    events = NativeEvents(caller.request_id)
+    return EventStream(lambda emit: write_events(relay, emit, events), write_timeout_s=settings.stream_write_timeout_s)
 
 
 class NativeEvents:

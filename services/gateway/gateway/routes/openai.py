@@ -25,7 +25,7 @@ from common.contracts import ChatChunk, ChatCompletion, ChatMessage, CompleteCha
 from common.errors import BadRequest, NotFound, PlatformError
 from common.logs import request_id_var
 from gateway.chatstream import ChatRelay, EventStream, sse, write_events
-from gateway.deps import Rpc, UserCaller
+from gateway.deps import Rpc, Settings, UserCaller
 from gateway.jsonbody import ParsedBodyRoute
 from gateway.routes.chat import CacheControl, wants_fresh
 
@@ -137,7 +137,7 @@ class ChatCompletionsBody(BaseModel):
 
 @router.post("/v1/chat/completions", summary="OpenAI-compatible chat completion (plain or streamed)")
 async def chat_completions(
-    body: ChatCompletionsBody, caller: UserCaller, rpc: Rpc, cache_control: CacheControl = None
+    body: ChatCompletionsBody, caller: UserCaller, rpc: Rpc, settings: Settings, cache_control: CacheControl = None
 ) -> Any:
     messages = [m.to_chat() for m in body.messages]
     command = CompleteChat(
@@ -160,7 +160,7 @@ async def chat_completions(
         request_id=caller.request_id,
         include_usage=bool(body.stream_options and body.stream_options.include_usage),
     )
-    return EventStream(lambda emit: write_events(relay, emit, events))
+    return EventStream(lambda emit: write_events(relay, emit, events), write_timeout_s=settings.stream_write_timeout_s)
 
 
 @router.get("/v1/models", summary="OpenAI-compatible list of the models the platform answers with")

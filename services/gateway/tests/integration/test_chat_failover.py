@@ -1,15 +1,19 @@
 """Provider failover seen from the HTTP API: gateway → chat → credits → simulated providers.
 
 Gemini failing (5xx or hanging) is answered by OpenAI within the deadline; both failing is a
-502 problem+json and the reservation is released; every breaker open is a 503 at once."""
+502 problem+json and the reservation is released; every breaker open is a 503 at once, and one
+user's own slow requests do not open them."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
 import pytest
 
+from gateway.app import create_app
+from gateway.devissuer import DevIssuer
 from gateway.settings import GatewaySettings
 from tests.simulator.server import RunningSimulator
 from tests.support.chat_system import chat_services, chat_settings
@@ -105,3 +109,30 @@ async def test_every_breaker_open_is_503_at_once_without_calling_a_provider(
         assert simulator.sim.count() == calls
         assert 0 < problem["retry_after"] <= 30  # type: ignore[operator]
         assert await balance(client, auth) == FULL
+
+
+async def test_one_users_huge_requests_do_not_open_the_breakers_for_another_user(
+    gateway_settings: GatewaySettings, auth: dict[str, str], issuer: DevIssuer, simulator: RunningSimulator
+) -> None:
+    """The attack: a burst of huge prompts, each slower than the attempt timeout at every provider.
+    Their timeouts may be the requests' own doing, so they count once per user: the attacker alone
+    cannot open a breaker, and another user's ordinary request is still answered."""
+    for provider in ("gemini", "openai"):
+        simulator.sim.add_fault(provider, latency_ms_per_1k_tokens=250)  # 8,000 words: 2 s to answer
+    settings = gateway_settings.model_copy(update={"max_body_bytes": 64 * 1024})
+    chat = chat_settings(gateway_settings, simulator, chat_attempt_timeout_s=0.5, chat_breaker_failures=5)
+    app = create_app(settings)
+    other = {"Authorization": "Bearer " + issuer.token(email="b@example.com", role="user")}
+    async with (
+        app.router.lifespan_context(app),
+        chat_services(gateway_settings, chat),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway", timeout=30) as http,
+    ):
+        huge = [question(f"{n} " + "w " * 8000) for n in range(3)]
+        burst = await asyncio.gather(*(http.post("/v1/chat", json=body, headers=auth) for body in huge))
+        for response in burst:
+            assert_problem(response, 502)
+        assert simulator.sim.count("gemini") >= 6 and simulator.sim.count("openai") >= 6  # retried, failed over
+        response = await http.post("/v1/chat", json=question("Name a prime"), headers=other)
+        assert response.status_code == 200, response.text
+        assert response.json()["provider"] == "gemini"

@@ -3,7 +3,9 @@ credits settled on what reached the client, also when it leaves early."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -11,6 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from tests.simulator.server import RunningSimulator
 from tests.support.chat_system import chat_services, chat_settings, credits_settings, served
@@ -110,3 +113,46 @@ async def test_a_client_that_leaves_before_the_first_token_pays_nothing(
         assert final == {"available": 100, "reserved": 0, "spent": 0, "granted": 100}
         history = (await http.get("/v1/credits/history", headers=auth)).json()["entries"]
         assert [e["kind"] for e in history][:2] == ["release", "reserve"]
+
+
+async def test_a_client_that_stops_reading_then_reads_pays_for_all_it_gets(
+    gateway_settings: GatewaySettings, auth: dict[str, str], simulator: RunningSimulator
+) -> None:
+    """The attack: ask for a long streamed answer, stop reading (the chunks pile up in the gateway and
+    the socket buffers) until the chat service has settled, then read everything that still comes.
+    Whatever reaches the client was charged: the chat service charges what it sent when no report
+    comes in time, and the gateway cuts the stalled client off and relays nothing past its report.
+    Small socket buffers stand in for an answer longer than loopback's (megabytes)."""
+    simulator.sim.add_fault("gemini", stream_delay_ms=0)
+    words = 2000
+    settings = gateway_settings.model_copy(update={"max_body_bytes": 64 * 1024, "stream_write_timeout_s": 0.5})
+    chat = chat_settings(
+        gateway_settings,
+        simulator,
+        chat_price={"per_request": 0, "per_1k_tokens": 1000, "max_tokens": 100_000},
+        chat_stream_ack_timeout_s=1.0,
+    )
+    app = create_app(settings)
+    # A small receive window, so that a client that stops reading stalls the gateway's writes soon.
+    stalling = httpx.AsyncHTTPTransport(socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+    async with (
+        app.router.lifespan_context(app),
+        served(app, send_buffer=4096) as url,
+        chat_services(gateway_settings, chat, credits=credits_settings(gateway_settings, signup_credits=1_000_000)),
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+        httpx.AsyncClient(base_url=url, timeout=30, transport=stalling) as attacker,
+    ):
+        async with attacker.stream("POST", "/v1/chat", json=question("w " * words), headers=auth) as response:
+            assert response.status_code == 200
+            # Stop reading until the ledger has settled the request (committed or released).
+            settled = await poll(lambda: balance(http, auth), lambda b: b["reserved"] == 0, within=60, interval=0.1)
+            received: list[tuple[str, dict[str, object]]] = []
+            with contextlib.suppress(httpx.RemoteProtocolError):  # a client cut off gets no end of the body
+                async for name, data, _ in events(response):
+                    received.append((name, data))
+        text = "".join(str(data["delta"]) for name, data in received if name == "chunk")
+        got = len(text.split())
+        assert got > 100, "the client got too little for the test to say anything"
+        prompt_tokens = words
+        assert settled["spent"] - prompt_tokens >= got, f"{got} words received, balance {settled}"
+        assert settled["available"] + settled["spent"] == 1_000_000
