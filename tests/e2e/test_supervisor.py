@@ -65,11 +65,10 @@ def supervisor(namespace: str, amqp_url: str, redis_url: str, tmp_path: Path) ->
         stderr=subprocess.STDOUT,
         text=True,
     )
-    started: set[int] = set()
     try:
         yield proc
     finally:
-        started |= children_of(proc.pid)
+        started = children_of(proc.pid) | getattr(proc, "services", set())
         proc.kill()
         proc.wait(10)
         for pid in started:
@@ -87,6 +86,7 @@ def test_services_die_with_their_supervisor_when_it_is_killed(supervisor: subpro
     else:
         raise AssertionError(f"the supervisor exited ({supervisor.wait(5)}) before the stack was up")
     services = children_of(supervisor.pid)
+    supervisor.services = services  # type: ignore[attr-defined]  # the fixture stops them if this test fails
     assert len(services) == 5  # mongoeco, credits, chat, imagegen, gateway
 
     supervisor.kill()  # SIGKILL: no handler of its own can run
