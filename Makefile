@@ -7,7 +7,7 @@ PYTEST := $(PY) -m pytest
 EMAIL ?= a@example.com
 ROLE ?= user
 
-.PHONY: help bootstrap run test test-unit test-integration test-e2e lint token asyncapi bench reconcile
+.PHONY: help bootstrap run test test-local test-unit test-integration test-e2e lint token asyncapi bench reconcile
 
 help:
 	@echo "make run | test | test-unit | test-integration | test-e2e | lint | token EMAIL=.. ROLE=.. | asyncapi | bench"
@@ -23,6 +23,9 @@ run: bootstrap
 
 test: bootstrap
 	$(PYTEST) -m "unit or integration or e2e"
+
+test-local: bootstrap  # everything but the tests that restart this machine's RabbitMQ or Redis
+	$(PYTEST) -m "(unit or integration or e2e) and not disruptive"
 
 test-unit: bootstrap
 	$(PYTEST) -m unit

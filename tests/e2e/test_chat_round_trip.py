@@ -67,6 +67,7 @@ def test_chat_service_down_gives_504_within_the_deadline_then_recovers(stack: St
     assert response.status_code == 200, response.text
 
 
+@pytest.mark.disruptive
 def test_services_reconnect_after_a_broker_restart(stack: Stack) -> None:
     assert chat(stack).status_code == 200
     restart_broker()
