@@ -76,6 +76,8 @@ def image_stack(
         "REPLICATE_API_TOKEN": "sim-replicate-token",
         "REPLICATE_BASE_URL": urls.replicate,
         "CLOUDINARY_URL": urls.cloudinary,
+        "IMAGE_OUTPUT_HOSTS": "127.0.0.1",  # the simulator delivers the files, over plain http
+        "IMAGE_OUTPUT_SCHEMES": "http",
         "IMAGE_HTTP_TIMEOUT_S": "2",
         "IMAGE_POLL_INITIAL_S": "0.1",
         "IMAGE_POLL_MAX_S": "0.5",

@@ -68,6 +68,9 @@ class Simulator:
         self.assets: dict[str, Asset] = {}
         self._generation = 0
         self.stopping = False
+        # A prediction's output URL is the model's to choose: when set, predictions that succeed from
+        # now on name this URL (`{id}` = the prediction's id) instead of their file here.
+        self.output_url: str | None = None
 
     # -- knobs -----------------------------------------------------------------------------------------
 
@@ -83,6 +86,7 @@ class Simulator:
             self.files.clear()
             self.predictions.clear()
             self.assets.clear()
+            self.output_url = None
             self._generation += 1
 
     def stop(self) -> None:

@@ -7,6 +7,9 @@ A prediction is `starting` for `Simulator.starting_s`, then `processing` for the
 (`Simulator.processing_s`, or the `processing_s` knob), then `succeeded` with `output = [URL of a PNG]`
 drawn from `input.prompt` and served at `GET /replicate/files/{id}.png` (plain http, so the SDK hands
 it back as a `str`, not a `FileOutput`), or `failed` when a `fail_prediction` fault was queued.
+`Simulator.output_url` makes the output any URL instead, as a model may; the delivery side also offers
+`GET /replicate/redirect?to=URL` (a 302 to it) and `GET /replicate/files/large.png?bytes=N` (a PNG
+padded to N bytes, streamed without a Content-Length).
 
 `Prefer: wait` / `Prefer: wait=N` holds the create request until the prediction is done, at most N
 seconds (60 by default). Like the real API, a prediction still running when the wait runs out is
@@ -24,11 +27,12 @@ import base64
 import contextlib
 import hashlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from tests.simulator import images
@@ -108,7 +112,8 @@ class Prediction:
             self.logs += f"Error: {self.fail}\n"
             return
         sim.files[self.id] = images.render_png(str(self.input.get("prompt", "")))
-        self.status, self.output = "succeeded", [f"{self.origin}/replicate/files/{self.id}.png"]
+        url = sim.output_url or f"{self.origin}/replicate/files/{{id}}.png"
+        self.status, self.output = "succeeded", [url.replace("{id}", self.id)]
         self.logs += "100%|##########| 1/1\nDone.\n"
 
     def cancel(self) -> None:
@@ -255,6 +260,19 @@ def routes(sim: Simulator) -> list[BaseRoute]:
             return error(404, "No such file.")
         return Response(png, media_type="image/png")
 
+    async def redirect(request: Request) -> Response:
+        return Response(status_code=302, headers={"Location": request.query_params.get("to", "/")})
+
+    async def large(request: Request) -> Response:
+        png, size = images.render_png("large"), int(request.query_params.get("bytes", "0"))
+
+        async def body() -> AsyncIterator[bytes]:
+            yield png
+            for start in range(len(png), size, 65536):
+                yield bytes(min(65536, size - start))
+
+        return StreamingResponse(body(), media_type="image/png")
+
     async def not_found(request: Request) -> Response:
         return error(404, "The requested resource could not be found.")
 
@@ -266,7 +284,9 @@ def routes(sim: Simulator) -> list[BaseRoute]:
         Route("/v1/models/{owner}/{name}/versions/{version_id}", get_version, methods=["GET"]),
         Route("/v1/predictions/{prediction_id}", get, methods=["GET"]),
         Route("/v1/predictions/{prediction_id}/cancel", cancel, methods=["POST"]),
+        Route("/files/large.png", large, methods=["GET"]),
         Route("/files/{file_id}.png", file, methods=["GET"]),
+        Route("/redirect", redirect, methods=["GET"]),
         Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
 

@@ -110,20 +110,30 @@ class FakeClerk:
 
 
 def webhook(
-    event_type: str, data: dict[str, Any], *, secret: str = WEBHOOK_SECRET, msg_id: str | None = None
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    secret: str = WEBHOOK_SECRET,
+    msg_id: str | None = None,
+    timestamp_ms: int | None = None,
 ) -> tuple[bytes, dict[str, str]]:
-    """A Clerk event as Svix delivers it: the JSON body and its signature headers."""
-    body = json.dumps({"data": data, "object": "event", "type": event_type, "timestamp": int(time.time() * 1000)})
-    msg_id = msg_id or "msg_" + uuid.uuid4().hex
+    """A Clerk event as Svix delivers it: the JSON body and its signature headers. The event's
+    own `timestamp` (when Clerk made it) is now unless given."""
+    event_time = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    body = json.dumps({"data": data, "object": "event", "type": event_type, "timestamp": event_time}).encode()
+    return body, signed(body, msg_id=msg_id or "msg_" + uuid.uuid4().hex, secret=secret)
+
+
+def signed(body: bytes, *, msg_id: str, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
+    """Svix's headers for a delivery of `body` made now: a retry is the same body and `svix-id`,
+    signed afresh."""
     now = datetime.now(UTC)
-    signature = Webhook(secret).sign(msg_id, now, body)
-    headers = {
+    return {
         "svix-id": msg_id,
         "svix-timestamp": str(int(now.timestamp())),
-        "svix-signature": signature,
+        "svix-signature": Webhook(secret).sign(msg_id, now, body.decode()),
         "content-type": "application/json",
     }
-    return body.encode(), headers
 
 
 def clerk_user(user_id: str, email: str, **extra: Any) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from gateway.settings import GatewaySettings
 from gateway.slots import StreamSlots
 from gateway.traffic import TrafficMiddleware
 from gateway.users import UserDirectory
+from gateway.webhook_deliveries import WebhookDeliveries
 
 # Rate limits and idempotency must not stall requests when Redis is slow or gone: short
 # timeouts and no retries, then the documented fallback.
@@ -80,6 +81,7 @@ async def stores(app: FastAPI, settings: GatewaySettings) -> AsyncIterator[None]
     app.state.mongo, app.state.users = mongo, users
     app.state.limiter = RateLimiter(redis, namespace=settings.bus_namespace, fallback=settings.rate_limit_fallback)
     app.state.streams = StreamSlots(settings.max_streams_per_user)
+    app.state.webhook_deliveries = WebhookDeliveries(redis, namespace=settings.bus_namespace)
     app.state.idempotency = IdempotencyStore(
         redis,
         namespace=settings.bus_namespace,

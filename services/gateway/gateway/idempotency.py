@@ -42,7 +42,7 @@ from common.errors import (
 )
 from gateway.asgi import header, read_body, replaying, request_id, send_problem
 from gateway.idempotency_store import LEASE_S, IdempotencyStore, Kept
-from gateway.jsonbody import NOT_DECODED, decoded
+from gateway.jsonbody import NOT_DECODED, decoded, loads
 from gateway.problems import PROBLEM_JSON
 from gateway.ratelimit import REDIS_ERRORS
 
@@ -61,7 +61,7 @@ def fingerprint(method: str, path: str, query: bytes, body: bytes, value: Any = 
     """What makes two requests the same: method, path, query and the body (JSON compared by
     value; `value` is the body decoded already, if it was)."""
     try:
-        decoded = json.loads(body) if value is NOT_DECODED else value
+        decoded = loads(body) if value is NOT_DECODED else value
         canonical = json.dumps(decoded, sort_keys=True, separators=(",", ":")).encode()
     except ValueError:
         canonical = body

@@ -8,14 +8,13 @@ parts with `text`), and `prompt`, `negative_prompt`, `system` or `instructions` 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common.errors import PayloadTooLarge
 from gateway.asgi import read_body, replaying, send_problem
-from gateway.jsonbody import remember
+from gateway.jsonbody import loads, remember
 from gateway.quotas import group_of
 
 _TEXT_FIELDS = ("prompt", "negative_prompt", "system", "instructions")
@@ -50,9 +49,9 @@ class PromptLimitMiddleware:
         size = 0
         if body:
             try:
-                value = json.loads(body)
+                value = loads(body)
             except ValueError:
-                pass  # not JSON: the route refuses it with 422
+                pass  # not JSON, or nested too deep: the route refuses it with 422
             else:
                 remember(scope, body, value)  # decoded once: the route and idempotency reuse it
                 size = prompt_chars(value)

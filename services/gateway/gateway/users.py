@@ -2,8 +2,14 @@
 
 Documents keep the seed's fields (`_id` = the identity-provider user id, `clerkUserId`,
 `userEmail`, `role`, `metadata`, `createdAt`, `updatedAt`; `deletedAt` once Clerk says the
-user is gone). A user is created on first sight with `$setOnInsert`, exactly as the credits
-service does on its own first sight, so whichever comes first, the document is the same.
+user is gone, `clerkEventAt` the time of the latest Clerk event applied). A user is created on
+first sight with `$setOnInsert`, exactly as the credits service does on its own first sight, so
+whichever comes first, the document is the same.
+
+Clerk's events arrive in any order (Svix retries each on its own schedule), so an event older
+than the one on record changes nothing. `user.deleted` leaves a tombstone even for a user never
+seen here: the document stays, with `deletedAt`, so a token still valid for that user is refused
+rather than creating the user again on first sight.
 
 Roles live here, so an admin can change one; each gateway trusts its copy of a user for
 USER_CACHE_TTL_S, so a change shows on every gateway within that time (at once on the one
@@ -139,7 +145,7 @@ class UserDirectory:
             doc = await self.users.find_one({"_id": identity.id})
             if doc is None:
                 doc = await self._first_sight(identity)
-            elif identity.email and not doc.get("userEmail"):
+            elif identity.email and not doc.get("userEmail") and doc.get("deletedAt") is None:
                 doc = await self.users.find_one_and_update(
                     {"_id": identity.id},
                     {"$set": {"userEmail": identity.email, "updatedAt": datetime.now(UTC)}},
@@ -196,18 +202,38 @@ class UserDirectory:
         users = [view(d) for d in docs[:limit]]
         return UserPage(users=users, next_cursor=users[-1].id if len(docs) > limit else None)
 
-    async def described(self, *, user_id: str, email: str, metadata: Mapping[str, Any]) -> None:
-        """Clerk created or updated the user: keep email and public metadata; never touch the role."""
+    async def described(self, *, user_id: str, email: str, metadata: Mapping[str, Any], event_at: datetime) -> bool:
+        """Clerk created or updated the user: keep email and public metadata; never touch the role.
+        False when a later event is on record already: then nothing changes."""
         now = datetime.now(UTC)
         seed = {"clerkUserId": user_id, "role": "user", "createdAt": now}
-        update = {"$set": {"userEmail": email, "metadata": dict(metadata), "updatedAt": now}, "$setOnInsert": seed}
+        changes = {"userEmail": email, "metadata": dict(metadata), "updatedAt": now, "clerkEventAt": event_at}
+        not_older = {"_id": user_id, "clerkEventAt": {"$not": {"$gt": event_at}}}
+        try:
+            result = await self.users.update_one(not_older, {"$set": changes, "$setOnInsert": seed}, upsert=True)
+        except DuplicateKeyError:  # it exists with a later event, or a first sight inserted it a moment ago
+            applied = (await self.users.update_one(not_older, {"$set": changes})).matched_count == 1
+        else:
+            applied = result.upserted_id is not None or result.matched_count == 1
+        self.forget(user_id)
+        return applied
+
+    async def deleted(self, user_id: str, *, event_at: datetime) -> None:
+        """Clerk deleted the user: a tombstone, kept even for a user this platform never saw."""
+        now = datetime.now(UTC)
+        seed = {"clerkUserId": user_id, "userEmail": "", "role": "user", "metadata": {}, "createdAt": now}
+        update = {
+            "$min": {"deletedAt": now},  # a repeated deletion keeps the first time
+            "$max": {"clerkEventAt": event_at},
+            "$set": {"updatedAt": now},
+            "$setOnInsert": seed,
+        }
         try:
             await self.users.update_one({"_id": user_id}, update, upsert=True)
-        except DuplicateKeyError:
-            await self.users.update_one({"_id": user_id}, {"$set": update["$set"]})
+        except DuplicateKeyError:  # a first sight inserted it a moment ago
+            del update["$setOnInsert"]
+            await self.users.update_one({"_id": user_id}, update)
         self.forget(user_id)
 
-    async def deleted(self, user_id: str) -> None:
-        now = datetime.now(UTC)
-        await self.users.update_one({"_id": user_id}, {"$set": {"deletedAt": now, "updatedAt": now}})
-        self.forget(user_id)
+    async def is_deleted(self, user_id: str) -> bool:
+        return await self.users.count_documents({"_id": user_id, "deletedAt": {"$ne": None}}, limit=1) > 0

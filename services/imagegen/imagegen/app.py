@@ -22,6 +22,7 @@ from imagegen.handlers import ImageHandlers
 from imagegen.pricing import ImagePricing
 from imagegen.progress import JobProgress
 from imagegen.providers import ImageProvider, LocalGenerator, ReplicateProvider
+from imagegen.providers.delivery import DeliveryPolicy
 from imagegen.repository import ImageRepository
 from imagegen.runner import JobRunner
 from imagegen.settings import ImagegenSettings
@@ -51,6 +52,9 @@ def build_provider(settings: ImagegenSettings) -> ImageProvider:
         poll_initial_s=settings.image_poll_initial_s,
         poll_max_s=settings.image_poll_max_s,
         max_bytes=settings.image_max_bytes,
+        delivery=DeliveryPolicy(
+            hosts=tuple(settings.image_output_hosts), schemes=frozenset(settings.image_output_schemes)
+        ),
     )
 
 

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from common.contracts import ImageSize
 from common.settings import CommonSettings
+from imagegen.providers.delivery import DEFAULT_HOSTS, as_address, public
 
 
 class ImagegenSettings(CommonSettings):
@@ -53,6 +55,19 @@ class ImagegenSettings(CommonSettings):
     image_poll_initial_s: float = Field(0.25, gt=0, description="First wait between polls of a prediction.")
     image_poll_max_s: float = Field(5.0, gt=0, description="Longest wait between polls (the wait doubles up to it).")
     image_max_bytes: int = Field(25_000_000, ge=1024, description="Largest generated file accepted.")
+    image_output_hosts: Annotated[list[str], NoDecode] = Field(
+        list(DEFAULT_HOSTS),
+        min_length=1,
+        description="Hosts a provider's output file may be fetched from, comma-separated: names (`*.` for any "
+        "subdomain; each must resolve to public addresses only) or addresses (trusted as listed; a non-public "
+        "one only in development).",
+    )
+    image_output_schemes: Annotated[list[Literal["https", "http", "data"]], NoDecode] = Field(
+        ["https"],
+        min_length=1,
+        description="URL schemes a provider's output may use, comma-separated: https, data (an inline file), "
+        "http (development only).",
+    )
     image_lease_s: float = Field(
         60.0, gt=0, description="A running job's lease; a job whose worker stops renewing it is taken over."
     )
@@ -62,3 +77,21 @@ class ImagegenSettings(CommonSettings):
     local_image_latency_s: float = Field(
         0.0, ge=0, le=600, description="Simulated drawing time of the offline `local` generator."
     )
+
+    @field_validator("image_output_hosts", "image_output_schemes", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _outputs_stay_public(self) -> ImagegenSettings:
+        if self.environment == "development":
+            return self
+        if "http" in self.image_output_schemes:
+            raise ValueError("IMAGE_OUTPUT_SCHEMES may include http only in development")
+        private = [h for h in self.image_output_hosts if (a := as_address(h)) is not None and not public(a)]
+        if private:
+            raise ValueError(f"IMAGE_OUTPUT_HOSTS may list non-public addresses only in development: {private}")
+        return self

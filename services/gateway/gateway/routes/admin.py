@@ -12,9 +12,10 @@ from common.contracts import CreditsGranted, GrantCredits, Role
 from common.errors import BadRequest, NotFound
 from gateway.auth import AdminUser
 from gateway.deps import Rpc, UserCaller
+from gateway.jsonbody import ParsedBodyRoute
 from gateway.users import UserDirectory, UserPage, UserView
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=ParsedBodyRoute)
 
 UserId = Annotated[str, Path(min_length=1, max_length=128, description="The user's id (Clerk `sub`).")]
 

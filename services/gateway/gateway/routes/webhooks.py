@@ -2,12 +2,17 @@
 give a new user their signup credits.
 
 Every delivery is verified with the endpoint's Svix secret (signature and a 5-minute
-timestamp tolerance) before anything is read; a bad one is 401. Handling is idempotent, so
+timestamp tolerance) before anything is read; a bad one is 401. A message handled already
+(the same `svix-id`) is answered as it was the first time and not handled again. Events apply
+in the order Clerk made them, not the order they arrive: the user document keeps the time of
+the latest event applied and an older one changes nothing, and `user.deleted` leaves a
+tombstone even for a user never seen here (see `gateway.users`). Handling is idempotent, so
 Svix's retries and replays change nothing twice: user documents are upserts, and the signup
 grant is `GrantCredits` with the key `signup:<user id>`, the same key the ledger's own
 first-sight grant uses, so a user is granted signup credits exactly once however the two
-meet. The answer waits for the ledger's reply, so a 200 means the grant is applied; if the
-broker or the ledger is down the answer is 503/504 and Svix delivers again later.
+meet (and never once the user is deleted). The answer waits for the ledger's reply, so a 200
+means the grant is applied; if the broker or the ledger is down the answer is 503/504 (not
+kept) and Svix delivers again later.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from common.bus import RpcClient
 from common.contracts import Caller, CreditsGranted, GrantCredits
 from common.errors import ServiceUnavailable, Unauthenticated, ValidationFailed
 from gateway.deps import RequestId, Rpc, Settings
+from gateway.settings import GatewaySettings
 from gateway.users import UserDirectory
+from gateway.webhook_deliveries import WebhookDeliveries
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
@@ -62,6 +69,12 @@ class ClerkEvent(BaseModel):
 
     type: str
     data: ClerkUser | dict[str, Any]
+    timestamp: int | None = Field(None, ge=0, description="When Clerk made the event, in ms since the epoch.")
+
+    def made_at(self, svix_timestamp: str) -> datetime:
+        """The event's time; a payload without one counts as made when Svix first signed it."""
+        ms = self.timestamp if self.timestamp is not None else int(svix_timestamp) * 1000
+        return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 @router.post("/webhooks/clerk", summary="Clerk user events (Svix-signed)", include_in_schema=True)
@@ -77,17 +90,34 @@ async def clerk_webhook(request: Request, settings: Settings, rpc: Rpc, request_
         event = ClerkEvent.model_validate_json(body)
     except ValidationError as exc:
         raise ValidationFailed("not a Clerk event") from exc
+    deliveries: WebhookDeliveries = request.app.state.webhook_deliveries
+    svix_id = _header(request, "id")
+    if (answer := await deliveries.answer(svix_id)) is not None:
+        log.info("clerk webhook redelivered; answered as before", extra={"event": event.type, "svix_id": svix_id})
+        return answer
+    answer = await _handle(event, request, settings, rpc, request_id)
+    await deliveries.handled(svix_id, answer)
+    return answer
+
+
+def _header(request: Request, name: str) -> str:
+    """A Svix header the signature covered (Svix also sends them as `webhook-*`)."""
+    return request.headers.get(f"svix-{name}") or request.headers[f"webhook-{name}"]
+
+
+async def _handle(
+    event: ClerkEvent, request: Request, settings: GatewaySettings, rpc: RpcClient, request_id: str
+) -> dict[str, Any]:
     users: UserDirectory = request.app.state.users
     user = event.data if isinstance(event.data, ClerkUser) else None
-    if user is None or not event.type.startswith("user."):
+    if user is None or event.type not in ("user.created", "user.updated", "user.deleted"):
         return {"received": event.type, "handled": False}
-    if event.type in ("user.created", "user.updated"):
-        await users.described(user_id=user.id, email=user.email, metadata=user.public_metadata)
-    elif event.type == "user.deleted":
-        await users.deleted(user.id)
-    else:
-        return {"received": event.type, "handled": False}
-    if event.type == "user.created" and settings.signup_credits > 0:
+    made_at = event.made_at(_header(request, "timestamp"))
+    if event.type == "user.deleted":
+        await users.deleted(user.id, event_at=made_at)
+    elif not await users.described(user_id=user.id, email=user.email, metadata=user.public_metadata, event_at=made_at):
+        log.info("clerk webhook older than the user's last event; ignored", extra={"event": event.type})
+    if event.type == "user.created" and settings.signup_credits > 0 and not await users.is_deleted(user.id):
         await _grant_signup(rpc, user, amount=settings.signup_credits, request_id=request_id)
     log.info("clerk webhook handled", extra={"event": event.type, "user_id": user.id})
     return {"received": event.type, "handled": True}

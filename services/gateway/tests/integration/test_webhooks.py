@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +12,7 @@ from pymongo import AsyncMongoClient
 
 from credits.settings import CreditsSettings
 from gateway.settings import GatewaySettings
-from tests.support.clerk import FakeClerk, clerk_user, webhook
+from tests.support.clerk import FakeClerk, clerk_user, signed, webhook
 from tests.support.services import in_process
 from tests.support.waiting import wait_until
 
@@ -108,6 +109,57 @@ async def test_user_updated_keeps_the_role_and_user_deleted_ends_access(
     assert (await deliver(clerk_client, webhook("user.deleted", gone))).status_code == 200
     refused = await clerk_client.get("/v1/credits", headers=auth)
     assert refused.status_code == 401 and refused.json()["detail"] == "this account has been deleted"
+
+
+async def test_an_older_user_updated_arriving_late_does_not_undo_a_newer_one(
+    clerk_client: httpx.AsyncClient, users: Any
+) -> None:
+    now_ms = int(time.time() * 1000)
+    newer = webhook(
+        "user.updated", clerk_user(USER, "new@example.com", public_metadata={"plan": "pro"}), timestamp_ms=now_ms
+    )
+    # Made a minute earlier; its first delivery failed and Svix's retry arrives after the newer event.
+    older = webhook("user.updated", clerk_user(USER, "old@example.com"), timestamp_ms=now_ms - 60_000)
+    assert (await deliver(clerk_client, newer)).status_code == 200
+    assert (await deliver(clerk_client, older)).status_code == 200  # acknowledged, so Svix stops retrying
+    doc = await users.find_one({"_id": USER})
+    assert (doc["userEmail"], doc["metadata"]) == ("new@example.com", {"plan": "pro"})
+
+
+async def test_a_redelivered_message_is_answered_as_before_and_not_applied_again(
+    clerk_client: httpx.AsyncClient, users: Any
+) -> None:
+    made = int(time.time() * 1000)
+    first = webhook("user.updated", clerk_user(USER, "first@example.com"), msg_id="msg_redelivered", timestamp_ms=made)
+    # Another change in the same millisecond: event times cannot order the two.
+    second = webhook("user.updated", clerk_user(USER, "second@example.com"), timestamp_ms=made)
+    answer = await deliver(clerk_client, first)
+    assert (await deliver(clerk_client, second)).status_code == 200
+    body, _ = first
+    again = await deliver(clerk_client, (body, signed(body, msg_id="msg_redelivered")))  # Svix's retry, signed afresh
+    assert again.status_code == 200 and again.json() == answer.json()
+    assert (await users.find_one({"_id": USER}))["userEmail"] == "second@example.com"
+
+
+async def test_user_deleted_for_a_user_never_seen_keeps_their_still_valid_token_out(
+    clerk_client: httpx.AsyncClient, fake_clerk: FakeClerk, users: Any, ledger: None
+) -> None:
+    unseen = "user_2deletedbeforefirstsight0"
+    token = fake_clerk.token(unseen)  # issued before the deletion, valid for another minute
+    made = int(time.time() * 1000)
+    gone = {"id": unseen, "object": "user", "deleted": True}
+    assert (await deliver(clerk_client, webhook("user.deleted", gone, timestamp_ms=made))).status_code == 200
+
+    refused = await clerk_client.get("/v1/credits", headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 401, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["detail"] == "this account has been deleted" and refused.json()["request_id"]
+    # Its user.created, delivered late, neither revives the account nor grants it credits.
+    late = webhook("user.created", clerk_user(unseen, "late@example.com"), timestamp_ms=made - 1_000)
+    assert (await deliver(clerk_client, late)).status_code == 200
+    doc = await users.find_one({"_id": unseen})
+    assert doc["deletedAt"] is not None and doc["userEmail"] == ""
+    assert (await clerk_client.get("/v1/credits", headers={"Authorization": f"Bearer {token}"})).status_code == 401
 
 
 async def test_other_events_are_acknowledged_and_ignored(clerk_client: httpx.AsyncClient, users: Any) -> None:

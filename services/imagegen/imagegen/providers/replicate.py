@@ -1,5 +1,5 @@
 """Images from Replicate through its official SDK: create a prediction, poll it with a
-doubling wait, fetch the output file.
+doubling wait, fetch the output file (only from the delivery hosts: `fetch.py`).
 
 `REPLICATE_API_TOKEN` and `REPLICATE_BASE_URL` configure it (the SDK's own variables; the
 base URL lets tests and the offline set-up point it at a simulator). The model is any
@@ -13,8 +13,6 @@ so it does not run on at Replicate's expense.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 from typing import Any
 
@@ -33,6 +31,8 @@ from imagegen.providers.base import (
     OnStatus,
     inspect_image,
 )
+from imagegen.providers.delivery import DeliveryPolicy
+from imagegen.providers.fetch import OutputFetcher
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +53,16 @@ class ReplicateProvider:
         poll_initial_s: float,
         poll_max_s: float,
         max_bytes: int,
+        delivery: DeliveryPolicy,
     ) -> None:
         # replicate.Client has no close(): it gets a transport we own and close ourselves.
         self._transport = httpx.AsyncHTTPTransport()
         self._client = replicate.Client(
             api_token=api_token, base_url=base_url, timeout=httpx.Timeout(timeout_s), transport=self._transport
         )
-        self._files = httpx.AsyncClient(timeout=timeout_s, follow_redirects=True)
+        self._files = OutputFetcher(policy=delivery, timeout_s=timeout_s, max_bytes=max_bytes)
         self._poll = (poll_initial_s, poll_max_s)
         self._timeout_s = timeout_s
-        self._max_bytes = max_bytes
 
     async def aclose(self) -> None:
         await self._files.aclose()
@@ -91,7 +91,7 @@ class ReplicateProvider:
             raise UpstreamFailed(f"the model failed: {prediction.error or 'no reason given'}", prediction=prediction.id)
         if prediction.status == "canceled":
             raise UpstreamFailed("the prediction was canceled at Replicate", prediction=prediction.id)
-        return inspect_image(await self._fetch(_first_output(prediction.output)))
+        return inspect_image(await self._files.fetch(_first_output(prediction.output)))
 
     async def cancel(self, ref: str) -> None:
         try:
@@ -136,29 +136,6 @@ class ReplicateProvider:
                 status = prediction.status
                 await on_status(status)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _fetch(self, url: str) -> bytes:
-        if url.startswith("data:"):
-            header, _, payload = url.partition(",")
-            try:
-                return base64.b64decode(payload, validate=True) if header.endswith(";base64") else payload.encode()
-            except binascii.Error as exc:
-                raise UpstreamFailed("the provider's output is a malformed data URI") from exc
-        if not url.startswith(("https://", "http://")):
-            raise UpstreamFailed("the provider's output is not a URL we can fetch")
-        try:
-            async with self._files.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise UpstreamFailed(f"fetching the output failed with status {response.status_code}")
-                chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > self._max_bytes:
-                        raise UpstreamFailed(f"the output is larger than {self._max_bytes} bytes")
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except httpx.HTTPError as exc:
-            raise UpstreamFailed("the output file could not be fetched") from exc
 
 
 def _first_output(output: Any) -> str:

@@ -32,6 +32,9 @@ from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
+# The simulator (127.0.0.1, plain http) is the delivery host, listed as a development set-up lists it.
+SIMULATOR_DELIVERY = {"image_output_hosts": ["127.0.0.1"], "image_output_schemes": ["http"]}
+
 
 async def test_a_job_is_accepted_at_once_then_generated_and_charged(
     imagegen: ImagegenFactory, credits_service: Runtime, rpc: RpcClient
@@ -136,6 +139,7 @@ async def test_a_file_that_cannot_be_deleted_during_a_rollback_is_deleted_later(
         "replicate_api_token": "sim-replicate-token",
         "replicate_base_url": simulator.base_urls.replicate,
         "cloudinary_url": simulator.base_urls.cloudinary,
+        **SIMULATOR_DELIVERY,
     }
     async with imagegen(**providers):
         job = await submit(rpc, generate("refused"))
@@ -151,6 +155,34 @@ async def test_a_file_that_cannot_be_deleted_during_a_rollback_is_deleted_later(
     assert simulator.sim.count("cloudinary", "upload") == 1 and simulator.sim.count("cloudinary", "destroy") == 2
     assert record["asset"]["key"].startswith("aisaas/user_alice/")
     assert (await settled(rpc)).spent == 0
+
+
+async def test_a_job_whose_output_is_at_an_internal_address_fails_and_is_not_charged(
+    imagegen: ImagegenFactory,
+    credits_service: Runtime,
+    rpc: RpcClient,
+    simulator: RunningSimulator,
+    db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    # The model names its file through `localhost`: served, but at a loopback address, not a delivery host.
+    simulator.sim.output_url = f"http://localhost:{simulator.port}/replicate/files/{{id}}.png"
+    providers = {
+        "image_provider": "replicate",
+        "image_storage": "local",
+        "replicate_api_token": "sim-replicate-token",
+        "replicate_base_url": simulator.base_urls.replicate,
+        **SIMULATOR_DELIVERY,
+    }
+    async with imagegen(**providers):
+        job = await submit(rpc, generate())
+        done = await finished(rpc, job.job_id)
+        balance = await settled(rpc)
+
+    assert (done.status, done.charged) == ("failed", 0)
+    assert done.error is not None and done.error.code == "upstream_failed"
+    assert "'localhost' is not an allowed delivery host" in done.error.detail
+    assert await db["images"].count_documents({}) == 0
+    assert balance.model_dump(exclude={"user_id"}) == {"available": 20, "reserved": 0, "spent": 0, "granted": 20}
 
 
 async def _async[T](value: T) -> T:
