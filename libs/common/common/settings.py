@@ -57,7 +57,11 @@ class CommonSettings(BaseSettings):
         "service must agree on it, and changing it needs every credits replica stopped first.",
     )
     bus_max_attempts: int = Field(
-        5, ge=1, le=100, description="Deliveries of a failing message before it goes to the dead-letter queue."
+        5,
+        ge=1,
+        le=100,
+        description="Deliveries of a message whose consumer died before acking it, before it goes to the dead-letter "
+        "queue (a handler's unexpected error dead-letters it at once, after answering 500).",
     )
     log_level: str = Field("INFO", description="Python log level.")
     slow_request_ms: float = Field(

@@ -3,9 +3,12 @@
 - A body that does not parse (or names an unknown message) is rejected without requeue
   and so dead-lettered at once; the consumer keeps serving.
 - A message whose deadline has passed is acked and dropped: its requester has gone.
-- A handler that raises a PlatformError has given a definitive answer: it is replied, recorded
-  and acked. Any other exception is an unexpected failure: the message is requeued, and the
-  quorum queue's delivery limit dead-letters it after `max_attempts` deliveries.
+- A handler that raises a PlatformError has given a definitive answer (bad input is a 4xx at
+  once): it is replied, recorded and acked. Any other exception is an unexpected failure: the
+  requester gets a 500 at once and the message goes to the dead-letter queue after that ONE
+  attempt (redoing work that failed for no known reason only repeats its cost and keeps the
+  requester waiting). Only a consumer that dies before its ack gets the message redelivered,
+  up to the queue's delivery limit (`max_attempts`).
 - The ack comes only after the effect and its record: a crash before it means redelivery,
   and redelivery replays the recorded reply (services whose handlers are idempotent by
   themselves, like the ledger, run without the record).
@@ -36,7 +39,7 @@ from common.bus.rpc import CHUNK, RpcClient, StreamFeedback
 from common.bus.topology import Topology
 from common.contracts.catalog import CATALOG
 from common.contracts.envelope import Contract, Envelope, Reply
-from common.errors import DeadlineExceeded, PlatformError, ServiceUnavailable
+from common.errors import DeadlineExceeded, InternalError, PlatformError, ServiceUnavailable
 from common.logs import bound
 from common.metrics import HANDLER_SECONDS, IN_FLIGHT, MESSAGES
 from common.telemetry import context_from
@@ -123,7 +126,7 @@ class Streaming:
 
 @dataclass(frozen=True, slots=True)
 class _Done:
-    outcome: str  # ok, error, expired, duplicate, retried: the metrics' label
+    outcome: str  # ok, error, expired, duplicate, failed: the metrics' label
     body: bytes | None  # the reply to send, if any
 
 
@@ -184,17 +187,15 @@ class Consumer:
             await self._dead_letter(message, name, exc)
             return
         done = await self._run(message, envelope, partition)
-        if done.outcome == "retried":
-            await message.nack(requeue=True)
-            return
         if done.body and message.reply_to:
             await self._bus.reply(done.body, reply_to=message.reply_to, correlation_id=message.correlation_id)
-        await message.ack()
+        await self._settle(message, failed=done.outcome == "failed")
 
     async def _on_batch(self, message: AbstractIncomingMessage, partition: int | None) -> None:
         """A batch of commands of one type (see `common.bus.rpc`): each runs as a message of its
         own would, all at once; one reply lists their replies in order, and the batch is acked
-        when all are done (requeued whole if one failed unexpectedly: each is idempotent)."""
+        when all are done (dead-lettered whole if one failed unexpectedly: each is idempotent, so a
+        batch driven again from there repeats nothing that succeeded)."""
         name = str((message.headers or {}).get(BATCH_OF, ""))
         try:
             items = json.loads(message.body)
@@ -205,13 +206,19 @@ class Consumer:
             await self._dead_letter(message, f"batch of {name}", exc)
             return
         done = await asyncio.gather(*(self._run(message, e, partition, member=True) for e in envelopes))
-        if any(d.outcome == "retried" for d in done):
-            await message.nack(requeue=True)
-            return
         if message.reply_to:
             body = b"[" + b",".join(d.body or b"null" for d in done) + b"]"
             await self._bus.reply(body, reply_to=message.reply_to, correlation_id=message.correlation_id)
-        await message.ack()
+        await self._settle(message, failed=any(d.outcome == "failed" for d in done))
+
+    @staticmethod
+    async def _settle(message: AbstractIncomingMessage, *, failed: bool) -> None:
+        """Ack what was handled; what failed unexpectedly goes to the dead-letter queue (its
+        requester has had its 500 already), so it is kept for a look but never redone here."""
+        if failed:
+            await message.reject(requeue=False)
+        else:
+            await message.ack()
 
     def _parse(self, name: str, raw: bytes | object) -> Envelope[Contract]:
         envelope_model = self._envelopes.get(name)
@@ -328,13 +335,13 @@ class Consumer:
             log.info("message answered with an error", extra={"message_type": envelope.type, "code": exc.code})
             reply = Reply(request_id=envelope.request_id, error=exc.to_body())
         except Exception as exc:
-            attempt = int(message.headers.get("x-delivery-count", 0) or 0) + 1
             log.exception(
-                "handler failed; message requeued",
-                extra={"message_type": envelope.type, "attempt": attempt, "max_attempts": self._max_attempts},
+                "handler failed; answered 500 and dead-lettered",
+                extra={"message_type": envelope.type, "message_id": str(envelope.message_id)},
             )
             span.set_status(Status(StatusCode.ERROR, repr(exc)))
-            return _Done("retried", None)
+            failed = Reply[Contract](request_id=envelope.request_id, error=InternalError().to_body())
+            return _Done("failed", failed.model_dump_json().encode() if message.reply_to or member else None)
         body = reply.model_dump_json().encode() if message.reply_to else b""
         if self._processed is not None:
             await self._processed.record(envelope.message_id, body)
