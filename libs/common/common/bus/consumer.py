@@ -2,6 +2,9 @@
 
 - A body that does not parse (or names an unknown message) is rejected without requeue
   and so dead-lettered at once; the consumer keeps serving.
+- A message its broker-verified publisher may not send (`common.bus.trust`) is answered 403
+  and dead-lettered, unhandled; an admin claim from a publisher that cannot make one is
+  handled as a plain user's.
 - A message whose deadline has passed is acked and dropped: its requester has gone.
 - A handler that raises a PlatformError has given a definitive answer (bad input is a 4xx at
   once): it is replied, recorded and acked. Any other exception is an unexpected failure: the
@@ -37,9 +40,10 @@ from common.bus.connection import BATCH, BATCH_OF, Bus
 from common.bus.processed import ProcessedMessages
 from common.bus.rpc import CHUNK, RpcClient, StreamFeedback
 from common.bus.topology import Topology
+from common.bus.trust import Publishers
 from common.contracts.catalog import CATALOG
 from common.contracts.envelope import Contract, Envelope, Reply
-from common.errors import DeadlineExceeded, InternalError, PlatformError, ServiceUnavailable
+from common.errors import DeadlineExceeded, Forbidden, InternalError, PlatformError, ServiceUnavailable
 from common.logs import bound
 from common.metrics import HANDLER_SECONDS, IN_FLIGHT, MESSAGES
 from common.telemetry import context_from
@@ -141,6 +145,7 @@ class Consumer:
         service: str,
         handlers: Mapping[str, Handler],
         processed: ProcessedMessages | None,
+        publishers: Publishers,
         prefetch: int,
         max_attempts: int,
         on_channel_lost: Callable[[], None] | None = None,
@@ -154,6 +159,7 @@ class Consumer:
         self._handlers = dict(handlers)
         self._envelopes = {name: Envelope[CATALOG[name].payload] for name in handlers}  # type: ignore[name-defined]
         self._processed = processed
+        self._publishers = publishers
         self._prefetch = prefetch
         self._max_attempts = max_attempts
         self._on_channel_lost = on_channel_lost
@@ -186,6 +192,11 @@ class Consumer:
         except (ValidationError, ValueError) as exc:
             await self._dead_letter(message, name, exc)
             return
+        try:
+            envelope = self._publishers.verify(envelope, message.user_id)
+        except Forbidden as exc:
+            await self._refuse(message, [envelope], exc)
+            return
         done = await self._run(message, envelope, partition)
         if done.body and message.reply_to:
             await self._bus.reply(done.body, reply_to=message.reply_to, correlation_id=message.correlation_id)
@@ -204,6 +215,11 @@ class Consumer:
             envelopes = [self._parse(name, item) for item in items]
         except (ValidationError, ValueError) as exc:
             await self._dead_letter(message, f"batch of {name}", exc)
+            return
+        try:
+            envelopes = [self._publishers.verify(e, message.user_id) for e in envelopes]
+        except Forbidden as exc:
+            await self._refuse(message, envelopes, exc, batch=True)
             return
         done = await asyncio.gather(*(self._run(message, e, partition, member=True) for e in envelopes))
         if message.reply_to:
@@ -230,6 +246,22 @@ class Consumer:
         if envelope.type != name:
             raise ValueError(f"envelope type {envelope.type!r} differs from the AMQP type {name!r}")
         return envelope
+
+    async def _refuse(
+        self, message: AbstractIncomingMessage, envelopes: list[Envelope[Contract]], exc: Forbidden, batch: bool = False
+    ) -> None:
+        """Answer 403 for a message its publisher may not send, and dead-letter it unhandled."""
+        log.warning(
+            "message refused: publisher not allowed",
+            extra={"message_type": envelopes[0].type, "publisher": message.user_id, "error": exc.detail},
+        )
+        MESSAGES.labels(self._service, envelopes[0].type, "refused").inc()
+        if message.reply_to:
+            error = exc.to_body()
+            replies = [Reply[Contract](request_id=e.request_id, error=error).model_dump_json() for e in envelopes]
+            body = ("[" + ",".join(replies) + "]") if batch else replies[0]
+            await self._bus.reply(body.encode(), reply_to=message.reply_to, correlation_id=message.correlation_id)
+        await message.reject(requeue=False)
 
     async def _dead_letter(self, message: AbstractIncomingMessage, name: str, exc: Exception) -> None:
         log.error(

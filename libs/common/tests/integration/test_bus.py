@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis.asyncio import Redis
 
-from common.bus import Bus, Consumer, ProcessedMessages, RpcClient, Topology
+from common.bus import Bus, Consumer, ProcessedMessages, Publishers, RpcClient, Topology
 from common.contracts import ChatCompletion, ChatMessage, CompleteChat, Envelope, Usage
 from common.errors import DeadlineExceeded, InsufficientCredits, InternalError, ServiceUnavailable, ValidationFailed
 from common.telemetry import configure_tracing
@@ -73,6 +73,7 @@ class Harness:
             service="chat",
             handlers={"CompleteChat": self._dispatch},
             processed=processed,
+            publishers=Publishers(development=True),
             prefetch=8,
             max_attempts=max_attempts,
         ).start()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import aio_pika
 import pytest
 
-from common.bus import Bus, Consumer, RpcClient, Topology
+from common.bus import Bus, Consumer, Publishers, RpcClient, Topology
 from common.contracts import ChatCompletion, CompleteChat, Envelope
 from common.errors import DeadlineExceeded, InsufficientCredits, InternalError
 from tests.support.broker import queue_depth
@@ -49,6 +49,7 @@ class Batches:
             service="chat",
             handlers={"CompleteChat": self.handle},
             processed=None,
+            publishers=Publishers(development=True),
             prefetch=8,
             max_attempts=3,
         )
