@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from common.bus.definitions import SERVICES, definitions
+from common.bus.definitions import USERS, definitions
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".data"
@@ -64,9 +64,9 @@ def delete_users(names: list[str]) -> None:
 
 def _passwords(path: Path) -> dict[str, str]:
     known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    if all(s in known for s in SERVICES):
+    if all(s in known for s in USERS):
         return known
-    known = {s: known.get(s) or secrets.token_hex(24) for s in SERVICES}
+    known = {s: known.get(s) or secrets.token_hex(24) for s in USERS}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
@@ -85,9 +85,9 @@ def main() -> int:
     env = DATA / "broker-users.env"
     fd = os.open(env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
-        for service in SERVICES:
+        for service in USERS:
             out.write(f"AMQP_URL_{service.upper()}=amqp://{service}:{quote(passwords[service], safe='')}@{host}/\n")
-    print(f"broker users {', '.join(SERVICES)} applied for namespace {namespace!r}; their AMQP URLs: {env}")
+    print(f"broker users {', '.join(USERS)} applied for namespace {namespace!r}; their AMQP URLs: {env}")
     return 0
 
 

@@ -36,7 +36,9 @@ from typing import Any
 
 from common.contracts.catalog import CATALOG, IMAGE_WORKER, MessageSpec
 
-SERVICES = ("chat", "credits", "gateway", "imagegen", "ops")
+SERVICES = ("chat", "credits", "gateway", "imagegen", "ops")  # the users that publish
+MONITOR = "monitor"  # reads queue depths (a passive declare needs no permission), nothing else: KEDA
+USERS = (*SERVICES, MONITOR)
 # The queues each service's process consumes (and so declares and binds).
 QUEUES: dict[str, tuple[str, ...]] = {
     "chat": ("chat",),
@@ -76,6 +78,8 @@ def _own_queues(ns: str, service: str) -> list[str]:
 
 def permissions(namespace: str, service: str) -> dict[str, str]:
     """The vhost permission regexes (configure, write, read) of one service's user."""
+    if service == MONITOR:
+        return {"configure": NOTHING, "write": NOTHING, "read": NOTHING}
     ns = re.escape(namespace)
     exchanges = [f"{ns}\\.commands", f"{ns}\\.events", f"{ns}\\.dead-letter"]
     queues = _own_queues(ns, service)
@@ -120,15 +124,15 @@ def definitions(
 ) -> dict[str, Any]:
     """RabbitMQ definitions (the `import_definitions` / `load_definitions` format).
 
-    `users` maps each service to its broker user (default: the service's own name). With
+    `users` maps each service (and `monitor`) to its broker user (default: its own name). With
     `passwords` (service -> password) the users themselves are included, with salted hashes;
     without, only their permissions (for a broker whose users are created otherwise). `admin`
     (name, password) adds a broker administrator for operators, bound to nothing here.
     """
-    names = {s: (users or {}).get(s, s) for s in SERVICES}
+    names = {s: (users or {}).get(s, s) for s in USERS}
     document: dict[str, Any] = {
         "vhosts": [{"name": vhost}],
-        "permissions": [{"user": names[s], "vhost": vhost, **permissions(namespace, s)} for s in SERVICES],
+        "permissions": [{"user": names[s], "vhost": vhost, **permissions(namespace, s)} for s in USERS],
         "topic_permissions": [
             {"user": names[s], "vhost": vhost, **p} for s in SERVICES for p in topic_permissions(namespace, s)
         ],
@@ -136,7 +140,7 @@ def definitions(
     if passwords is not None:
         document["users"] = [
             {"name": names[s], "password_hash": password_hash(passwords[s]), "hashing_algorithm": HASHING, "tags": []}
-            for s in SERVICES
+            for s in USERS
         ]
     if admin is not None:
         document.setdefault("users", []).append(
@@ -159,7 +163,7 @@ def _passwords_from_env() -> dict[str, str]:
     ]
     if missing:
         raise SystemExit(f"set {', '.join(missing)}")
-    return {s: os.environ[f"RABBITMQ_PASSWORD_{s.upper()}"] for s in SERVICES}
+    return {s: os.environ[f"RABBITMQ_PASSWORD_{s.upper()}"] for s in USERS}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,7 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--namespace", default=os.environ.get("BUS_NAMESPACE", "aisaas"))
     parser.add_argument("--vhost", default="/")
     parser.add_argument("--users-from-env", action="store_true", help="include the users, passwords from env")
-    parser.add_argument("--out", help="write here (mode 0600) instead of stdout")
+    parser.add_argument("--out", help="write here instead of stdout")
+    parser.add_argument("--mode", default="600", help="file mode of --out, octal (the broker's user must read it)")
     args = parser.parse_args(argv)
     passwords = _passwords_from_env() if args.users_from_env else None
     admin_user, admin_password = os.environ.get("RABBITMQ_ADMIN_USER"), os.environ.get("RABBITMQ_ADMIN_PASSWORD")
@@ -181,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(text + "\n")
+    os.chmod(args.out, int(args.mode, 8))
 
 
 if __name__ == "__main__":

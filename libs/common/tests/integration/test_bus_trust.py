@@ -23,7 +23,7 @@ import pytest
 from broker_users import apply, delete_users, rabbitmqctl_usable
 
 from common.bus import Bus, Consumer, Publishers, RpcClient, Topology
-from common.bus.definitions import SERVICES, definitions
+from common.bus.definitions import USERS, definitions
 from common.contracts import Actor, Balance, Envelope, GrantCredits, ReserveCredits
 from common.contracts.envelope import Contract
 from common.errors import Forbidden, ServiceUnavailable
@@ -53,8 +53,8 @@ class Users:
 def users(namespace: str) -> Iterator[Users]:
     if not rabbitmqctl_usable():
         pytest.skip("rabbitmqctl cannot reach the local RabbitMQ node, so no broker users can be made")
-    names = {s: f"{namespace}-{s}" for s in SERVICES}
-    passwords = {s: secrets.token_hex(16) for s in SERVICES}
+    names = {s: f"{namespace}-{s}" for s in USERS}
+    passwords = {s: secrets.token_hex(16) for s in USERS}
     apply(definitions(namespace=namespace, users=names, passwords=passwords))
     try:
         yield Users(namespace, passwords, Publishers({v: k for k, v in names.items()}))
