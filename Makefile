@@ -7,10 +7,10 @@ PYTEST := $(PY) -m pytest
 EMAIL ?= a@example.com
 ROLE ?= user
 
-.PHONY: help bootstrap run test test-local test-unit test-integration test-e2e lint token asyncapi bench reconcile
+.PHONY: help bootstrap run test test-local test-unit test-integration test-e2e lint token asyncapi bench reconcile broker-users broker-definitions
 
 help:
-	@echo "make run | test | test-unit | test-integration | test-e2e | lint | token EMAIL=.. ROLE=.. | asyncapi | bench"
+	@echo "make run | test | test-unit | test-integration | test-e2e | lint | token EMAIL=.. ROLE=.. | asyncapi | bench | broker-users"
 
 .venv/.synced: uv.lock pyproject.toml libs/common/pyproject.toml services/*/pyproject.toml tools/bootstrap.sh
 	./tools/bootstrap.sh
@@ -53,3 +53,12 @@ bench: bootstrap
 
 reconcile: bootstrap
 	$(PY) -m credits.reconcile
+
+# One RabbitMQ user per service on the local broker (rabbitmqctl; run as root or the rabbitmq
+# user). Idempotent; guest is left alone. Passwords and URLs: .data/broker-users.{json,env}.
+broker-users: bootstrap
+	PYTHONPATH=tools $(PY) tools/broker_users.py
+
+# The permissions-only definitions the k8s ConfigMap carries (deploy/k8s/rabbitmq-definitions.yaml).
+broker-definitions: bootstrap
+	$(PY) -m common.bus.definitions --namespace $${BUS_NAMESPACE:-aisaas}

@@ -15,6 +15,8 @@ import yaml
 from jsonschema.validators import validator_for
 from kubernetes_validate import validate as validate_kubernetes
 
+from common.bus.definitions import USERS, definitions
+
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -305,3 +307,35 @@ def test_the_schema_check_refuses_a_misspelt_field(k8s_documents: list[tuple[str
     scaled["spec"]["triggers"][0]["authRef"] = scaled["spec"]["triggers"][0].pop("authenticationRef")
     schema = json.loads((KEDA_SCHEMAS / "scaledobject_v1alpha1.json").read_text())
     assert list(validator_for(schema)(schema).iter_errors(scaled))
+
+
+# --- bus trust: one broker user per service ----------------------------------------------------
+
+
+def test_each_compose_service_logs_in_to_the_broker_as_its_own_user(compose: dict[str, Any]) -> None:
+    for name in SERVICES:
+        url = compose["services"][name]["environment"]["AMQP_URL"]
+        assert url.startswith(f"amqp://{name}:${{RABBITMQ_PASSWORD_{name.upper()}:?"), f"{name}: {url}"
+    writer = compose["services"]["rabbitmq-definitions"]
+    assert {f"RABBITMQ_PASSWORD_{u.upper()}" for u in USERS} <= writer["environment"].keys()
+    assert "--users-from-env" in writer["command"]
+    rabbitmq = compose["services"]["rabbitmq"]
+    assert rabbitmq["depends_on"]["rabbitmq-definitions"]["condition"] == "service_completed_successfully"
+    conf = next(v.split(":")[0] for v in rabbitmq["volumes"] if v.endswith("definitions.conf:ro"))
+    assert "definitions.local.path = /definitions/definitions.json" in (ROOT / conf).read_text()
+
+
+def test_k8s_gives_each_service_its_own_broker_login_and_the_broker_its_permissions(
+    k8s_documents: list[tuple[str, dict[str, Any]]],
+) -> None:
+    secrets = _of_kind(k8s_documents, "Secret")
+    for user in USERS:
+        assert secrets[f"aisaas-amqp-{user}"]["stringData"]["AMQP_URL"].startswith(f"amqp://{user}:"), user
+    assert "AMQP_URL" not in secrets["aisaas-infra"]["stringData"]  # no shared login
+    for name, deployment in _of_kind(k8s_documents, "Deployment").items():
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        sources = [next(iter(ref.values()))["name"] for ref in container["envFrom"]]
+        assert f"aisaas-amqp-{name}" in sources, name
+    committed = json.loads(_of_kind(k8s_documents, "ConfigMap")["rabbitmq-definitions"]["data"]["definitions.json"])
+    namespace = _of_kind(k8s_documents, "ConfigMap")["aisaas-config"]["data"]["BUS_NAMESPACE"]
+    assert committed == definitions(namespace=namespace), "stale: regenerate with `make -s broker-definitions`"

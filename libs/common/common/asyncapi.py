@@ -52,14 +52,15 @@ def build() -> dict[str, Any]:
         messages[spec.name] = _message(spec, refs[(Envelope[spec.payload], "validation")])  # type: ignore[name-defined]
         channels[spec.name] = {
             "address": spec.name,
-            "description": f"Routing key {spec.name} on exchange {exchange}; consumed by the {spec.service} service.",
+            "description": f"Routing key {spec.name} on exchange {exchange}; consumed by the {spec.service} service; "
+            f"published only by {', '.join(sorted(spec.publishers))} (the broker user's verified user_id).",
             "messages": {spec.name: {"$ref": f"#/components/messages/{spec.name}"}},
             "bindings": {
                 "amqp": {
                     "is": "routingKey",
                     "exchange": {
                         "name": exchange,
-                        "type": "direct" if spec.kind == "command" else "topic",
+                        "type": "topic",
                         "durable": True,
                         "autoDelete": False,
                         "vhost": "/",

@@ -21,7 +21,8 @@ HANDLER_SECONDS = Histogram(
 )
 MESSAGES = Counter(
     "aisaas_messages_total",
-    "Messages consumed, by outcome: ok, error (a typed error reply), retried, dead_lettered, expired, duplicate.",
+    "Messages consumed, by outcome: ok, error (a typed error reply), failed (an unexpected error: answered 500 "
+    "and dead-lettered), dead_lettered (unparseable), refused (publisher not allowed), expired, duplicate.",
     ["service", "message", "outcome"],
 )
 IN_FLIGHT = Gauge("aisaas_messages_in_flight", "Messages being handled now.", ["service"])

@@ -14,7 +14,7 @@ from typing import Any
 import uvloop
 from redis.asyncio import Redis
 
-from common.bus import Bus, Consumer, Handler, ProcessedMessages, Topology
+from common.bus import Bus, Consumer, Handler, ProcessedMessages, Publishers, Topology
 from common.logs import configure_logging
 from common.metrics import QUEUE_CONSUMERS, QUEUE_DEPTH, serve_metrics
 from common.settings import CommonSettings
@@ -68,6 +68,7 @@ async def start(settings: CommonSettings, setup: Setup, *, bus: Bus, redis: Redi
             service=service,
             handlers=handlers,
             processed=processed,
+            publishers=Publishers.of(settings),
             prefetch=settings.bus_prefetch,
             max_attempts=settings.bus_max_attempts,
             on_channel_lost=runtime._channel_lost,

@@ -57,7 +57,16 @@ class CommonSettings(BaseSettings):
         "service must agree on it, and changing it needs every credits replica stopped first.",
     )
     bus_max_attempts: int = Field(
-        5, ge=1, le=100, description="Deliveries of a failing message before it goes to the dead-letter queue."
+        5,
+        ge=1,
+        le=100,
+        description="Deliveries of a message whose consumer died before acking it, before it goes to the dead-letter "
+        "queue (a handler's unexpected error dead-letters it at once, after answering 500).",
+    )
+    bus_publishers: dict[str, str] = Field(
+        default_factory=lambda: {s: s for s in ("chat", "credits", "gateway", "imagegen", "ops")},
+        description="Broker user -> the service it stands for, JSON. A consumer believes a message's publisher "
+        "only from its broker-verified AMQP user_id, through this map (see `common.bus.trust`).",
     )
     log_level: str = Field("INFO", description="Python log level.")
     slow_request_ms: float = Field(

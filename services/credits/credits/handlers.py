@@ -43,7 +43,9 @@ from credits.report import credits_report
 
 
 def _authorize(actor: Actor | None, user_id: str) -> None:
-    """Users act on their own account; admins and internal services (no actor) on any."""
+    """Users act on their own account; admins and services acting for no user on any. Who may
+    send each command at all, and whose admin claim counts, the consumer has already checked
+    against the message's broker-verified publisher (`common.bus.trust`)."""
     if actor is not None and actor.role != "admin" and actor.id != user_id:
         raise Forbidden("not your account")
 
@@ -127,7 +129,7 @@ class CreditsHandlers:
     async def grant(self, envelope: Envelope[GrantCredits]) -> CreditsGranted:
         p = envelope.payload
         if envelope.actor is not None and envelope.actor.role != "admin":
-            raise Forbidden("only admins and internal services grant credits")
+            raise Forbidden("only admins grant credits")
         balance, applied = await self._ledger.of(p.user_id).submit(
             lambda book, now: book.grant(
                 user_id=p.user_id, email=p.email, key=p.idempotency_key, amount=p.amount, reason=p.reason, now=now

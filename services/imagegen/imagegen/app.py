@@ -12,7 +12,7 @@ import uuid
 from datetime import timedelta
 from functools import partial
 
-from common.bus import Consumer, Handler, RpcClient
+from common.bus import Consumer, Handler, Publishers, RpcClient
 from common.contracts import Caller, Envelope, ImageGenerated, RunImageJob
 from common.contracts.catalog import IMAGE_WORKER
 from common.credits import CreditsClient
@@ -124,6 +124,7 @@ async def setup(runtime: Runtime, settings: ImagegenSettings) -> dict[str, Handl
         service=IMAGE_WORKER,
         handlers={"RunImageJob": run_job},
         processed=None,
+        publishers=Publishers.of(settings),
         prefetch=settings.image_concurrency,
         max_attempts=settings.bus_max_attempts,
     )

@@ -5,12 +5,14 @@ from common.bus.consumer import Consumer, Handler, ReplyStream, Streaming, reply
 from common.bus.processed import ProcessedMessages
 from common.bus.rpc import RpcClient, RpcStream, StreamFeedback, StreamOverflow
 from common.bus.topology import Topology
+from common.bus.trust import Publishers
 
 __all__ = [
     "Bus",
     "Consumer",
     "Handler",
     "ProcessedMessages",
+    "Publishers",
     "ReplyStream",
     "RpcClient",
     "RpcStream",

@@ -11,6 +11,7 @@ import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import aiormq
@@ -47,6 +48,9 @@ class Bus:
         self.topology = topology
         self.service = service
         self._url = url
+        # Stamped on every message as its AMQP user_id: RabbitMQ refuses one that is not this
+        # connection's login, so consumers can believe it (see common.bus.trust).
+        self.login = login_of(url)
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._replies: AbstractRobustChannel | None = None
@@ -64,7 +68,9 @@ class Bus:
         t = self.topology
         self._exchanges = {
             "": self._channel.default_exchange,  # type: ignore[dict-item]
-            t.commands: await self._channel.declare_exchange(t.commands, aio_pika.ExchangeType.DIRECT, durable=True),
+            # A topic exchange, though bindings name exact keys: RabbitMQ checks a user's topic
+            # permissions (which commands it may publish) only on topic exchanges.
+            t.commands: await self._channel.declare_exchange(t.commands, aio_pika.ExchangeType.TOPIC, durable=True),
             t.events: await self._channel.declare_exchange(t.events, aio_pika.ExchangeType.TOPIC, durable=True),
             t.dead_letter: await self._channel.declare_exchange(
                 t.dead_letter, aio_pika.ExchangeType.DIRECT, durable=True
@@ -168,6 +174,7 @@ class Bus:
                 content_type="application/json",
                 message_id=str(stamped.message_id),
                 type=stamped.type,
+                user_id=self.login,
                 correlation_id=correlation_id,
                 reply_to=reply_to,
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
@@ -196,6 +203,7 @@ class Bus:
             content_type="application/json",
             message_id=uuid.uuid4().hex,
             type=BATCH,
+            user_id=self.login,
             correlation_id=correlation_id,
             reply_to=reply_to,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
@@ -221,6 +229,7 @@ class Bus:
             content_type="application/json",
             correlation_id=correlation_id,
             type=message_type,
+            user_id=self.login,
             reply_to=feedback_to,
             delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
         )
@@ -241,6 +250,11 @@ class Bus:
         except (TimeoutError, *BROKER_ERRORS) as exc:
             log.warning("publish failed", extra={"routing_key": routing_key, "error": repr(exc)})
             raise ServiceUnavailable("message broker unavailable") from exc
+
+
+def login_of(url: str) -> str:
+    """The user an AMQP URL logs in as (aio-pika's default when it names none)."""
+    return unquote(urlsplit(url).username or "") or "guest"
 
 
 def stamp[E: Envelope[Any]](envelope: E) -> E:

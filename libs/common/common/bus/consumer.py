@@ -2,10 +2,16 @@
 
 - A body that does not parse (or names an unknown message) is rejected without requeue
   and so dead-lettered at once; the consumer keeps serving.
+- A message its broker-verified publisher may not send (`common.bus.trust`) is answered 403
+  and dead-lettered, unhandled; an admin claim from a publisher that cannot make one is
+  handled as a plain user's.
 - A message whose deadline has passed is acked and dropped: its requester has gone.
-- A handler that raises a PlatformError has given a definitive answer: it is replied, recorded
-  and acked. Any other exception is an unexpected failure: the message is requeued, and the
-  quorum queue's delivery limit dead-letters it after `max_attempts` deliveries.
+- A handler that raises a PlatformError has given a definitive answer (bad input is a 4xx at
+  once): it is replied, recorded and acked. Any other exception is an unexpected failure: the
+  requester gets a 500 at once and the message goes to the dead-letter queue after that ONE
+  attempt (redoing work that failed for no known reason only repeats its cost and keeps the
+  requester waiting). Only a consumer that dies before its ack gets the message redelivered,
+  up to the queue's delivery limit (`max_attempts`).
 - The ack comes only after the effect and its record: a crash before it means redelivery,
   and redelivery replays the recorded reply (services whose handlers are idempotent by
   themselves, like the ledger, run without the record).
@@ -34,9 +40,10 @@ from common.bus.connection import BATCH, BATCH_OF, Bus
 from common.bus.processed import ProcessedMessages
 from common.bus.rpc import CHUNK, RpcClient, StreamFeedback
 from common.bus.topology import Topology
+from common.bus.trust import Publishers
 from common.contracts.catalog import CATALOG
 from common.contracts.envelope import Contract, Envelope, Reply
-from common.errors import DeadlineExceeded, PlatformError, ServiceUnavailable
+from common.errors import DeadlineExceeded, Forbidden, InternalError, PlatformError, ServiceUnavailable
 from common.logs import bound
 from common.metrics import HANDLER_SECONDS, IN_FLIGHT, MESSAGES
 from common.telemetry import context_from
@@ -123,7 +130,7 @@ class Streaming:
 
 @dataclass(frozen=True, slots=True)
 class _Done:
-    outcome: str  # ok, error, expired, duplicate, retried: the metrics' label
+    outcome: str  # ok, error, expired, duplicate, failed: the metrics' label
     body: bytes | None  # the reply to send, if any
 
 
@@ -138,6 +145,7 @@ class Consumer:
         service: str,
         handlers: Mapping[str, Handler],
         processed: ProcessedMessages | None,
+        publishers: Publishers,
         prefetch: int,
         max_attempts: int,
         on_channel_lost: Callable[[], None] | None = None,
@@ -151,6 +159,7 @@ class Consumer:
         self._handlers = dict(handlers)
         self._envelopes = {name: Envelope[CATALOG[name].payload] for name in handlers}  # type: ignore[name-defined]
         self._processed = processed
+        self._publishers = publishers
         self._prefetch = prefetch
         self._max_attempts = max_attempts
         self._on_channel_lost = on_channel_lost
@@ -222,18 +231,21 @@ class Consumer:
         except (ValidationError, ValueError) as exc:
             await self._dead_letter(message, name, exc)
             return
-        done = await self._run(message, envelope, partition)
-        if done.outcome == "retried":
-            await message.nack(requeue=True)
+        try:
+            envelope = self._publishers.verify(envelope, message.user_id)
+        except Forbidden as exc:
+            await self._refuse(message, [envelope], exc)
             return
+        done = await self._run(message, envelope, partition)
         if done.body and message.reply_to:
             await self._bus.reply(done.body, reply_to=message.reply_to, correlation_id=message.correlation_id)
-        await message.ack()
+        await self._settle(message, failed=done.outcome == "failed")
 
     async def _on_batch(self, message: AbstractIncomingMessage, partition: int | None) -> None:
         """A batch of commands of one type (see `common.bus.rpc`): each runs as a message of its
         own would, all at once; one reply lists their replies in order, and the batch is acked
-        when all are done (requeued whole if one failed unexpectedly: each is idempotent)."""
+        when all are done (dead-lettered whole if one failed unexpectedly: each is idempotent, so a
+        batch driven again from there repeats nothing that succeeded)."""
         name = str((message.headers or {}).get(BATCH_OF, ""))
         try:
             items = json.loads(message.body)
@@ -243,14 +255,25 @@ class Consumer:
         except (ValidationError, ValueError) as exc:
             await self._dead_letter(message, f"batch of {name}", exc)
             return
-        done = await asyncio.gather(*(self._run(message, e, partition, member=True) for e in envelopes))
-        if any(d.outcome == "retried" for d in done):
-            await message.nack(requeue=True)
+        try:
+            envelopes = [self._publishers.verify(e, message.user_id) for e in envelopes]
+        except Forbidden as exc:
+            await self._refuse(message, envelopes, exc, batch=True)
             return
+        done = await asyncio.gather(*(self._run(message, e, partition, member=True) for e in envelopes))
         if message.reply_to:
             body = b"[" + b",".join(d.body or b"null" for d in done) + b"]"
             await self._bus.reply(body, reply_to=message.reply_to, correlation_id=message.correlation_id)
-        await message.ack()
+        await self._settle(message, failed=any(d.outcome == "failed" for d in done))
+
+    @staticmethod
+    async def _settle(message: AbstractIncomingMessage, *, failed: bool) -> None:
+        """Ack what was handled; what failed unexpectedly goes to the dead-letter queue (its
+        requester has had its 500 already), so it is kept for a look but never redone here."""
+        if failed:
+            await message.reject(requeue=False)
+        else:
+            await message.ack()
 
     def _parse(self, name: str, raw: bytes | object) -> Envelope[Contract]:
         envelope_model = self._envelopes.get(name)
@@ -262,6 +285,22 @@ class Consumer:
         if envelope.type != name:
             raise ValueError(f"envelope type {envelope.type!r} differs from the AMQP type {name!r}")
         return envelope
+
+    async def _refuse(
+        self, message: AbstractIncomingMessage, envelopes: list[Envelope[Contract]], exc: Forbidden, batch: bool = False
+    ) -> None:
+        """Answer 403 for a message its publisher may not send, and dead-letter it unhandled."""
+        log.warning(
+            "message refused: publisher not allowed",
+            extra={"message_type": envelopes[0].type, "publisher": message.user_id, "error": exc.detail},
+        )
+        MESSAGES.labels(self._service, envelopes[0].type, "refused").inc()
+        if message.reply_to:
+            error = exc.to_body()
+            replies = [Reply[Contract](request_id=e.request_id, error=error).model_dump_json() for e in envelopes]
+            body = ("[" + ",".join(replies) + "]") if batch else replies[0]
+            await self._bus.reply(body.encode(), reply_to=message.reply_to, correlation_id=message.correlation_id)
+        await message.reject(requeue=False)
 
     async def _dead_letter(self, message: AbstractIncomingMessage, name: str, exc: Exception) -> None:
         log.error(
@@ -367,13 +406,13 @@ class Consumer:
             log.info("message answered with an error", extra={"message_type": envelope.type, "code": exc.code})
             reply = Reply(request_id=envelope.request_id, error=exc.to_body())
         except Exception as exc:
-            attempt = int(message.headers.get("x-delivery-count", 0) or 0) + 1
             log.exception(
-                "handler failed; message requeued",
-                extra={"message_type": envelope.type, "attempt": attempt, "max_attempts": self._max_attempts},
+                "handler failed; answered 500 and dead-lettered",
+                extra={"message_type": envelope.type, "message_id": str(envelope.message_id)},
             )
             span.set_status(Status(StatusCode.ERROR, repr(exc)))
-            return _Done("retried", None)
+            failed = Reply[Contract](request_id=envelope.request_id, error=InternalError().to_body())
+            return _Done("failed", failed.model_dump_json().encode() if message.reply_to or member else None)
         body = reply.model_dump_json().encode() if message.reply_to else b""
         if self._processed is not None:
             await self._processed.record(envelope.message_id, body)

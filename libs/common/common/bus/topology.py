@@ -1,6 +1,8 @@
 """Names of every exchange and queue, derived from the namespace and the message catalog.
 
-- `<ns>.commands` (direct): commands, routing key = message name, one durable quorum queue
+- `<ns>.commands` (topic, bound with exact keys so it routes like a direct exchange; topic so
+  that the broker's topic permissions limit which commands each service's user may publish):
+  commands, routing key = message name, one durable quorum queue
   per service (`<ns>.<service>`) bound to the commands that service handles.
 - Partitioned commands (the credits ledger's account-scoped ones) are routed by the account
   instead: routing key `<name>.<partition>`, into `<ns>.<service>.p<partition>`, a quorum

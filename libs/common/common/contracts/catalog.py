@@ -1,7 +1,9 @@
-"""Every message the platform exchanges: name, payload, reply and which queue consumes it.
+"""Every message the platform exchanges: name, payload, reply, which queue consumes it and
+which services may publish it.
 
-The bus topology and the AsyncAPI document are both derived from this table, so a message
-added here is routed and documented in one step.
+The bus topology, the broker's permissions (`common.bus.definitions`), the consumers' check
+of each message's verified publisher (`common.bus.trust`) and the AsyncAPI document are all
+derived from this table, so a message added here is routed, guarded and documented in one step.
 """
 
 from __future__ import annotations
@@ -54,7 +56,19 @@ class MessageSpec:
     summary: str = ""
     # Account-scoped credits commands go to the partition queue owning the payload's user_id.
     partitioned: bool = False
+    # The services whose broker user may publish it (`ops`: the operators' tools user).
+    publishers: frozenset[str] = frozenset()
 
+
+# Who publishes what. The gateway alone speaks for users (it verified their token); the
+# services settle their own work; `ops` is the operators' tools user.
+GATEWAY = frozenset({"gateway"})
+WORKERS = frozenset({"chat", "imagegen"})  # hold, charge and return credits for their work
+GATEWAY_OR_OPS = frozenset({"gateway", "ops"})
+READERS = frozenset({"gateway", "chat", "imagegen", "ops"})
+CHAT = frozenset({"chat"})
+IMAGEGEN = frozenset({"imagegen"})
+CREDITS = frozenset({"credits"})
 
 # Image jobs run long, so they have a queue (and a prefetch) of their own: a backlog of jobs
 # never holds up the quick image queries and job submissions on the `imagegen` queue.
@@ -69,6 +83,7 @@ CATALOG: dict[str, MessageSpec] = {
             reply=ChatCompletion,
             service="chat",
             summary="Answer a conversation; the reply is a ChatCompletion.",
+            publishers=GATEWAY,
         ),
         MessageSpec(
             "ReserveCredits",
@@ -77,6 +92,7 @@ CATALOG: dict[str, MessageSpec] = {
             reply=Reservation,
             summary="Hold credits for a piece of work.",
             partitioned=True,
+            publishers=WORKERS,
         ),
         MessageSpec(
             "CommitReservation",
@@ -85,6 +101,7 @@ CATALOG: dict[str, MessageSpec] = {
             reply=ReservationResolved,
             summary="Charge a reservation.",
             partitioned=True,
+            publishers=WORKERS,
         ),
         MessageSpec(
             "ReleaseReservation",
@@ -93,6 +110,7 @@ CATALOG: dict[str, MessageSpec] = {
             reply=ReservationResolved,
             summary="Return a reservation.",
             partitioned=True,
+            publishers=WORKERS,
         ),
         MessageSpec(
             "GrantCredits",
@@ -101,9 +119,16 @@ CATALOG: dict[str, MessageSpec] = {
             reply=CreditsGranted,
             summary="Add credits to an account.",
             partitioned=True,
+            publishers=GATEWAY_OR_OPS,
         ),
         MessageSpec(
-            "GetBalance", GetBalance, "credits", reply=Balance, summary="Read an account's balance.", partitioned=True
+            "GetBalance",
+            GetBalance,
+            "credits",
+            reply=Balance,
+            summary="Read an account's balance.",
+            partitioned=True,
+            publishers=READERS,
         ),
         MessageSpec(
             "GetJournal",
@@ -112,6 +137,7 @@ CATALOG: dict[str, MessageSpec] = {
             reply=JournalPage,
             summary="Read an account's journal.",
             partitioned=True,
+            publishers=GATEWAY_OR_OPS,
         ),
         MessageSpec(
             "Reconcile",
@@ -119,9 +145,15 @@ CATALOG: dict[str, MessageSpec] = {
             "credits",
             reply=ReconciliationReport,
             summary="Recompute balances from the journal.",
+            publishers=GATEWAY_OR_OPS,
         ),
         MessageSpec(
-            "CreditsChanged", CreditsChanged, "credits", kind="event", summary="Accounts changed (one page of the log)."
+            "CreditsChanged",
+            CreditsChanged,
+            "credits",
+            kind="event",
+            summary="Accounts changed (one page of the log).",
+            publishers=CREDITS,
         ),
         MessageSpec(
             "LedgerTick",
@@ -129,6 +161,7 @@ CATALOG: dict[str, MessageSpec] = {
             "credits",
             summary="Wake a ledger partition's owner (internal).",
             partitioned=True,
+            publishers=CREDITS,
         ),
         MessageSpec(
             "GenerateImage",
@@ -136,24 +169,55 @@ CATALOG: dict[str, MessageSpec] = {
             "imagegen",
             reply=ImageJob,
             summary="Accept an image job (credits held, job stored); the image follows on the job's own queue.",
+            publishers=GATEWAY,
         ),
         MessageSpec(
             "RunImageJob",
             RunImageJob,
             IMAGE_WORKER,
             summary="Run an accepted image job: provider, storage, gallery, charge (internal).",
-        ),
-        MessageSpec("GetImageJob", GetImageJob, "imagegen", reply=ImageJob, summary="Read an image job's status."),
-        MessageSpec("ListImages", ListImages, "imagegen", reply=ImagePage, summary="List images, newest first."),
-        MessageSpec("GetImage", GetImage, "imagegen", reply=ImageRecord, summary="Read one image."),
-        MessageSpec(
-            "DeleteImage", DeleteImage, "imagegen", reply=ImageDeleted, summary="Remove an image and its stored file."
+            publishers=IMAGEGEN,
         ),
         MessageSpec(
-            "ImageGenerated", ImageGenerated, "imagegen", kind="event", summary="An image was generated and charged."
+            "GetImageJob",
+            GetImageJob,
+            "imagegen",
+            reply=ImageJob,
+            summary="Read an image job's status.",
+            publishers=GATEWAY,
         ),
         MessageSpec(
-            "ListModels", ListModels, "chat", reply=ModelList, summary="Which models the chat service answers with."
+            "ListImages",
+            ListImages,
+            "imagegen",
+            reply=ImagePage,
+            summary="List images, newest first.",
+            publishers=GATEWAY,
+        ),
+        MessageSpec("GetImage", GetImage, "imagegen", reply=ImageRecord, summary="Read one image.", publishers=GATEWAY),
+        MessageSpec(
+            "DeleteImage",
+            DeleteImage,
+            "imagegen",
+            reply=ImageDeleted,
+            summary="Remove an image and its stored file.",
+            publishers=GATEWAY,
+        ),
+        MessageSpec(
+            "ImageGenerated",
+            ImageGenerated,
+            "imagegen",
+            kind="event",
+            summary="An image was generated and charged.",
+            publishers=IMAGEGEN,
+        ),
+        MessageSpec(
+            "ListModels",
+            ListModels,
+            "chat",
+            reply=ModelList,
+            summary="Which models the chat service answers with.",
+            publishers=GATEWAY,
         ),
         MessageSpec(
             "UsageRecorded",
@@ -161,6 +225,7 @@ CATALOG: dict[str, MessageSpec] = {
             "chat",
             kind="event",
             summary="An answer's tokens, latency, cache use and estimated provider cost.",
+            publishers=CHAT,
         ),
         MessageSpec(
             "GetUsageReport",
@@ -168,6 +233,7 @@ CATALOG: dict[str, MessageSpec] = {
             "chat",
             reply=UsageReport,
             summary="Usage and cost by day, user, model or provider.",
+            publishers=GATEWAY_OR_OPS,
         ),
         MessageSpec(
             "GetCreditsReport",
@@ -175,6 +241,7 @@ CATALOG: dict[str, MessageSpec] = {
             "credits",
             reply=CreditsReport,
             summary="Credits granted against spent.",
+            publishers=GATEWAY_OR_OPS,
         ),
     )
 }

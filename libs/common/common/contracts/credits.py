@@ -79,7 +79,7 @@ class ReservationResolved(Contract):
 
 
 class GrantCredits(Contract):
-    """Command (internal services may publish it): add credits to an account."""
+    """Command: add credits to an account (only the gateway, for an admin or a verified webhook, and ops publish it)."""
 
     idempotency_key: str = Field(min_length=1, max_length=200, description="Repeating a key returns the first result.")
     user_id: str = UserId

@@ -15,9 +15,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis.asyncio import Redis
 
-from common.bus import Bus, Consumer, ProcessedMessages, RpcClient, Topology
+from common.bus import Bus, Consumer, ProcessedMessages, Publishers, RpcClient, Topology
 from common.contracts import ChatCompletion, ChatMessage, CompleteChat, Envelope, Usage
-from common.errors import DeadlineExceeded, InsufficientCredits, ServiceUnavailable
+from common.errors import DeadlineExceeded, InsufficientCredits, InternalError, ServiceUnavailable, ValidationFailed
 from common.telemetry import configure_tracing
 from tests.support.broker import queue_depth
 from tests.support.waiting import wait_until
@@ -73,6 +73,7 @@ class Harness:
             service="chat",
             handlers={"CompleteChat": self._dispatch},
             processed=processed,
+            publishers=Publishers(development=True),
             prefetch=8,
             max_attempts=max_attempts,
         ).start()
@@ -136,17 +137,37 @@ async def test_unparseable_message_is_dead_lettered_and_the_consumer_keeps_servi
     assert harness.calls and all(c.payload.messages[-1].content == "still here" for c in harness.calls)
 
 
-async def test_failing_handler_is_retried_then_dead_lettered(harness: Harness) -> None:
+async def test_an_unexpected_failure_answers_500_at_once_and_is_dead_lettered_after_one_attempt(
+    harness: Harness,
+) -> None:
     async def explode(envelope: Envelope[CompleteChat]) -> ChatCompletion:
         raise RuntimeError("bug")
 
     harness.handler = explode
     await harness.start_consumer(max_attempts=3)
     await harness.start_client()
-    await harness.client.publish(request(seconds=30))
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(InternalError):
+        await harness.rpc.call(request(seconds=30), reply_model=ChatCompletion)
+    assert asyncio.get_running_loop().time() - started < 10  # answered, not left to its 30 s deadline
     dead = harness.topology.dead_letter_queue("chat")
     await wait_until(lambda: queue_depth(harness.amqp_url, dead), lambda n: n == 1, within=15)
-    assert len(harness.calls) == 3
+    await wait_until(lambda: queue_depth(harness.amqp_url, harness.topology.queue("chat")), lambda n: n == 0, within=5)
+    assert len(harness.calls) == 1  # no redelivery loop redoing the work
+
+
+async def test_bad_input_is_answered_4xx_at_once_and_not_dead_lettered(harness: Harness) -> None:
+    async def refuse(envelope: Envelope[CompleteChat]) -> ChatCompletion:
+        raise ValidationFailed("the cursor is not one this service gave out")
+
+    harness.handler = refuse
+    await harness.start_consumer(max_attempts=3)
+    await harness.start_client()
+    with pytest.raises(ValidationFailed):
+        await harness.rpc.call(request(seconds=30), reply_model=ChatCompletion)
+    await wait_until(lambda: queue_depth(harness.amqp_url, harness.topology.queue("chat")), lambda n: n == 0, within=5)
+    assert await queue_depth(harness.amqp_url, harness.topology.dead_letter_queue("chat")) == 0
+    assert len(harness.calls) == 1
 
 
 async def test_expired_work_is_dropped_not_done(harness: Harness) -> None:

@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 import aio_pika
 import pytest
 
-from common.bus import Bus, Consumer, RpcClient, Topology
+from common.bus import Bus, Consumer, Publishers, RpcClient, Topology
 from common.contracts import ChatCompletion, CompleteChat, Envelope
-from common.errors import DeadlineExceeded, InsufficientCredits
+from common.errors import DeadlineExceeded, InsufficientCredits, InternalError
+from tests.support.broker import queue_depth
 from tests.support.waiting import wait_until
 
 from .test_bus import completion, request
@@ -48,6 +49,7 @@ class Batches:
             service="chat",
             handlers={"CompleteChat": self.handle},
             processed=None,
+            publishers=Publishers(development=True),
             prefetch=8,
             max_attempts=3,
         )
@@ -109,13 +111,19 @@ async def test_a_member_past_its_deadline_is_not_done_and_the_others_are(batches
     assert "late" not in batches.seen
 
 
-async def test_a_member_that_fails_unexpectedly_sends_the_batch_round_again(batches: Batches) -> None:
+async def test_a_member_that_fails_unexpectedly_answers_500_and_the_batch_is_dead_lettered_not_redone(
+    batches: Batches, amqp_url: str
+) -> None:
     batches.fail_once.add("b1")
     replies = await asyncio.gather(
-        *(batches.rpc.call(request(text=f"b{i}"), reply_model=ChatCompletion, coalesce=True) for i in range(3))
+        *(batches.rpc.call(request(text=f"b{i}"), reply_model=ChatCompletion, coalesce=True) for i in range(3)),
+        return_exceptions=True,
     )
-    assert [r.message.content for r in replies] == ["echo: b0", "echo: b1", "echo: b2"]
-    assert sorted(batches.seen) == ["b0", "b0", "b1", "b1", "b2", "b2"]  # redelivered whole, each idempotent
+    assert [getattr(r, "message", None) and r.message.content for r in replies] == ["echo: b0", None, "echo: b2"]  # type: ignore[union-attr]
+    assert isinstance(replies[1], InternalError)
+    dead = batches.topology.dead_letter_queue("chat")
+    await wait_until(lambda: queue_depth(amqp_url, dead), lambda n: n == 1, within=10)
+    assert sorted(batches.seen) == ["b0", "b1", "b2"]  # each ran once: nothing redelivered
 
 
 async def test_coalesced_publishes_are_confirmed_and_each_is_handled(batches: Batches) -> None:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from common.bus import Bus, Consumer, ReplyStream, RpcClient, Streaming, StreamOverflow, Topology
+from common.bus import Bus, Consumer, Publishers, ReplyStream, RpcClient, Streaming, StreamOverflow, Topology
 from common.contracts import ChatChunk, ChatCompletion, ChatMessage, CompleteChat, Envelope, Usage
 from common.errors import DeadlineExceeded, UpstreamFailed
 from tests.support.waiting import wait_until
@@ -80,6 +80,7 @@ async def wired(amqp_url: str, namespace: str) -> AsyncIterator[tuple[Replier, R
         service="chat",
         handlers={"CompleteChat": Streaming(replier.handle)},
         processed=None,
+        publishers=Publishers(development=True),
         prefetch=4,
         max_attempts=2,
     ).start()
