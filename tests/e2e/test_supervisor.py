@@ -16,6 +16,8 @@ import pytest
 
 from devstack import ROOT, free_port
 
+pytestmark = pytest.mark.e2e
+
 
 def children_of(pid: int) -> set[int]:
     found = set()
