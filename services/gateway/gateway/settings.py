@@ -54,9 +54,6 @@ class GatewaySettings(CommonSettings):
     user_cache_ttl_s: float = Field(
         5.0, ge=0, description="How long a gateway trusts its copy of a user's role; a role change shows within it."
     )
-    signup_credits: int = Field(
-        20, ge=0, description="Free credits a new account gets once (the Clerk user.created webhook grants them)."
-    )
 
     # -- traffic control -------------------------------------------------------------------
     rate_limit_ip: str = Field(

@@ -75,7 +75,6 @@ def clerk_settings(gateway_settings: GatewaySettings, fake_clerk: FakeClerk) -> 
             "clerk_authorized_parties": [ORIGIN],
             "clerk_webhook_secret": SecretStr(WEBHOOK_SECRET),
             "clerk_jwks_min_refresh_s": 3600.0,
-            "signup_credits": 25,
         }
     )
 

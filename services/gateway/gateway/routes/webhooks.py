@@ -18,7 +18,6 @@ kept) and Svix delivers again later.
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from svix.webhooks import Webhook, WebhookVerificationError
 
 from common.bus import RpcClient
-from common.contracts import Caller, CreditsGranted, GrantCredits
+from common.contracts import Balance, Caller, GetBalance
 from common.errors import ServiceUnavailable, Unauthenticated, ValidationFailed
 from gateway.deps import RequestId, Rpc, Settings
 from gateway.settings import GatewaySettings
@@ -117,17 +116,15 @@ async def _handle(
         await users.deleted(user.id, event_at=made_at)
     elif not await users.described(user_id=user.id, email=user.email, metadata=user.public_metadata, event_at=made_at):
         log.info("clerk webhook older than the user's last event; ignored", extra={"event": event.type})
-    if event.type == "user.created" and settings.signup_credits > 0 and not await users.is_deleted(user.id):
-        await _grant_signup(rpc, user, amount=settings.signup_credits, request_id=request_id)
+    if event.type == "user.created" and not await users.is_deleted(user.id):
+        await _open_account(rpc, user, request_id=request_id)
     log.info("clerk webhook handled", extra={"event": event.type, "user_id": user.id})
     return {"received": event.type, "handled": True}
 
 
-async def _grant_signup(rpc: RpcClient, user: ClerkUser, *, amount: int, request_id: str) -> None:
-    key = f"signup:{user.id}"
+async def _open_account(rpc: RpcClient, user: ClerkUser, *, request_id: str) -> None:
+    """Ask the ledger for the new user's balance: it opens the account on first sight with its
+    signup grant (the ledger owns SIGNUP_CREDITS and grants it once, under `signup:<user>`)."""
     caller = Caller(request_id=request_id, actor=None, deadline=datetime.now(UTC) + timedelta(seconds=GRANT_WAIT_S))
-    payload = GrantCredits(idempotency_key=key, user_id=user.id, email=user.email, amount=amount, reason="signup")
-    granted = await rpc.call(
-        caller.envelope(payload, message_id=uuid.uuid5(uuid.NAMESPACE_URL, key)), reply_model=CreditsGranted
-    )
-    log.info("signup credits granted (once)", extra={"user_id": user.id, "granted": granted.balance.granted})
+    balance = await rpc.call(caller.envelope(GetBalance(user_id=user.id, email=user.email)), reply_model=Balance)
+    log.info("credits account opened", extra={"user_id": user.id, "granted": balance.granted})
