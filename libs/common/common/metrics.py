@@ -1,4 +1,4 @@
-"""Prometheus metrics shared by every service, and the /metrics side port each service
+"""Prometheus metrics shared by the consuming services, and the /metrics side port each service
 (the gateway included) serves on METRICS_PORT.
 
 Names follow Prometheus conventions: `aisaas_<what>_<unit>` with a `service` label, so one
@@ -28,16 +28,6 @@ MESSAGES = Counter(
 IN_FLIGHT = Gauge("aisaas_messages_in_flight", "Messages being handled now.", ["service"])
 
 
-HTTP_SECONDS = Histogram(
-    "aisaas_http_request_seconds",
-    "Gateway HTTP requests by method, route template and status.",
-    ["method", "route", "status"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-)
-HTTP_IN_FLIGHT = Gauge("aisaas_http_requests_in_flight", "Gateway HTTP requests being served now.")
-RATE_LIMITED = Counter(
-    "aisaas_rate_limited_total", "Requests refused with 429, by budget (ip, chat, images).", ["budget"]
-)
 QUEUE_DEPTH = Gauge("aisaas_queue_depth", "Messages ready in a service's queue, sampled by the service.", ["queue"])
 QUEUE_CONSUMERS = Gauge(
     "aisaas_queue_consumers", "Consumers attached to a service's queue, sampled by the service.", ["queue"]

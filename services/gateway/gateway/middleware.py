@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.errors import PayloadTooLarge
 from common.logs import bound
-from common.metrics import HTTP_IN_FLIGHT, HTTP_SECONDS
+from gateway.metrics import HTTP_IN_FLIGHT, HTTP_SECONDS
 from gateway.problems import PROBLEM_JSON
 from gateway.quotas import OUTCOMES, RATELIMIT_FIELDS, ratelimit_fields
 from gateway.security import SecurityHeaders

@@ -24,9 +24,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common.contracts import Actor, Role
 from common.errors import PlatformError, RateLimited
-from common.metrics import RATE_LIMITED
 from gateway.asgi import send_problem
 from gateway.auth import bearer_token, known_caller, record_caller
+from gateway.metrics import RATE_LIMITED
 from gateway.quotas import OUTCOMES, Budget, group_of, parse_budgets
 from gateway.ratelimit import RateLimiter
 
