@@ -23,44 +23,17 @@ import openai
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from redis.asyncio import Redis
 
-from devstack import Stack, free_port
+from devstack import Stack
+from tests.e2e.conftest import running_stack
 from tests.simulator.server import RunningSimulator
-from tests.support.broker import delete_namespace
 from tests.support.client import bearer, poll
 
 pytestmark = pytest.mark.e2e
 
 CREDITS = 50
 PRICE = 5
-NEVER_REACHED = {"chat": {"user": "100000/minute"}, "images": {"user": "100000/minute"}}
 FAILED_JOB_S = 20
-
-
-@contextlib.contextmanager
-def running_stack(
-    env: dict[str, str], *, mongodb_url: str, amqp_url: str, redis_url: str, data: Path
-) -> Iterator[Stack]:
-    """The whole system as processes, on a namespace and database of its own, removed afterwards."""
-    namespace = f"t{uuid.uuid4().hex[:10]}"
-    infrastructure = {
-        "MONGODB_URL": mongodb_url,
-        "MONGODB_DATABASE": f"e2e_{namespace}",
-        "AMQP_URL": amqp_url,
-        "REDIS_URL": redis_url,
-        "ENVIRONMENT": "development",
-        "IMAGE_DATA_DIR": str(data / "images"),
-        "SIGNUP_CREDITS": str(CREDITS),
-        "RATE_LIMITS": json.dumps(NEVER_REACHED),
-    }
-    stack = Stack(namespace=namespace, gateway_port=free_port(), data_dir=data, extra_env=infrastructure | env)
-    stack.start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
-        asyncio.run(_forget(amqp_url, redis_url, namespace))
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +45,7 @@ def image_stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     urls = simulator_server.base_urls
+    data = tmp_path_factory.mktemp("image-stack")
     env = {
         "REPLICATE_API_TOKEN": "sim-replicate-token",
         "REPLICATE_BASE_URL": urls.replicate,
@@ -84,21 +58,11 @@ def image_stack(
         "IMAGE_LEASE_S": "2",
         "IMAGE_SWEEP_INTERVAL_S": "0.5",
         "IMAGE_JOB_TIMEOUT_S": "60",
+        "IMAGE_DATA_DIR": str(data / "images"),
+        "SIGNUP_CREDITS": str(CREDITS),
     }
-    data = tmp_path_factory.mktemp("image-stack")
     with running_stack(env, mongodb_url=mongodb_url, amqp_url=amqp_url, redis_url=redis_url, data=data) as stack:
         yield stack
-
-
-async def _forget(amqp_url: str, redis_url: str, namespace: str) -> None:
-    await delete_namespace(amqp_url, namespace)
-    redis = Redis.from_url(redis_url)
-    try:
-        keys = [k async for k in redis.scan_iter(match=f"{namespace}:*")]
-        if keys:
-            await redis.delete(*keys)
-    finally:
-        await redis.aclose()
 
 
 @pytest.fixture
@@ -417,7 +381,8 @@ def test_with_nothing_configured_images_are_drawn_locally_and_served_by_the_gate
     mongodb_url: str, amqp_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     """What `make run` gives with no provider keys: the local generator and local storage."""
-    with running_stack({}, mongodb_url=mongodb_url, amqp_url=amqp_url, redis_url=redis_url, data=tmp_path) as stack:
+    env = {"IMAGE_DATA_DIR": str(tmp_path / "images"), "SIGNUP_CREDITS": str(CREDITS)}
+    with running_stack(env, mongodb_url=mongodb_url, amqp_url=amqp_url, redis_url=redis_url, data=tmp_path) as stack:
         user = bearer(stack, "offline@example.com")
         with httpx.Client(base_url=stack.gateway_url, timeout=60) as http:
             response = http.post("/v1/images?wait=30", json={"prompt": "no network needed"}, headers=user)

@@ -56,10 +56,12 @@ def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.stop()
 
 
-@pytest.fixture
-async def namespace(amqp_url: str, redis_url: str) -> AsyncIterator[str]:
-    ns = f"t{uuid.uuid4().hex[:10]}"
-    yield ns
+def new_namespace() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+async def forget_namespace(amqp_url: str, redis_url: str, ns: str) -> None:
+    """Remove what a test namespace left on the broker and in Redis."""
     await delete_namespace(amqp_url, ns)
     redis = Redis.from_url(redis_url)
     try:
@@ -68,6 +70,13 @@ async def namespace(amqp_url: str, redis_url: str) -> AsyncIterator[str]:
             await redis.delete(*keys)
     finally:
         await redis.aclose()
+
+
+@pytest.fixture
+async def namespace(amqp_url: str, redis_url: str) -> AsyncIterator[str]:
+    ns = new_namespace()
+    yield ns
+    await forget_namespace(amqp_url, redis_url, ns)
 
 
 @pytest.fixture
