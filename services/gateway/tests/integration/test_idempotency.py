@@ -37,7 +37,9 @@ def ask(text: str, **extra: object) -> dict[str, object]:
 def services(gateway_settings: GatewaySettings) -> Services:
     @asynccontextmanager
     async def start(latency_s: float = 0.0) -> AsyncIterator[None]:
-        common = gateway_settings.model_dump(include={"amqp_url", "redis_url", "bus_namespace", "mongodb_url"})
+        common = gateway_settings.model_dump(
+            include={"amqp_url", "redis_url", "redis_cluster", "bus_namespace", "mongodb_url"}
+        )
         credits = CreditsSettings(**common, mongodb_database=gateway_settings.mongodb_database, signup_credits=50)
         chat = ChatSettings(**common, local_latency_s=latency_s, bus_prefetch=32)
         async with in_process("credits", credits), in_process("chat", chat):

@@ -37,7 +37,9 @@ def gateway_settings(gateway_settings: GatewaySettings, tmp_path: Path) -> Gatew
 
 def imagegen_settings(gateway_settings: GatewaySettings, **overrides: Any) -> ImagegenSettings:
     fields: dict[str, Any] = {
-        **gateway_settings.model_dump(include={"amqp_url", "redis_url", "bus_namespace", "mongodb_url"}),
+        **gateway_settings.model_dump(
+            include={"amqp_url", "redis_url", "redis_cluster", "bus_namespace", "mongodb_url"}
+        ),
         "mongodb_database": gateway_settings.mongodb_database,
         "image_data_dir": gateway_settings.image_data_dir,
         "image_provider": "local",
@@ -50,7 +52,9 @@ def imagegen_settings(gateway_settings: GatewaySettings, **overrides: Any) -> Im
 
 @pytest.fixture
 async def credits_service(gateway_settings: GatewaySettings) -> AsyncIterator[None]:
-    common = gateway_settings.model_dump(include={"amqp_url", "redis_url", "bus_namespace", "mongodb_url"})
+    common = gateway_settings.model_dump(
+        include={"amqp_url", "redis_url", "redis_cluster", "bus_namespace", "mongodb_url"}
+    )
     settings = CreditsSettings(**common, mongodb_database=gateway_settings.mongodb_database, signup_credits=20)
     async with in_process("credits", settings):
         yield

@@ -54,7 +54,9 @@ def gateway(gateway_settings: GatewaySettings) -> Gateway:
 
 @pytest.fixture
 async def services(gateway_settings: GatewaySettings) -> AsyncIterator[None]:
-    common = gateway_settings.model_dump(include={"amqp_url", "redis_url", "bus_namespace", "mongodb_url"})
+    common = gateway_settings.model_dump(
+        include={"amqp_url", "redis_url", "redis_cluster", "bus_namespace", "mongodb_url"}
+    )
     credits = CreditsSettings(**common, mongodb_database=gateway_settings.mongodb_database, signup_credits=100)
     async with in_process("credits", credits), in_process("chat", ChatSettings(**common)):
         yield

@@ -1,0 +1,50 @@
+"""The one way a service connects to Redis: REDIS_URL names a single server, or, with
+REDIS_CLUSTER=true, one node of a Redis Cluster (redis-py's cluster client learns the other
+nodes from it, sends each key to the node serving its hash slot and follows slot moves).
+
+What holds on a cluster, and how our key sets keep to it:
+- A script or multi-key command may only name keys of one hash slot. Keys that go together
+  share a hash tag (`{...}`): one user's Idempotency-Key records and their byte budget, one
+  prompt's cached answer, lead and failure. The rate limiter's budgets of one request (the
+  IP's and the user's) cannot share a slot, so on a cluster it makes one call per slot, in
+  order (gateway.ratelimit); on a single server it keeps its one round trip.
+- Pub/Sub needs nothing: a PUBLISH on any node reaches the subscribers on every node, and
+  the cluster client's `pubsub()` subscribes on the node serving the channel's slot. A cluster
+  pipeline refuses PUBLISH, so a publish that must go with writes is made inside their script.
+- Only database 0 exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import RedisClusterException, RedisError
+
+from common.settings import CommonSettings
+
+type RedisClient = Redis | RedisCluster
+
+# What a Redis call may raise when the server is slow, gone or refuses: the cluster client's
+# own errors (such as no node reachable) are not RedisErrors.
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError, TimeoutError)
+
+
+def redis_client(settings: CommonSettings, **options: Any) -> RedisClient:
+    """A client for the settings' Redis (a cluster with REDIS_CLUSTER); `options` go to
+    redis-py (timeouts, retry)."""
+    url = settings.redis_url.get_secret_value()
+    if settings.redis_cluster:
+        return RedisCluster.from_url(url, **options)
+    return Redis.from_url(url, **options)
+
+
+def is_cluster(client: RedisClient) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+def slot_of(key: str) -> int:
+    """The cluster hash slot of `key` (its hash tag's, when it has one)."""
+    return key_slot(key.encode())
