@@ -41,8 +41,8 @@ class RedisServer:
     url: str
     cluster: bool
 
-    def client(self) -> RedisClient:
-        return redis_client(CommonSettings(redis_url=self.url, redis_cluster=self.cluster))
+    async def client(self) -> RedisClient:
+        return await redis_client(CommonSettings(redis_url=self.url, redis_cluster=self.cluster))
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +102,7 @@ async def namespace(amqp_url: str, redis_server: RedisServer) -> AsyncIterator[s
     ns = f"t{uuid.uuid4().hex[:10]}"
     yield ns
     await delete_namespace(amqp_url, ns)
-    redis = redis_server.client()
+    redis = await redis_server.client()
     try:
         keys = [k async for k in redis.scan_iter(match=f"{ns}:*")]  # on a cluster: on every node
         if keys:
@@ -113,7 +113,7 @@ async def namespace(amqp_url: str, redis_server: RedisServer) -> AsyncIterator[s
 
 @pytest.fixture
 async def redis(redis_server: RedisServer) -> AsyncIterator[RedisClient]:
-    client = redis_server.client()
+    client = await redis_server.client()
     yield client
     await client.aclose()
 

@@ -17,6 +17,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 # Runs a test on the single Redis server and on the Redis Cluster (see the `redis_server` fixture).
 ON_BOTH_REDIS = pytest.mark.parametrize("redis_server", ["plain", "cluster"], indirect=True)
@@ -105,3 +106,12 @@ def redis_cluster(directory: Path, *, within: float = 30.0) -> Iterator[list[int
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+async def server_slots(cluster_url: str, keys: list[str]) -> list[int]:
+    """The hash slot of each key, as the cluster itself computes it (CLUSTER KEYSLOT)."""
+    client = Redis.from_url(cluster_url)
+    try:
+        return [int(await client.execute_command("CLUSTER", "KEYSLOT", key)) for key in keys]
+    finally:
+        await client.aclose()

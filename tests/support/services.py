@@ -18,7 +18,7 @@ from common.settings import CommonSettings
 async def in_process(service: str, settings: CommonSettings) -> AsyncIterator[Runtime]:
     app = importlib.import_module(f"{service}.app")
     bus = Bus(url=settings.amqp_url.get_secret_value(), topology=Topology.of(settings), service=service)
-    redis = redis_client(settings)
+    redis = await redis_client(settings)
     await bus.connect()
     try:
         runtime = await start(

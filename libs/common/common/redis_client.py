@@ -8,22 +8,32 @@ What holds on a cluster, and how our key sets keep to it:
   prompt's cached answer, lead and failure. The rate limiter's budgets of one request (the
   IP's and the user's) cannot share a slot, so on a cluster it makes one call per slot, in
   order (gateway.ratelimit); on a single server it keeps its one round trip.
-- Pub/Sub needs nothing: a PUBLISH on any node reaches the subscribers on every node, and
-  the cluster client's `pubsub()` subscribes on the node serving the channel's slot. A cluster
-  pipeline refuses PUBLISH, so a publish that must go with writes is made inside their script.
+- Pub/Sub: a PUBLISH on any node reaches the subscribers on every node, and the cluster
+  client's pubsub subscribes on the node serving the channel's slot, once it knows the slots
+  (`subscriber` makes sure it does). A cluster pipeline refuses PUBLISH, so a publish that must
+  go with writes is made inside their script.
 - Only database 0 exists.
+- The cluster client learns the slots before it is handed out: redis-py 8.1 sends commands
+  issued before then to a default node, and a burst of them meets MOVED replies and then
+  connections closed under it (without retries, a few of 60 concurrent scripts on a fresh
+  client failed; none once it was initialised). A cluster unreachable at start is left to
+  connect on first use.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, RedisError
 
 from common.settings import CommonSettings
+
+log = logging.getLogger(__name__)
 
 type RedisClient = Redis | RedisCluster
 
@@ -32,13 +42,26 @@ type RedisClient = Redis | RedisCluster
 REDIS_ERRORS = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
-def redis_client(settings: CommonSettings, **options: Any) -> RedisClient:
-    """A client for the settings' Redis (a cluster with REDIS_CLUSTER); `options` go to
-    redis-py (timeouts, retry)."""
+async def redis_client(settings: CommonSettings, **options: Any) -> RedisClient:
+    """A client for the settings' Redis (a cluster with REDIS_CLUSTER, its slots learnt);
+    `options` go to redis-py (timeouts, retry). A single server is connected on first use."""
     url = settings.redis_url.get_secret_value()
-    if settings.redis_cluster:
-        return RedisCluster.from_url(url, **options)
-    return Redis.from_url(url, **options)
+    if not settings.redis_cluster:
+        return Redis.from_url(url, **options)
+    cluster = RedisCluster.from_url(url, **options)
+    try:
+        await cluster.initialize()
+    except REDIS_ERRORS as exc:
+        log.warning("Redis Cluster unreachable at start; connecting on first use", extra={"error": repr(exc)})
+    return cluster
+
+
+async def subscriber(client: RedisClient) -> PubSub:
+    """A Pub/Sub connection of `client`. A cluster client first learns the cluster's slots: its
+    pubsub cannot find a channel's node before (redis-py 8.1 fails with a KeyError)."""
+    if isinstance(client, RedisCluster):
+        await client.initialize()
+    return client.pubsub()
 
 
 def is_cluster(client: RedisClient) -> bool:

@@ -126,7 +126,7 @@ async def run_service(settings: CommonSettings, setup: Setup, *, deduplicate: bo
         loop.add_signal_handler(sig, stopping.set)
     topology = Topology.of(settings)
     bus = Bus(url=settings.amqp_url.get_secret_value(), topology=topology, service=settings.service_name)
-    redis = redis_client(settings)
+    redis = await redis_client(settings)
     await bus.connect()
     runtime: Runtime | None = None
     try:

@@ -38,7 +38,7 @@ from chat import metrics
 from chat.cachekey import cache_key
 from chat.providers.base import ProviderAnswer, ProviderRequest
 from common.errors import ErrorBody, PlatformError, error_from_body
-from common.redis_client import RedisClient
+from common.redis_client import RedisClient, subscriber
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class PromptCache:
 
     async def start(self) -> None:
         """Subscribe to the cache events channel (before any request is served)."""
-        self._pubsub = self.redis.pubsub()
+        self._pubsub = await subscriber(self.redis)
         await self._pubsub.subscribe(self.channel)
 
     async def run(self) -> None:

@@ -39,7 +39,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         await bus.connect()
         rpc = RpcClient(bus, process=settings.service_name, stream_buffer=settings.stream_buffer_chunks)
         await rpc.start()
-        redis = redis_client(settings)
+        redis = await redis_client(settings)
         app.state.bus, app.state.rpc, app.state.redis = bus, rpc, redis
         try:
             async with guard.stores(app, settings):

@@ -70,7 +70,7 @@ def verifier(settings: GatewaySettings, dev: DevIssuer | None) -> TokenVerifier:
 async def stores(app: FastAPI, settings: GatewaySettings) -> AsyncIterator[None]:
     """MongoDB (users) and Redis (rate limits, idempotency) for the app's lifetime."""
     mongo = mongo_client(settings)
-    redis = redis_client(
+    redis = await redis_client(
         settings,
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
         socket_timeout=REDIS_TIMEOUT_S,

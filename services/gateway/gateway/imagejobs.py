@@ -28,7 +28,7 @@ from redis.asyncio.client import PubSub
 from common.bus import RpcClient
 from common.contracts import Actor, Caller, GenerateImage, GetImageJob, ImageJob, job_channel
 from common.errors import PlatformError, ValidationFailed, error_from_body
-from common.redis_client import REDIS_ERRORS, RedisClient
+from common.redis_client import REDIS_ERRORS, RedisClient, subscriber
 from gateway.auth import CurrentUser
 from gateway.deadlines import deadline_from
 from gateway.deps import RequestId
@@ -62,13 +62,15 @@ class JobFollower:
     @contextlib.asynccontextmanager
     async def watching(self, job_id: uuid.UUID) -> AsyncIterator[Watch]:
         """Subscribe to the job's channel for the duration of the block."""
-        pubsub: PubSub | None = self._redis.pubsub()
+        pubsub: PubSub | None = None
         channel = job_channel(self._namespace, job_id)
         try:
-            await pubsub.subscribe(channel)  # type: ignore[union-attr]
+            pubsub = await subscriber(self._redis)
+            await pubsub.subscribe(channel)
         except REDIS_ERRORS:
             log.warning("job channel unavailable; reading the record instead", exc_info=True)
-            await pubsub.aclose()  # type: ignore[union-attr]
+            if pubsub is not None:
+                await pubsub.aclose()
             pubsub = None
         try:
             yield Watch(self, job_id, pubsub)

@@ -23,6 +23,7 @@ from gateway.devissuer import DevIssuer
 from gateway.settings import GatewaySettings
 from imagegen.settings import ImagegenSettings
 from tests.support.client import poll
+from tests.support.redis_cluster import ON_BOTH_REDIS
 from tests.support.services import in_process
 
 pytestmark = pytest.mark.integration
@@ -134,6 +135,7 @@ async def test_post_is_202_with_the_job_and_its_location_then_the_image_is_made_
     assert await credits(client, alice) == {"available": 15, "reserved": 0, "spent": 5, "granted": 20}
 
 
+@ON_BOTH_REDIS
 async def test_wait_answers_200_with_the_image_and_the_credits_left(
     client: httpx.AsyncClient, issuer: DevIssuer, images: None
 ) -> None:
@@ -156,6 +158,7 @@ async def test_a_short_wait_still_answers_202_with_the_running_job(
     assert (await finished(client, response.json()["id"], alice))["status"] == "succeeded"
 
 
+@ON_BOTH_REDIS
 async def test_events_stream_the_jobs_progress_until_it_is_done(
     client: httpx.AsyncClient, issuer: DevIssuer, images: None
 ) -> None:
