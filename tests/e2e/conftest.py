@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from devstack import Stack, free_port
-from tests.support.fixtures import forget_namespace, new_namespace
+from tests.support.fixtures import RedisServer, forget_namespace, new_namespace
 
 # Load tests must not meet the per-user budgets; tests about rate limits set their own.
 NEVER_REACHED = {"chat": {"user": "100000/minute"}, "images": {"user": "100000/minute"}}
@@ -41,7 +41,7 @@ def running_stack(
         yield stack
     finally:
         stack.stop()
-        asyncio.run(forget_namespace(amqp_url, redis_url, namespace))
+        asyncio.run(forget_namespace(amqp_url, RedisServer(redis_url, cluster=False), namespace))
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ def image_stack(
     simulator_server: RunningSimulator,
     mongodb_url: str,
     amqp_url: str,
-    redis_url: str,
+    plain_redis_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     urls = simulator_server.base_urls
@@ -61,7 +61,7 @@ def image_stack(
         "IMAGE_DATA_DIR": str(data / "images"),
         "SIGNUP_CREDITS": str(CREDITS),
     }
-    with running_stack(env, mongodb_url=mongodb_url, amqp_url=amqp_url, redis_url=redis_url, data=data) as stack:
+    with running_stack(env, mongodb_url=mongodb_url, amqp_url=amqp_url, redis_url=plain_redis_url, data=data) as stack:
         yield stack
 
 

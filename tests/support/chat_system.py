@@ -32,14 +32,18 @@ def chat_settings(base: CommonSettings, simulator: RunningSimulator | None, **ov
             "openai_api_key": "sim-openai-key",
             "openai_base_url": simulator.base_urls.openai,
         }
-    common = base.model_dump(include={"amqp_url", "redis_url", "bus_namespace", "mongodb_url", "mongodb_database"})
+    common = base.model_dump(
+        include={"amqp_url", "redis_url", "redis_cluster", "bus_namespace", "mongodb_url", "mongodb_database"}
+    )
     return ChatSettings(
         **common, **{"chat_attempt_timeout_s": 2.0, "chat_retry_backoff_s": 0.05, **providers, **overrides}
     )
 
 
 def credits_settings(base: CommonSettings, **overrides: Any) -> CreditsSettings:
-    common = base.model_dump(include={"amqp_url", "redis_url", "bus_namespace", "mongodb_url", "mongodb_database"})
+    common = base.model_dump(
+        include={"amqp_url", "redis_url", "redis_cluster", "bus_namespace", "mongodb_url", "mongodb_database"}
+    )
     return CreditsSettings(**common, **{"signup_credits": 100, **overrides})
 
 

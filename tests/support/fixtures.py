@@ -4,6 +4,10 @@ RabbitMQ and Redis are the machine's own (AMQP_URL / REDIS_URL override). MongoD
 MONGODB_URL when set, else a mongoeco server started once per session. Every test gets its
 own bus namespace, so queues, exchanges and Redis keys never collide between tests, and
 they are deleted afterwards.
+
+A test marked `@ON_BOTH_REDIS` (tests.support.redis_cluster) runs twice: on the machine's
+Redis and on a local three-node Redis Cluster (started once per session, only when such a
+test runs); `redis_url` and `redis_cluster` say which, for the settings under test.
 """
 
 from __future__ import annotations
@@ -13,13 +17,16 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
 
+from common.redis_client import RedisClient, redis_client
+from common.settings import CommonSettings
 from devstack import DEFAULT_AMQP_URL, DEFAULT_REDIS_URL, ROOT, Process, check_reachable, free_port
 from tests.support.broker import delete_namespace
+from tests.support.redis_cluster import redis_cluster as started_redis_cluster
 
 
 @pytest.fixture(scope="session")
@@ -29,11 +36,45 @@ def amqp_url() -> str:
     return url
 
 
+@dataclass(frozen=True)
+class RedisServer:
+    url: str
+    cluster: bool
+
+    async def client(self) -> RedisClient:
+        return await redis_client(CommonSettings(redis_url=self.url, redis_cluster=self.cluster))
+
+
 @pytest.fixture(scope="session")
-def redis_url() -> str:
+def plain_redis_url() -> str:
     url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
     check_reachable("Redis", url, 6379)
     return url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A three-node Redis Cluster of Debian's redis-server, for this session."""
+    with started_redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as ports:
+        yield f"redis://127.0.0.1:{ports[0]}/0"
+
+
+@pytest.fixture
+def redis_server(request: pytest.FixtureRequest) -> RedisServer:
+    """The machine's Redis, or with the param "cluster" (see ON_BOTH_REDIS) the Redis Cluster."""
+    if getattr(request, "param", "plain") == "cluster":
+        return RedisServer(request.getfixturevalue("redis_cluster_url"), cluster=True)
+    return RedisServer(request.getfixturevalue("plain_redis_url"), cluster=False)
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_cluster(redis_server: RedisServer) -> bool:
+    return redis_server.cluster
 
 
 @pytest.fixture(scope="session")
@@ -60,28 +101,28 @@ def new_namespace() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-async def forget_namespace(amqp_url: str, redis_url: str, ns: str) -> None:
+async def forget_namespace(amqp_url: str, redis_server: RedisServer, ns: str) -> None:
     """Remove what a test namespace left on the broker and in Redis."""
     await delete_namespace(amqp_url, ns)
-    redis = Redis.from_url(redis_url)
+    redis = await redis_server.client()
     try:
-        keys = [k async for k in redis.scan_iter(match=f"{ns}:*")]
+        keys = [k async for k in redis.scan_iter(match=f"{ns}:*")]  # on a cluster: on every node
         if keys:
-            await redis.delete(*keys)
+            await redis.delete(*keys)  # the cluster client splits it by slot
     finally:
         await redis.aclose()
 
 
 @pytest.fixture
-async def namespace(amqp_url: str, redis_url: str) -> AsyncIterator[str]:
+async def namespace(amqp_url: str, redis_server: RedisServer) -> AsyncIterator[str]:
     ns = new_namespace()
     yield ns
-    await forget_namespace(amqp_url, redis_url, ns)
+    await forget_namespace(amqp_url, redis_server, ns)
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
+async def redis(redis_server: RedisServer) -> AsyncIterator[RedisClient]:
+    client = await redis_server.client()
     yield client
     await client.aclose()
 

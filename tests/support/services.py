@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
-from redis.asyncio import Redis
-
 from common.bus import Bus, Topology
+from common.redis_client import redis_client
 from common.runtime import Runtime, start, stop
 from common.settings import CommonSettings
 
@@ -19,7 +18,7 @@ from common.settings import CommonSettings
 async def in_process(service: str, settings: CommonSettings) -> AsyncIterator[Runtime]:
     app = importlib.import_module(f"{service}.app")
     bus = Bus(url=settings.amqp_url.get_secret_value(), topology=Topology.of(settings), service=service)
-    redis = Redis.from_url(settings.redis_url.get_secret_value())
+    redis = await redis_client(settings)
     await bus.connect()
     try:
         runtime = await start(

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvloop
-from redis.asyncio import Redis
 
 from common.bus import Bus, Consumer, Handler, ProcessedMessages, Publishers, Topology
 from common.logs import configure_logging
 from common.metrics import QUEUE_CONSUMERS, QUEUE_DEPTH, serve_metrics
+from common.redis_client import RedisClient, redis_client
 from common.settings import CommonSettings
 from common.telemetry import configure_tracing
 
@@ -29,7 +29,7 @@ class Runtime:
 
     settings: CommonSettings
     bus: Bus
-    redis: Redis
+    redis: RedisClient
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
     channel_lost: list[Callable[[], None]] = field(default_factory=list)
@@ -53,7 +53,9 @@ class Runtime:
 Setup = Callable[[Runtime], Awaitable[Mapping[str, Handler]]]
 
 
-async def start(settings: CommonSettings, setup: Setup, *, bus: Bus, redis: Redis, deduplicate: bool = True) -> Runtime:
+async def start(
+    settings: CommonSettings, setup: Setup, *, bus: Bus, redis: RedisClient, deduplicate: bool = True
+) -> Runtime:
     """Build the service's handlers on a connected bus and start consuming its queue.
 
     `deduplicate=False` is for services whose handlers are idempotent by themselves (the
@@ -125,7 +127,7 @@ async def run_service(settings: CommonSettings, setup: Setup, *, deduplicate: bo
         loop.add_signal_handler(sig, stopping.set)
     topology = Topology.of(settings)
     bus = Bus(url=settings.amqp_url.get_secret_value(), topology=topology, service=settings.service_name)
-    redis = Redis.from_url(settings.redis_url.get_secret_value())
+    redis = await redis_client(settings)
     await bus.connect()
     runtime: Runtime | None = None
     try:

@@ -39,6 +39,11 @@ class CommonSettings(BaseSettings):
     service_name: str = Field("service", description="Name in logs, traces and metrics.")
     amqp_url: SecretStr = Field(SecretStr("amqp://guest:guest@127.0.0.1:5672/"), description="RabbitMQ URL.")
     redis_url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL.")
+    redis_cluster: bool = Field(
+        False,
+        description="REDIS_URL names one node of a Redis Cluster (database 0): the client learns the other nodes "
+        "from it and sends each key to the node serving its hash slot.",
+    )
     mongodb_url: SecretStr | None = Field(
         None, description="MongoDB URL; unset in development means the local mongoeco server started by `make run`."
     )

@@ -7,7 +7,9 @@ the braces keep one key's entries in one Redis Cluster slot, for the script belo
   holder (compare-and-delete), expiring at the holder's deadline should it die;
 - `<ns>:chat:failed:{<key>}` the holder's provider failure, shared with its followers for a moment;
 - channel `<ns>:chat:cache-events`: a holder publishes `<key>` when it is done (filled, failed
-  or gave up), waking the followers on every replica at once.
+  or gave up), waking the followers on every replica at once. Its last write, the release of
+  its lead and this notice are one script (one round trip; and a Redis Cluster pipeline
+  refuses PUBLISH).
 
 Single flight: the first miss takes the lead and calls a provider; the others wait for the
 key's event (re-checking every `poll_s` too, so a lost event or a dead holder costs latency,
@@ -29,21 +31,33 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from typing import Any
 
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from chat import metrics
 from chat.cachekey import cache_key
 from chat.providers.base import ProviderAnswer, ProviderRequest
 from common.errors import ErrorBody, PlatformError, error_from_body
+from common.redis_client import RedisClient, subscriber
 
 log = logging.getLogger(__name__)
 
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
+# KEYS: answer, failure, lead (one hash slot). ARGV: what to write ('answer', 'failure' or ''),
+# its value, its life (ms), '1' to keep an answer already stored, the lead's token ('' for
+# none), the channel, the key to announce. The lead is dropped only by its holder.
+_END = """
+if ARGV[1] == 'answer' then
+  if ARGV[4] == '1' then
+    redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3], 'NX')
+  else
+    redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  end
+elseif ARGV[1] == 'failure' then
+  redis.call('set', KEYS[2], ARGV[2], 'PX', ARGV[3])
+end
+if ARGV[5] ~= '' and redis.call('get', KEYS[3]) == ARGV[5] then redis.call('del', KEYS[3]) end
+redis.call('publish', ARGV[6], ARGV[7])
+return 1
 """
 # KEYS: answer, failure, lead; ARGV: a token for the lead, how long to hold it (ms).
 _LOOK_OR_LEAD = """
@@ -80,31 +94,27 @@ class Lead:
         self._done = False
 
     async def fill(self, cached: CachedAnswer) -> None:
-        name, ttl_s, keep = self._cache.name("cache", self.key), self._cache.ttl_s, self._cache.shared
-        await self._end(lambda pipe: pipe.set(name, cached.to_json(), ex=ttl_s, nx=keep))
+        keep = "1" if self._cache.shared else ""
+        await self._end("answer", cached.to_json(), self._cache.ttl_s * 1000, keep)
 
     async def fail(self, error: PlatformError) -> None:
         """Followers waiting now get this error too, instead of each trying the failing providers again."""
         body = error.to_body().model_dump_json().encode()
-        ttl_ms = int(self._cache.failure_ttl_s * 1000)
-        await self._end(lambda pipe: pipe.set(self._cache.name("failed", self.key), body, px=ttl_ms))
+        await self._end("failure", body, max(1, int(self._cache.failure_ttl_s * 1000)))
 
     async def abandon(self) -> None:
         """No answer and no verdict (the requester left, the deadline passed): a follower takes over."""
-        await self._end(None)
+        await self._end("", b"", 0)
 
-    async def _end(self, write: Any) -> None:
+    async def _end(self, write: str, value: bytes, ttl_ms: int, keep: str = "") -> None:
         if self._done:
             return
         self._done = True
+        cache = self._cache
+        keys = [cache.name("cache", self.key), cache.name("failed", self.key), cache.name("lead", self.key)]
+        args = [write, value, ttl_ms, keep, self._token or "", cache.channel, self.key]
         try:
-            async with self._cache.redis.pipeline(transaction=False) as pipe:
-                if write is not None:
-                    write(pipe)
-                if self._token is not None:
-                    pipe.eval(_RELEASE, 1, self._cache.name("lead", self.key), self._token)
-                pipe.publish(self._cache.channel, self.key)
-                await pipe.execute()
+            await cache.end_script(keys=keys, args=args)
         except Exception:
             log.warning("prompt cache update failed", exc_info=True, extra={"cache_key": self.key})
 
@@ -112,7 +122,7 @@ class Lead:
 class PromptCache:
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         *,
         namespace: str,
         ttl_s: int,
@@ -130,6 +140,7 @@ class PromptCache:
         self._waiters: dict[str, set[asyncio.Future[None]]] = defaultdict(set)
         self._pubsub: PubSub | None = None
         self._look_or_lead = redis.register_script(_LOOK_OR_LEAD)
+        self.end_script = redis.register_script(_END)
 
     def name(self, kind: str, key: str) -> str:
         return f"{self._prefix}{kind}:{{{key}}}"
@@ -179,7 +190,7 @@ class PromptCache:
 
     async def start(self) -> None:
         """Subscribe to the cache events channel (before any request is served)."""
-        self._pubsub = self.redis.pubsub()
+        self._pubsub = await subscriber(self.redis)
         await self._pubsub.subscribe(self.channel)
 
     async def run(self) -> None:

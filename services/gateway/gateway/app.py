@@ -10,12 +10,12 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from redis.asyncio import Redis
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from common.bus import Bus, RpcClient, Topology
 from common.logs import configure_logging
 from common.metrics import serve_metrics
+from common.redis_client import redis_client
 from common.telemetry import configure_tracing
 from gateway import guard, problems
 from gateway.middleware import RequestContextMiddleware
@@ -39,7 +39,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         await bus.connect()
         rpc = RpcClient(bus, process=settings.service_name, stream_buffer=settings.stream_buffer_chunks)
         await rpc.start()
-        redis = Redis.from_url(settings.redis_url.get_secret_value())
+        redis = await redis_client(settings)
         app.state.bus, app.state.rpc, app.state.redis = bus, rpc, redis
         try:
             async with guard.stores(app, settings):

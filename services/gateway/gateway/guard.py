@@ -16,11 +16,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from pymongo.errors import PyMongoError
-from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from common.mongo import database, mongo_client
+from common.redis_client import redis_client
 from gateway.auth import TokenVerifier
 from gateway.clerk import ClerkTokens
 from gateway.devissuer import DevIssuer
@@ -71,8 +71,8 @@ def verifier(settings: GatewaySettings, dev: DevIssuer | None) -> TokenVerifier:
 async def stores(app: FastAPI, settings: GatewaySettings) -> AsyncIterator[None]:
     """MongoDB (users) and Redis (rate limits, idempotency) for the app's lifetime."""
     mongo = mongo_client(settings)
-    redis = Redis.from_url(
-        settings.redis_url.get_secret_value(),
+    redis = await redis_client(
+        settings,
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
         socket_timeout=REDIS_TIMEOUT_S,
         retry=Retry(NoBackoff(), 0),

@@ -40,11 +40,11 @@ from common.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from common.redis_client import REDIS_ERRORS
 from gateway.asgi import header, read_body, replaying, request_id, send_problem
 from gateway.idempotency_store import LEASE_S, IdempotencyStore, Kept
 from gateway.jsonbody import NOT_DECODED, decoded, loads
 from gateway.problems import PROBLEM_JSON
-from gateway.ratelimit import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 

@@ -23,13 +23,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from pydantic import ValidationError
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
-from redis.exceptions import RedisError
 
 from common.bus import RpcClient
 from common.contracts import Actor, Caller, GenerateImage, GetImageJob, ImageJob, job_channel
 from common.errors import PlatformError, ValidationFailed, error_from_body
+from common.redis_client import REDIS_ERRORS, RedisClient, subscriber
 from gateway.auth import CurrentUser
 from gateway.deadlines import deadline_from
 from gateway.deps import RequestId
@@ -45,7 +44,7 @@ FINISHED = ("succeeded", "failed")
 class JobFollower:
     """The changes of one job, as they happen, for one client."""
 
-    def __init__(self, *, redis: Redis, rpc: RpcClient, namespace: str, request_id: str, actor: Actor) -> None:
+    def __init__(self, *, redis: RedisClient, rpc: RpcClient, namespace: str, request_id: str, actor: Actor) -> None:
         self._redis = redis
         self.rpc = rpc
         self._namespace = namespace
@@ -63,19 +62,21 @@ class JobFollower:
     @contextlib.asynccontextmanager
     async def watching(self, job_id: uuid.UUID) -> AsyncIterator[Watch]:
         """Subscribe to the job's channel for the duration of the block."""
-        pubsub: PubSub | None = self._redis.pubsub()
+        pubsub: PubSub | None = None
         channel = job_channel(self._namespace, job_id)
         try:
-            await pubsub.subscribe(channel)  # type: ignore[union-attr]
-        except RedisError:
+            pubsub = await subscriber(self._redis)
+            await pubsub.subscribe(channel)
+        except REDIS_ERRORS:
             log.warning("job channel unavailable; reading the record instead", exc_info=True)
-            await pubsub.aclose()  # type: ignore[union-attr]
+            if pubsub is not None:
+                await pubsub.aclose()
             pubsub = None
         try:
             yield Watch(self, job_id, pubsub)
         finally:
             if pubsub is not None:
-                with contextlib.suppress(RedisError):
+                with contextlib.suppress(*REDIS_ERRORS):
                     await pubsub.unsubscribe(channel)
                 await pubsub.aclose()
 
@@ -117,7 +118,7 @@ class Watch:
                 await asyncio.sleep(quiet_s)
             else:
                 message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=quiet_s)
-        except RedisError:
+        except REDIS_ERRORS:
             log.warning("job channel lost; reading the record instead", exc_info=True)
             self._pubsub = None
         if message is not None:

@@ -6,8 +6,10 @@ window is a log (a sorted set of request times, by Redis's own clock so gateways
 skewed clocks agree), so it is exact, not a fixed-window approximation. Several budgets of
 one request (its IP's, then its user's) can go in the same round trip: they are checked in
 order and a budget is counted only if every budget before it admitted the request, exactly
-as separate checks would. (Such a call names several keys, so on a Redis Cluster they
-would need one hash slot.)
+as separate checks would. On a Redis Cluster a script may only name keys of one hash slot,
+and an IP's and a user's budgets hash to different slots, so there the budgets go in one call
+per slot, in order, and a later call is made only if the earlier ones admitted the request:
+the same outcome, in a round trip per slot (a single server keeps its one).
 
 When Redis cannot be reached the policy is RATE_LIMIT_FALLBACK: `local` (the default) keeps
 serving under an in-process limiter with the same budgets (so N gateways admit up to N times
@@ -26,10 +28,9 @@ from typing import Literal
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from common.errors import ServiceUnavailable
+from common.redis_client import REDIS_ERRORS, RedisClient, is_cluster, slot_of
 from gateway.quotas import Budget, Outcome
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 Mode = Literal["redis", "local", "unavailable"]
 Fallback = Literal["local", "closed"]
 RETRY_S = 2.0
-REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 # KEYS: one sorted set per budget, in the order they are checked. ARGV[1]: a unique member for
 # this request, then each budget's limit and window in ms. A budget is counted only if every
@@ -72,8 +72,9 @@ return out
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis, *, namespace: str, fallback: Fallback) -> None:
+    def __init__(self, redis: RedisClient, *, namespace: str, fallback: Fallback) -> None:
         self._redis = redis
+        self._cluster = is_cluster(redis)
         self._prefix = f"{namespace}:ratelimit:"
         self._fallback = fallback
         self._script = redis.register_script(_SLIDING_WINDOWS)
@@ -96,11 +97,16 @@ class RateLimiter:
         including the first that refuses it; the outcomes of the budgets checked."""
         names = [f"{self._prefix}{budget.name}:{key}" for key, budget in checks]
         if time.monotonic() >= self._down_until:
-            args: list[str | int] = [uuid.uuid4().hex]
-            for _, budget in checks:
-                args += (budget.limit, budget.window_s * 1000)
+            member = uuid.uuid4().hex
+            found: list[int] = []
             try:
-                found = await self._script(keys=names, args=args)
+                for group in self._by_slot(names):
+                    args: list[str | int] = [member]
+                    for i in group:
+                        args += (checks[i][1].limit, checks[i][1].window_s * 1000)
+                    found += await self._script(keys=[names[i] for i in group], args=args)
+                    if not found[-3]:
+                        break  # refused: the budgets after it are not counted
             except REDIS_ERRORS as exc:
                 self._went_down(exc)
             else:
@@ -117,6 +123,19 @@ class RateLimiter:
             if not outcomes[-1].allowed:
                 break
         return outcomes
+
+    def _by_slot(self, names: list[str]) -> list[range]:
+        """The budgets' indexes in the calls to make: all in one on a single server; on a
+        cluster, each run of neighbours sharing a hash slot in one (keeping their order)."""
+        if not self._cluster:
+            return [range(len(names))]
+        groups: list[range] = []
+        start = 0
+        for i in range(1, len(names) + 1):
+            if i == len(names) or slot_of(names[i]) != slot_of(names[start]):
+                groups.append(range(start, i))
+                start = i
+        return groups
 
     async def probe(self) -> bool:
         """Whether Redis answers now (for /readyz); a success ends local mode at once."""

@@ -21,11 +21,12 @@ NEVER_REACHED = {group: {"user": "100000/minute"} for group in ("chat", "images"
 
 @pytest.fixture
 def gateway_settings(
-    amqp_url: str, redis_url: str, mongodb_url: str, namespace: str, tmp_path: Path
+    amqp_url: str, redis_url: str, redis_cluster: bool, mongodb_url: str, namespace: str, tmp_path: Path
 ) -> GatewaySettings:
     return GatewaySettings(
         amqp_url=amqp_url,
         redis_url=redis_url,
+        redis_cluster=redis_cluster,
         mongodb_url=mongodb_url,
         mongodb_database=f"t_{namespace}",
         bus_namespace=namespace,

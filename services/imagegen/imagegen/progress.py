@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import logging
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from common.contracts import ImageJob, job_channel
+from common.redis_client import REDIS_ERRORS, RedisClient
 
 log = logging.getLogger(__name__)
 
 
 class JobProgress:
-    def __init__(self, redis: Redis, *, namespace: str) -> None:
+    def __init__(self, redis: RedisClient, *, namespace: str) -> None:
         self._redis = redis
         self._namespace = namespace
 
     async def publish(self, job: ImageJob) -> None:
         try:
             await self._redis.publish(job_channel(self._namespace, job.job_id), job.model_dump_json())
-        except RedisError:
+        except REDIS_ERRORS:
             log.warning("job progress not published", extra={"job_id": str(job.job_id)}, exc_info=True)

@@ -20,10 +20,11 @@ from tests.support.services import in_process
 
 
 @pytest.fixture
-def common_env(amqp_url: str, redis_url: str, namespace: str, mongodb_url: str) -> dict[str, Any]:
+def common_env(amqp_url: str, redis_url: str, redis_cluster: bool, namespace: str, mongodb_url: str) -> dict[str, Any]:
     return {
         "amqp_url": amqp_url,
         "redis_url": redis_url,
+        "redis_cluster": redis_cluster,
         "bus_namespace": namespace,
         "mongodb_url": mongodb_url,
         "mongodb_database": f"t_{namespace}",

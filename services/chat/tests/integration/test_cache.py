@@ -9,9 +9,13 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from chat.cache import CachedAnswer, Lead, PromptCache
 from chat.providers.base import ProviderAnswer
+from common.redis_client import RedisClient
+from tests.support.fixtures import RedisServer
+from tests.support.redis_cluster import ON_BOTH_REDIS, server_slots
 
 pytestmark = pytest.mark.integration
 
@@ -20,10 +24,10 @@ ANSWER = CachedAnswer("gemini", ProviderAnswer(text="the answer", model="m", pro
 OTHER = CachedAnswer("gemini", ProviderAnswer(text="another answer", model="m", prompt_tokens=3, completion_tokens=2))
 
 
-class Interleaved(Redis):
+class Interleaved:
     """A replica's Redis connection after whose first command naming `watched` another client
     acts (`then`) before the replica's next command goes out: the moment a leader elsewhere may
-    choose to finish, made certain instead of likely."""
+    choose to finish, made certain instead of likely. Mixed into a single-server or cluster client."""
 
     watched: str = ""
     then: Callable[[], Awaitable[None]] | None = None
@@ -36,9 +40,18 @@ class Interleaved(Redis):
         return result
 
 
+class InterleavedRedis(Interleaved, Redis):
+    pass
+
+
+class InterleavedCluster(Interleaved, RedisCluster):
+    pass
+
+
 @pytest.fixture
-async def follower_redis(redis_url: str) -> AsyncIterator[Interleaved]:
-    client = Interleaved.from_url(redis_url)
+async def follower_redis(redis_server: RedisServer) -> AsyncIterator[InterleavedRedis | InterleavedCluster]:
+    kind = InterleavedCluster if redis_server.cluster else InterleavedRedis
+    client = kind.from_url(redis_server.url)
     yield client
     await client.aclose()
 
@@ -48,8 +61,9 @@ async def running(cache: PromptCache) -> asyncio.Task[None]:
     return asyncio.create_task(cache.run())
 
 
+@ON_BOTH_REDIS
 async def test_a_follower_that_saw_a_miss_as_the_leader_finished_reads_the_answer_and_calls_no_provider(
-    redis: Redis, follower_redis: Interleaved, namespace: str
+    redis: RedisClient, follower_redis: InterleavedRedis | InterleavedCluster, namespace: str
 ) -> None:
     leader = PromptCache(redis, namespace=namespace, ttl_s=60)
     follower = PromptCache(follower_redis, namespace=namespace, ttl_s=60)
@@ -69,7 +83,10 @@ async def test_a_follower_that_saw_a_miss_as_the_leader_finished_reads_the_answe
         await follower.close()
 
 
-async def test_a_shared_answer_is_never_replaced_but_a_users_own_is_refreshed(redis: Redis, namespace: str) -> None:
+@ON_BOTH_REDIS
+async def test_a_shared_answer_is_never_replaced_but_a_users_own_is_refreshed(
+    redis: RedisClient, namespace: str
+) -> None:
     for shared, kept in ((True, ANSWER), (False, OTHER)):
         cache = PromptCache(redis, namespace=f"{namespace}:{shared}", ttl_s=60, shared=shared)
         first = await cache.lead_or_wait(KEY, deadline=time.monotonic() + 5)
@@ -79,3 +96,13 @@ async def test_a_shared_answer_is_never_replaced_but_a_users_own_is_refreshed(re
         assert isinstance(fresh, Lead)
         await fresh.fill(OTHER)
         assert await cache.get(KEY) == kept
+
+
+async def test_one_keys_answer_lead_and_failure_share_one_hash_slot(redis: RedisClient, redis_cluster_url: str) -> None:
+    """The look-or-lead and end scripts name all three together; other keys spread over the cluster."""
+    cache = PromptCache(redis, namespace="ns", ttl_s=60)
+    for key in (KEY, "f" * 64):
+        names = [cache.name(kind, key) for kind in ("cache", "failed", "lead")]
+        assert len(set(await server_slots(redis_cluster_url, names))) == 1, names
+    answers = [cache.name("cache", f"{i:064x}") for i in range(8)]
+    assert len(set(await server_slots(redis_cluster_url, answers))) > 1

@@ -8,17 +8,17 @@ import base64
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 
 from chat.settings import ChatSettings
+from common.redis_client import RedisClient
 from credits.settings import CreditsSettings
 from gateway.app import create_app
 from gateway.devissuer import DevIssuer
 from gateway.settings import GatewaySettings
+from tests.support.redis_cluster import ON_BOTH_REDIS
 from tests.support.services import in_process
 from tests.support.waiting import wait_until
 
@@ -37,7 +37,9 @@ def ask(text: str, **extra: object) -> dict[str, object]:
 def services(gateway_settings: GatewaySettings) -> Services:
     @asynccontextmanager
     async def start(latency_s: float = 0.0) -> AsyncIterator[None]:
-        common = gateway_settings.model_dump(include={"amqp_url", "redis_url", "bus_namespace", "mongodb_url"})
+        common = gateway_settings.model_dump(
+            include={"amqp_url", "redis_url", "redis_cluster", "bus_namespace", "mongodb_url"}
+        )
         credits = CreditsSettings(**common, mongodb_database=gateway_settings.mongodb_database, signup_credits=50)
         chat = ChatSettings(**common, local_latency_s=latency_s, bus_prefetch=32)
         async with in_process("credits", credits), in_process("chat", chat):
@@ -60,6 +62,7 @@ async def spent(client: httpx.AsyncClient, headers: dict[str, str]) -> int:
     return (await balance(client, headers))["spent"]
 
 
+@ON_BOTH_REDIS
 async def test_a_retried_post_gets_the_same_response_and_is_charged_once(
     client: httpx.AsyncClient, issuer: DevIssuer, services: Services
 ) -> None:
@@ -96,6 +99,7 @@ async def test_the_same_key_with_another_body_is_422_and_runs_nothing(
         assert await spent(client, headers) == 1
 
 
+@ON_BOTH_REDIS
 async def test_concurrent_duplicates_wait_for_the_first_and_are_charged_once(
     client: httpx.AsyncClient, issuer: DevIssuer, services: Services
 ) -> None:
@@ -168,8 +172,9 @@ async def test_a_malformed_key_is_400(client: httpx.AsyncClient, issuer: DevIssu
     assert response.status_code == 400 and response.headers["content-type"] == "application/problem+json"
 
 
+@ON_BOTH_REDIS
 async def test_one_user_cannot_fill_redis_with_kept_responses(
-    gateway_settings: GatewaySettings, issuer: DevIssuer, services: Services, redis_url: str
+    gateway_settings: GatewaySettings, issuer: DevIssuer, services: Services, redis: RedisClient
 ) -> None:
     """The attacker sends request after request, each with a new Idempotency-Key: what its kept
     responses hold stays within its budget; past it new keys are refused before any work, while
@@ -195,7 +200,7 @@ async def test_one_user_cannot_fill_redis_with_kept_responses(
         refused = await client.post("/v1/chat", json=ask("more"), headers=headers | {"Idempotency-Key": "new"})
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
         store = app.state.idempotency
-        kept = await _kept_bytes(redis_url, store.record(_subject(headers), "k0"), store)
+        kept = int(await redis.get(store.usage(store.record(_subject(headers), "k0"))) or 0)
         assert kept <= budget + 4096, kept  # the budget, give or take one response
         charged = await spent(client, headers)
         assert charged == accepted  # the refused ones ran nothing
@@ -203,14 +208,6 @@ async def test_one_user_cannot_fill_redis_with_kept_responses(
         assert retry.status_code == 200 and retry.headers["idempotent-replayed"] == "true"
         assert await spent(client, headers) == charged
         assert (await client.post("/v1/chat", json=ask("no key"), headers=headers)).status_code == 200
-
-
-async def _kept_bytes(redis_url: str, record: str, store: Any) -> int:
-    redis = Redis.from_url(redis_url)
-    try:
-        return int(await redis.get(store.usage(record)) or 0)
-    finally:
-        await redis.aclose()
 
 
 def _subject(headers: dict[str, str]) -> str:

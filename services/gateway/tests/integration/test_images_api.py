@@ -23,6 +23,7 @@ from gateway.devissuer import DevIssuer
 from gateway.settings import GatewaySettings
 from imagegen.settings import ImagegenSettings
 from tests.support.client import poll
+from tests.support.redis_cluster import ON_BOTH_REDIS
 from tests.support.services import in_process
 
 pytestmark = pytest.mark.integration
@@ -37,7 +38,9 @@ def gateway_settings(gateway_settings: GatewaySettings, tmp_path: Path) -> Gatew
 
 def imagegen_settings(gateway_settings: GatewaySettings, **overrides: Any) -> ImagegenSettings:
     fields: dict[str, Any] = {
-        **gateway_settings.model_dump(include={"amqp_url", "redis_url", "bus_namespace", "mongodb_url"}),
+        **gateway_settings.model_dump(
+            include={"amqp_url", "redis_url", "redis_cluster", "bus_namespace", "mongodb_url"}
+        ),
         "mongodb_database": gateway_settings.mongodb_database,
         "image_data_dir": gateway_settings.image_data_dir,
         "image_provider": "local",
@@ -50,7 +53,9 @@ def imagegen_settings(gateway_settings: GatewaySettings, **overrides: Any) -> Im
 
 @pytest.fixture
 async def credits_service(gateway_settings: GatewaySettings) -> AsyncIterator[None]:
-    common = gateway_settings.model_dump(include={"amqp_url", "redis_url", "bus_namespace", "mongodb_url"})
+    common = gateway_settings.model_dump(
+        include={"amqp_url", "redis_url", "redis_cluster", "bus_namespace", "mongodb_url"}
+    )
     settings = CreditsSettings(**common, mongodb_database=gateway_settings.mongodb_database, signup_credits=20)
     async with in_process("credits", settings):
         yield
@@ -130,6 +135,7 @@ async def test_post_is_202_with_the_job_and_its_location_then_the_image_is_made_
     assert await credits(client, alice) == {"available": 15, "reserved": 0, "spent": 5, "granted": 20}
 
 
+@ON_BOTH_REDIS
 async def test_wait_answers_200_with_the_image_and_the_credits_left(
     client: httpx.AsyncClient, issuer: DevIssuer, images: None
 ) -> None:
@@ -152,6 +158,7 @@ async def test_a_short_wait_still_answers_202_with_the_running_job(
     assert (await finished(client, response.json()["id"], alice))["status"] == "succeeded"
 
 
+@ON_BOTH_REDIS
 async def test_events_stream_the_jobs_progress_until_it_is_done(
     client: httpx.AsyncClient, issuer: DevIssuer, images: None
 ) -> None:

@@ -12,6 +12,7 @@ from gateway.settings import GatewaySettings
 from tests.simulator.server import RunningSimulator
 from tests.support.chat_system import chat_services, chat_settings, credits_settings
 from tests.support.client import balance
+from tests.support.redis_cluster import ON_BOTH_REDIS
 
 pytestmark = pytest.mark.integration
 
@@ -20,6 +21,7 @@ def question(text: str, **extra: object) -> dict[str, object]:
     return {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": text}], **extra}
 
 
+@ON_BOTH_REDIS
 async def test_50_concurrent_identical_prompts_on_a_cold_cache_make_one_provider_call(
     client: httpx.AsyncClient, auth: dict[str, str], gateway_settings: GatewaySettings, simulator: RunningSimulator
 ) -> None:

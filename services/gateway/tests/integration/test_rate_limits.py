@@ -11,11 +11,13 @@ import pytest
 from fastapi import FastAPI
 
 from chat.settings import ChatSettings
+from common.redis_client import slot_of
 from credits.settings import CreditsSettings
 from devstack import free_port
 from gateway.app import create_app
 from gateway.devissuer import DevIssuer
 from gateway.settings import GatewaySettings
+from tests.support.redis_cluster import ON_BOTH_REDIS
 from tests.support.services import in_process
 
 pytestmark = pytest.mark.integration
@@ -54,7 +56,9 @@ def gateway(gateway_settings: GatewaySettings) -> Gateway:
 
 @pytest.fixture
 async def services(gateway_settings: GatewaySettings) -> AsyncIterator[None]:
-    common = gateway_settings.model_dump(include={"amqp_url", "redis_url", "bus_namespace", "mongodb_url"})
+    common = gateway_settings.model_dump(
+        include={"amqp_url", "redis_url", "redis_cluster", "bus_namespace", "mongodb_url"}
+    )
     credits = CreditsSettings(**common, mongodb_database=gateway_settings.mongodb_database, signup_credits=100)
     async with in_process("credits", credits), in_process("chat", ChatSettings(**common)):
         yield
@@ -64,6 +68,7 @@ def token(issuer: DevIssuer, email: str, role: str = "user") -> dict[str, str]:
     return {"Authorization": "Bearer " + issuer.token(email=email, role=role)}  # type: ignore[arg-type]
 
 
+@ON_BOTH_REDIS
 async def test_the_request_after_the_budget_is_429_with_retry_after(
     gateway: Gateway, issuer: DevIssuer, services: None
 ) -> None:
@@ -118,6 +123,7 @@ async def test_before_authentication_the_client_ip_is_limited(gateway: Gateway) 
         assert (await http.post("/v1/chat", json=CHAT)).status_code == 401
 
 
+@ON_BOTH_REDIS
 async def test_with_redis_unreachable_the_gateway_serves_under_a_local_limiter(
     gateway: Gateway, issuer: DevIssuer, services: None
 ) -> None:
@@ -160,6 +166,7 @@ async def test_on_the_openai_routes_a_429_is_in_openai_shape(gateway: Gateway, i
         )
 
 
+@ON_BOTH_REDIS
 async def test_over_the_ip_budget_a_known_user_is_not_counted(gateway: Gateway, issuer: DevIssuer) -> None:
     user = token(issuer, "ip-first@example.com")
     async with gateway(rate_limit_ip="2/minute") as http:
@@ -189,6 +196,34 @@ async def test_a_known_caller_is_counted_in_one_round_trip(
         assert response.headers["ratelimit-policy"] == '"ip";q=600;w=60, "chat";q=100000;w=60'
     # First sight: the IP before the token is verified, then the user; then both at once.
     assert calls == [["ip"], ["chat"], ["ip", "chat"]]
+
+
+@ON_BOTH_REDIS
+async def test_a_known_callers_budgets_go_to_redis_in_one_script_call_per_hash_slot(
+    gateway_app: FastAPI, client: httpx.AsyncClient, auth: dict[str, str], redis_cluster: bool
+) -> None:
+    """A single server takes the IP's and the user's budgets in one call (one round trip); a
+    cluster, whose scripts may only name keys of one slot, in one call per slot."""
+    limiter = gateway_app.state.limiter
+    calls: list[list[str]] = []
+    script = limiter._script
+
+    async def spy(*, keys: list[str], args: list[object]) -> object:
+        calls.append(keys)
+        return await script(keys=keys, args=args)
+
+    limiter._script = spy
+    await client.post("/v1/chat", json=CHAT, headers=auth)  # first sight: the IP, then the user
+    calls.clear()
+    response = await client.post("/v1/chat", json=CHAT, headers=auth)
+    assert response.headers["ratelimit-policy"] == '"ip";q=600;w=60, "chat";q=100000;w=60'
+    keys = [key for call in calls for key in call]
+    assert [k.split(":")[2] for k in keys] == ["ip", "chat"]
+    if not redis_cluster:
+        assert len(calls) == 1
+    else:
+        assert len(calls) == len({slot_of(k) for k in keys})
+        assert all(len({slot_of(k) for k in call}) == 1 for call in calls)
 
 
 async def test_a_client_cannot_name_its_own_ip_through_a_trusted_proxy(gateway: Gateway) -> None:

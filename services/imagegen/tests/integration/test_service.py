@@ -27,6 +27,7 @@ from services.imagegen.tests.helpers import (
     submit,
 )
 from tests.simulator.server import RunningSimulator
+from tests.support.redis_cluster import ON_BOTH_REDIS
 from tests.support.services import in_process
 from tests.support.waiting import wait_until
 
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.integration
 SIMULATOR_DELIVERY = {"image_output_hosts": ["127.0.0.1"], "image_output_schemes": ["http"]}
 
 
+@ON_BOTH_REDIS
 async def test_a_job_is_accepted_at_once_then_generated_and_charged(
     imagegen: ImagegenFactory, credits_service: Runtime, rpc: RpcClient
 ) -> None:
