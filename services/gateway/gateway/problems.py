@@ -26,11 +26,18 @@ from common.logs import request_id_var
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+
+
+class MethodNotAllowed(PlatformError):
+    code, status, title = "method_not_allowed", 405, "Method not allowed"
+
+
 _BY_STATUS: dict[int, type[PlatformError]] = {
     400: BadRequest,
     401: Unauthenticated,
     403: Forbidden,
     404: NotFound,
+    405: MethodNotAllowed,
     413: PayloadTooLarge,
     422: ValidationFailed,
 }
@@ -80,6 +87,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     error = cls(str(exc.detail))
     response = problem_response(error, request_id=_request_id(request), instance=request.url.path)
     response.status_code = exc.status_code
+    response.headers.update(exc.headers or {})  # a 405's Allow
     return response
 
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from common.contracts import Balance, JournalPage, ReconciliationReport
 from gateway.auth import AdminUser
 from gateway.deps import Credits, UserCaller
+from gateway.responses import ADMIN, CALLER
 
 router = APIRouter(tags=["credits"])
 
@@ -19,12 +20,19 @@ class CreditsView(BaseModel):
     granted: int
 
 
-@router.get("/v1/credits", response_model=CreditsView, summary="Your credits: available and held by work in progress")
+@router.get(
+    "/v1/credits",
+    response_model=CreditsView,
+    summary="Your credits: available and held by work in progress",
+    responses=CALLER,
+)
 async def credits(caller: UserCaller, ledger: Credits) -> Balance:
     return await ledger.balance(caller)
 
 
-@router.get("/v1/credits/history", response_model=JournalPage, summary="Your credit journal, newest first")
+@router.get(
+    "/v1/credits/history", response_model=JournalPage, summary="Your credit journal, newest first", responses=CALLER
+)
 async def history(
     caller: UserCaller,
     ledger: Credits,
@@ -38,6 +46,7 @@ async def history(
     "/v1/admin/reconcile",
     response_model=ReconciliationReport,
     summary="Recompute every balance from the journal (admin)",
+    responses=ADMIN,
 )
 async def reconcile(_: AdminUser, caller: UserCaller, ledger: Credits) -> ReconciliationReport:
     return await ledger.reconcile(caller)

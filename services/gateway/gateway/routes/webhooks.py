@@ -25,6 +25,7 @@ from common.bus import RpcClient
 from common.contracts import Caller, CreditsGranted, GrantCredits
 from common.errors import ServiceUnavailable, Unauthenticated, ValidationFailed
 from gateway.deps import RequestId, Rpc, Settings
+from gateway.responses import WEBHOOK
 from gateway.users import UserDirectory
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class ClerkEvent(BaseModel):
     data: ClerkUser | dict[str, Any]
 
 
-@router.post("/webhooks/clerk", summary="Clerk user events (Svix-signed)", include_in_schema=True)
+@router.post("/webhooks/clerk", summary="Clerk user events (Svix-signed)", responses=WEBHOOK)
 async def clerk_webhook(request: Request, settings: Settings, rpc: Rpc, request_id: RequestId) -> dict[str, Any]:
     if settings.clerk_webhook_secret is None:
         raise ServiceUnavailable("Clerk webhooks are not configured (CLERK_WEBHOOK_SECRET)")
