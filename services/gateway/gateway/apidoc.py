@@ -17,12 +17,10 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from gateway.deadlines import MIN_TIMEOUT_S
+from gateway.idempotency import IMAGE_JOB_PATHS
 from gateway.responses import SCHEMAS
 from gateway.settings import GatewaySettings
 from gateway.traffic import PROBES
-
-# The routes whose X-Request-Timeout bounds an image job (IMAGE_JOB_TIMEOUT_S), not a request.
-IMAGE_JOBS = frozenset({("post", "/v1/images"), ("post", "/v1/images/generations")})
 
 X_REQUEST_ID = {
     "description": "The request's id (the client's own when well formed): quote it to support.",
@@ -57,7 +55,7 @@ def _parameter(param: dict[str, Any], *, method: str, path: str, settings: Gatew
     if not param.get("required"):
         param["schema"] = _absent_not_null(param["schema"])
     if param["in"] == "header" and param["name"] == "x-request-timeout":
-        image_job = (method, path) in IMAGE_JOBS
+        image_job = method == "post" and path in IMAGE_JOB_PATHS
         most = settings.image_job_timeout_s if image_job else settings.max_request_timeout_s
         param["schema"] = {
             "type": "number",

@@ -87,8 +87,21 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     error = cls(str(exc.detail))
     response = problem_response(error, request_id=_request_id(request), instance=request.url.path)
     response.status_code = exc.status_code
-    response.headers.update(exc.headers or {})  # a 405's Allow
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = allowed_methods(request)
     return response
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (Starlette's 405 names only the first route's)."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in request.app.routes:
+        regex, taken = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and taken and regex.match(path):
+            methods |= taken
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -12,6 +12,10 @@ from gateway.responses import ADMIN, CALLER
 
 router = APIRouter(tags=["credits"])
 
+# `<page>.<index>` of the last entry of the previous page (see credits/history.py): any such
+# position is a place to continue from, so the pattern says exactly which cursors are accepted.
+HISTORY_CURSOR = r"^[0-9]{1,15}\.[0-9]{1,15}$"
+
 
 class CreditsView(BaseModel):
     available: int
@@ -37,7 +41,7 @@ async def history(
     caller: UserCaller,
     ledger: Credits,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[str | None, Query(pattern=HISTORY_CURSOR, description="next_cursor of the previous page")] = None,
 ) -> JournalPage:
     return await ledger.journal(caller, limit=limit, before=cursor)
 
