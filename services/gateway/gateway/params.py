@@ -10,7 +10,9 @@ from typing import Annotated, Any
 from fastapi import Header, Path
 from pydantic import BeforeValidator
 
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+# Starlette's `uuid` path convertor: ids route only in this form, so `/v1/images/generations`
+# is not taken for an image id.
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 # Visible ASCII, as a header value allows (the idempotency middleware holds keys to the same).
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]+$"
 _UUID = re.compile(UUID_PATTERN)

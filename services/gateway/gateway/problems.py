@@ -9,7 +9,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from common.errors import (
     BadRequest,
@@ -97,10 +99,9 @@ def allowed_methods(request: Request) -> str:
     """Every method some route takes at this path (Starlette's 405 names only the first route's)."""
     path = request.scope["path"]
     methods: set[str] = set()
-    for route in request.app.routes:
-        regex, taken = getattr(route, "path_regex", None), getattr(route, "methods", None)
-        if regex is not None and taken and regex.match(path):
-            methods |= taken
+    for route in iter_route_contexts(request.app.routes):
+        if route.path and route.methods and compile_path(route.path)[0].match(path):
+            methods |= route.methods
     return ", ".join(sorted(methods))
 
 

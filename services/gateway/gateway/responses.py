@@ -72,7 +72,7 @@ _WHY = {
     401: "No valid bearer token.",
     402: "Not enough credits for this request.",
     403: "The token's role may not do this.",
-    404: "No such resource, or not yours.",
+    404: "No such resource (or not yours), or no such model.",
     409: "Conflicts with another request (the same Idempotency-Key still running).",
     413: "The body (MAX_BODY_BYTES) or the prompt (MAX_PROMPT_CHARS) is too large.",
     422: "Invalid request: the `errors` member names each field at fault.",
@@ -127,8 +127,9 @@ GRANT = problems(*_CALLER, 403, 404, *_BODY, *_IDEMPOTENT)
 # The user directory (MongoDB) answers these, not a service over the broker: no deadline.
 USERS = problems(*_SERVED, 401, 403, 422)
 SET_ROLE = problems(*_SERVED, 401, 403, 404, *_BODY)
-SPENDING = problems(*_CALLER, *_BODY, *_IDEMPOTENT, 402, 502)
+# ... and a model that is not offered (404, as OpenAI answers it).
+SPENDING = problems(*_CALLER, *_BODY, *_IDEMPOTENT, 402, 404, 502)
 WEBHOOK = problems(*_SERVED, 401, *_BODY, 504)
 OPENAI = openai_errors(*_CALLER)
 OPENAI_NOT_FOUND = openai_errors(404)
-OPENAI_SPENDING = openai_errors(*_CALLER, *_BODY, *_IDEMPOTENT, 402, 502)
+OPENAI_SPENDING = openai_errors(*_CALLER, *_BODY, *_IDEMPOTENT, 402, 404, 502)

@@ -92,14 +92,17 @@ async def create_image(
 
 
 @router.get(
-    "/v1/images/jobs/{job_id}", response_model=JobView, summary="An image job's status", responses=CALLER | NOT_FOUND
+    "/v1/images/jobs/{job_id:uuid}",
+    response_model=JobView,
+    summary="An image job's status",
+    responses=CALLER | NOT_FOUND,
 )
 async def get_job(job_id: JobId, request: Request, follower: Follower) -> JobView:
     return job_view(request, await follower.read(job_id))
 
 
 @router.get(
-    "/v1/images/jobs/{job_id}/events",
+    "/v1/images/jobs/{job_id:uuid}/events",
     summary="An image job's progress as server-sent events, until it succeeds or fails",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}, **CALLER, **NOT_FOUND},
@@ -153,14 +156,14 @@ async def list_images(
 
 
 @router.get(
-    "/v1/images/{image_id}", response_model=ImageView, summary="One of your images", responses=CALLER | NOT_FOUND
+    "/v1/images/{image_id:uuid}", response_model=ImageView, summary="One of your images", responses=CALLER | NOT_FOUND
 )
 async def get_image(image_id: ImageId, request: Request, caller: UserCaller, rpc: Rpc) -> ImageView:
     return image_view(request, await rpc.call(caller.envelope(GetImage(image_id=image_id)), reply_model=ImageRecord))
 
 
 @router.delete(
-    "/v1/images/{image_id}",
+    "/v1/images/{image_id:uuid}",
     status_code=204,
     summary="Delete one of your images and its file",
     responses=CALLER | NOT_FOUND | UPSTREAM,

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
 from common.contracts import ChatChunk, ChatCompletion, ChatMessage, CompleteChat, FinishReason, ListModels, ModelList
 from common.contracts.chat import MAX_CONTENT_CHARS
@@ -81,6 +82,8 @@ class OpenAIRoute(ParsedBodyRoute):
                 return error_response(BadRequest(message), request_id, param=param)
             except PlatformError as exc:
                 return error_response(exc, request_id, param=_param(exc))
+            except HTTPException as exc:  # a body FastAPI cannot read: still OpenAI's shape
+                return error_response(BadRequest(str(exc.detail)), request_id)
 
         return route
 
