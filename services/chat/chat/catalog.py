@@ -18,7 +18,7 @@ from chat.costs import CostTable
 from chat.pricing import ModelPrice
 from chat.providers.base import ChatProvider, ProviderRequest
 from common.contracts import ModelInfo
-from common.errors import ValidationFailed
+from common.errors import NotFound, ValidationFailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +60,12 @@ class ModelCatalog:
         return [ModelInfo(id=o.model, provider=o.provider) for o in self._offers.values()]
 
     def resolve(self, model: str | None, max_tokens: int | None) -> tuple[str, int]:
-        """The model a request runs on and the answer tokens it is sent with; ValidationFailed for
-        a model that is not offered or a `max_tokens` above its priced cap."""
+        """The model a request runs on and the answer tokens it is sent with; NotFound for a model
+        that is not offered, ValidationFailed for a `max_tokens` above its priced cap."""
         name = model or self.default_model
         offer = self._offers.get(name)
-        if offer is None:
-            raise ValidationFailed(
+        if offer is None:  # as OpenAI answers a model it does not have: 404, naming the field
+            raise NotFound(
                 f"model {name!r} is not offered for chat; choose one of: {self._names()}",
                 errors=[{"field": "body.model", "message": "unknown model", "type": "value_error"}],
                 models=list(self._offers),

@@ -17,7 +17,7 @@ from common.logs import configure_logging
 from common.metrics import serve_metrics
 from common.redis_client import redis_client
 from common.telemetry import configure_tracing
-from gateway import guard, problems
+from gateway import apidoc, guard, problems
 from gateway.middleware import RequestContextMiddleware
 from gateway.routes import admin, analytics, chat, credits, health, images, webhooks
 from gateway.routes import openai as openai_compatible
@@ -68,6 +68,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(analytics.router)
     app.include_router(webhooks.router)
+    apidoc.install(app, settings)
     guard.install(app, settings)  # CORS, rate limits, authentication, body limits, idempotency
     app.add_middleware(
         RequestContextMiddleware,

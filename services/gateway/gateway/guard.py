@@ -103,7 +103,10 @@ async def stores(app: FastAPI, settings: GatewaySettings) -> AsyncIterator[None]
 def install(app: FastAPI, settings: GatewaySettings) -> None:
     """Add the protections' middleware (innermost first, as Starlette stacks them)."""
     app.add_middleware(
-        IdempotencyMiddleware, default_wait_s=settings.request_timeout_s, max_wait_s=settings.max_request_timeout_s
+        IdempotencyMiddleware,
+        default_wait_s=settings.request_timeout_s,
+        max_wait_s=settings.max_request_timeout_s,
+        image_job_s=settings.image_job_timeout_s,
     )
     app.add_middleware(PromptLimitMiddleware, max_chars=settings.max_prompt_chars)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

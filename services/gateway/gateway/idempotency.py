@@ -2,7 +2,10 @@
 
 A request with a key claims it in Redis (scoped to the user) before it runs; the response
 is then kept for IDEMPOTENCY_TTL_S and replayed, byte for byte with `Idempotent-Replayed:
-true`, to every retry with the same key. The same key with another body (or path) is 422.
+true`, to every retry with the same key. The same key with another body (or path) is 409:
+the key is taken (the draft suggests 422, but the request itself is valid, and 422 here means
+an invalid request). A retry must be as valid as the first request: one whose X-Request-Timeout
+the route would refuse is refused (422), not answered with the first one's response.
 A retry that arrives while the first is still running waits for its result (until its own
 deadline; after that 409), so a request is never run, nor charged, twice.
 
@@ -42,6 +45,7 @@ from common.errors import (
 )
 from common.redis_client import REDIS_ERRORS
 from gateway.asgi import header, read_body, replaying, request_id, send_problem
+from gateway.deadlines import deadline_from
 from gateway.idempotency_store import LEASE_S, IdempotencyStore, Kept
 from gateway.jsonbody import NOT_DECODED, decoded, loads
 from gateway.problems import PROBLEM_JSON
@@ -53,6 +57,8 @@ PATHS = frozenset(
 )
 KEY_HEADER = b"idempotency-key"
 _WELL_FORMED = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as a header value allows
+# Their X-Request-Timeout bounds an image job (IMAGE_JOB_TIMEOUT_S), not the request.
+IMAGE_JOB_PATHS = frozenset({"/v1/images", "/v1/images/generations"})
 MAX_KEPT_BODY = 1024 * 1024
 _POLL_S = (0.02, 0.25)  # first and longest pause between looks at a running first request
 
@@ -77,10 +83,11 @@ def kept(status: int) -> bool:
 class IdempotencyMiddleware:
     """Runs after authentication (keys are per user) and the body limit."""
 
-    def __init__(self, app: ASGIApp, *, default_wait_s: float, max_wait_s: float) -> None:
+    def __init__(self, app: ASGIApp, *, default_wait_s: float, max_wait_s: float, image_job_s: float) -> None:
         self.app = app
         self.default_wait_s = default_wait_s
         self.max_wait_s = max_wait_s
+        self.image_job_s = image_job_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = header(scope, KEY_HEADER) if scope["type"] == "http" and scope["method"] == "POST" else None
@@ -92,17 +99,20 @@ class IdempotencyMiddleware:
             error = BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters")
             await send_problem(scope, receive, send, error)
             return
+        try:
+            wait_s = self._wait_s(scope)
+        except ValidationFailed as exc:
+            await send_problem(scope, receive, send, exc)
+            return
         store: IdempotencyStore = scope["app"].state.idempotency
         body, ended = await read_body(receive)
         fp = fingerprint(scope["method"], scope["path"], scope.get("query_string", b""), body, decoded(scope, body))
         record, owner = store.record(actor.id, key), uuid.uuid4().hex
         try:
-            first = await self._first(store, record, fp, owner, deadline=time.monotonic() + self._wait_s(scope))
+            first = await self._first(store, record, fp, owner, deadline=time.monotonic() + wait_s)
         except REDIS_ERRORS as exc:
             log.warning("idempotency store unreachable", extra={"error": repr(exc)})
             await send_problem(scope, receive, send, ServiceUnavailable("idempotency keys cannot be honoured now"))
-        except ValidationFailed as exc:
-            await send_problem(scope, receive, send, exc)
         except Conflict as exc:
             await send_problem(scope, receive, send, exc, {"Retry-After": "1"})
         except RateLimited as exc:
@@ -124,7 +134,7 @@ class IdempotencyMiddleware:
                 return None
             state, held_fp = holder
             if held_fp != fp:
-                raise ValidationFailed("this Idempotency-Key was used with a different request")
+                raise Conflict("this Idempotency-Key was used with a different request")
             if state == "done" and (first := await store.replay(record)) is not None:
                 return first
             if time.monotonic() + pause > deadline:
@@ -175,12 +185,15 @@ class IdempotencyMiddleware:
             await _finish(store, record, owner, Kept(status, headers, b"".join(chunks)))
 
     def _wait_s(self, scope: Scope) -> float:
-        """A waiting retry waits as long as its own X-Request-Timeout (or the default) allows."""
-        try:
-            wanted = float(header(scope, b"x-request-timeout") or self.default_wait_s)
-        except ValueError:
-            wanted = self.default_wait_s
-        return wanted if 0 < wanted <= self.max_wait_s else self.default_wait_s
+        """How long a retry waits for a running first request: its own X-Request-Timeout, checked
+        as its route checks it (ValidationFailed), or the default."""
+        wanted = header(scope, b"x-request-timeout")
+        image_job = scope["path"] in IMAGE_JOB_PATHS
+        most = self.image_job_s if image_job else self.max_wait_s
+        context = " for image jobs" if image_job else ""
+        deadline_from(wanted, default_s=self.default_wait_s, max_s=most, context=context)
+        seconds = float(wanted) if wanted is not None else self.default_wait_s
+        return seconds if seconds <= self.max_wait_s else self.default_wait_s
 
 
 async def _keep_renewing(store: IdempotencyStore, record: str, owner: str) -> None:

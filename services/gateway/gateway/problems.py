@@ -9,7 +9,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from common.errors import (
     BadRequest,
@@ -26,11 +28,18 @@ from common.logs import request_id_var
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+
+
+class MethodNotAllowed(PlatformError):
+    code, status, title = "method_not_allowed", 405, "Method not allowed"
+
+
 _BY_STATUS: dict[int, type[PlatformError]] = {
     400: BadRequest,
     401: Unauthenticated,
     403: Forbidden,
     404: NotFound,
+    405: MethodNotAllowed,
     413: PayloadTooLarge,
     422: ValidationFailed,
 }
@@ -80,7 +89,20 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     error = cls(str(exc.detail))
     response = problem_response(error, request_id=_request_id(request), instance=request.url.path)
     response.status_code = exc.status_code
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = allowed_methods(request)
     return response
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (Starlette's 405 names only the first route's)."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.path and route.methods and compile_path(route.path)[0].match(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

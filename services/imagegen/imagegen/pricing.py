@@ -7,7 +7,7 @@ before credits are held or a provider is called.
 
 from __future__ import annotations
 
-from common.errors import ValidationFailed
+from common.errors import NotFound
 
 
 class ImagePricing:
@@ -20,10 +20,10 @@ class ImagePricing:
         return sorted(self._prices)
 
     def resolve(self, requested: str | None) -> str:
-        """The model a request runs on; ValidationFailed for a model that is not offered."""
+        """The model a request runs on; NotFound (as OpenAI answers) for a model that is not offered."""
         model = requested or self.default_model
         if model not in self._prices:
-            raise ValidationFailed(
+            raise NotFound(
                 f"model {model!r} is not offered; choose one of: {', '.join(self.models)}",
                 errors=[{"field": "body.model", "message": "unknown model", "type": "value_error"}],
             )

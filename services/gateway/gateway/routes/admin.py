@@ -9,10 +9,12 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.contracts import CreditsGranted, GrantCredits, Role
-from common.errors import BadRequest, NotFound
+from common.errors import NotFound
 from gateway.auth import AdminUser
 from gateway.deps import Rpc, UserCaller
 from gateway.jsonbody import ParsedBodyRoute
+from gateway.params import IDEMPOTENCY_KEY_PATTERN
+from gateway.responses import GRANT, SET_ROLE, USERS
 from gateway.users import UserDirectory, UserPage, UserView
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=ParsedBodyRoute)
@@ -43,6 +45,7 @@ class RoleBody(BaseModel):
     "/credits/grants",
     response_model=CreditsGranted,
     summary="Grant credits to a user (admin); the Idempotency-Key makes a retry grant once",
+    responses=GRANT,
 )
 async def grant(
     body: GrantBody,
@@ -51,11 +54,15 @@ async def grant(
     caller: UserCaller,
     rpc: Rpc,
     idempotency_key: Annotated[
-        str | None, Header(max_length=64, description="Required: a retry with the same key grants once.")
-    ] = None,
+        str,
+        Header(
+            min_length=1,
+            max_length=64,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description="Required: a retry with the same key grants once.",
+        ),
+    ],
 ) -> CreditsGranted:
-    if not idempotency_key:
-        raise BadRequest("an Idempotency-Key header is required to grant credits")
     user = await _users(request).find(body.user_id)
     if user is None:
         raise NotFound("no such user")
@@ -72,7 +79,7 @@ async def grant(
     return await rpc.call(envelope, reply_model=CreditsGranted)
 
 
-@router.put("/users/{user_id}/role", response_model=UserView, summary="Set a user's role (admin)")
+@router.put("/users/{user_id}/role", response_model=UserView, summary="Set a user's role (admin)", responses=SET_ROLE)
 async def set_role(user_id: UserId, body: RoleBody, request: Request, _: AdminUser) -> UserView:
     user = await _users(request).set_role(user_id, body.role)
     if user is None:
@@ -80,7 +87,7 @@ async def set_role(user_id: UserId, body: RoleBody, request: Request, _: AdminUs
     return user
 
 
-@router.get("/users", response_model=UserPage, summary="List users by id (admin)")
+@router.get("/users", response_model=UserPage, summary="List users by id (admin)", responses=USERS)
 async def list_users(
     request: Request,
     _: AdminUser,

@@ -12,6 +12,7 @@ from common.contracts import CreditsReport, GetCreditsReport, GetUsageReport, Us
 from common.errors import ValidationFailed
 from gateway.auth import AdminUser
 from gateway.deps import Rpc, UserCaller
+from gateway.responses import ADMIN
 
 router = APIRouter(tags=["admin"])
 
@@ -36,6 +37,7 @@ def period(since: datetime | None, until: datetime | None) -> tuple[datetime, da
     "/v1/admin/analytics/usage",
     response_model=UsageReport,
     summary="Usage and cost by day, user, model or provider (admin)",
+    responses=ADMIN,
 )
 async def usage(
     _: AdminUser,
@@ -51,7 +53,12 @@ async def usage(
     return await rpc.call(caller.envelope(query), reply_model=UsageReport)
 
 
-@router.get("/v1/admin/analytics/credits", response_model=CreditsReport, summary="Credits granted vs spent (admin)")
+@router.get(
+    "/v1/admin/analytics/credits",
+    response_model=CreditsReport,
+    summary="Credits granted vs spent (admin)",
+    responses=ADMIN,
+)
 async def credits(
     _: AdminUser, caller: UserCaller, rpc: Rpc, since: Since = None, until: Until = None
 ) -> CreditsReport:

@@ -11,6 +11,7 @@ from common.errors import PlatformError
 from gateway.chatstream import ChatRelay, EventStream, sse, write_events
 from gateway.deps import Rpc, Settings, UserCaller
 from gateway.jsonbody import ParsedBodyRoute
+from gateway.responses import SPENDING
 
 router = APIRouter(tags=["chat"], route_class=ParsedBodyRoute)
 
@@ -58,7 +59,7 @@ def wants_fresh(cache_control: str | None) -> bool:
     response_model=ChatCompletion,
     summary="Answer a conversation",
     description=STREAM_DOC,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **SPENDING},
 )
 async def chat(
     body: ChatBody, caller: UserCaller, rpc: Rpc, settings: Settings, cache_control: CacheControl = None

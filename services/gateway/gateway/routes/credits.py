@@ -8,8 +8,13 @@ from pydantic import BaseModel
 from common.contracts import Balance, JournalPage, ReconciliationReport
 from gateway.auth import AdminUser
 from gateway.deps import Credits, UserCaller
+from gateway.responses import ADMIN, CALLER
 
 router = APIRouter(tags=["credits"])
+
+# `<page>.<index>` of the last entry of the previous page (see credits/history.py): any such
+# position is a place to continue from, so the pattern says exactly which cursors are accepted.
+HISTORY_CURSOR = r"^[0-9]{1,15}\.[0-9]{1,15}$"
 
 
 class CreditsView(BaseModel):
@@ -19,17 +24,24 @@ class CreditsView(BaseModel):
     granted: int
 
 
-@router.get("/v1/credits", response_model=CreditsView, summary="Your credits: available and held by work in progress")
+@router.get(
+    "/v1/credits",
+    response_model=CreditsView,
+    summary="Your credits: available and held by work in progress",
+    responses=CALLER,
+)
 async def credits(caller: UserCaller, ledger: Credits) -> Balance:
     return await ledger.balance(caller)
 
 
-@router.get("/v1/credits/history", response_model=JournalPage, summary="Your credit journal, newest first")
+@router.get(
+    "/v1/credits/history", response_model=JournalPage, summary="Your credit journal, newest first", responses=CALLER
+)
 async def history(
     caller: UserCaller,
     ledger: Credits,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[str | None, Query(pattern=HISTORY_CURSOR, description="next_cursor of the previous page")] = None,
 ) -> JournalPage:
     return await ledger.journal(caller, limit=limit, before=cursor)
 
@@ -38,6 +50,7 @@ async def history(
     "/v1/admin/reconcile",
     response_model=ReconciliationReport,
     summary="Recompute every balance from the journal (admin)",
+    responses=ADMIN,
 )
 async def reconcile(_: AdminUser, caller: UserCaller, ledger: Credits) -> ReconciliationReport:
     return await ledger.reconcile(caller)

@@ -8,16 +8,17 @@ from fastapi.responses import JSONResponse
 
 from common.errors import ServiceUnavailable
 from gateway.deps import RequestId
+from gateway.responses import PROBE, problems
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="The process is alive")
+@router.get("/healthz", summary="The process is alive", responses=PROBE)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The broker and stores are reachable")
+@router.get("/readyz", summary="The broker and stores are reachable", responses=PROBE | problems(503))
 async def readyz(request: Request, request_id: RequestId) -> Any:
     """Ready when the broker and MongoDB answer. Redis down is not unready under the default
     RATE_LIMIT_FALLBACK=local: the gateway keeps serving with an in-process rate limiter and

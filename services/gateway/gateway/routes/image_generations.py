@@ -23,6 +23,8 @@ from gateway.auth import CurrentUser
 from gateway.deps import Settings
 from gateway.imagejobs import Follower, failure_of, job_deadline, job_id_for, submit
 from gateway.imageviews import absolute
+from gateway.params import IdempotencyKey
+from gateway.responses import OPENAI_SPENDING
 from gateway.routes.image_files import local_path
 from gateway.routes.openai import OpenAIRoute
 
@@ -47,15 +49,30 @@ class OpenAIImageRequest(BaseModel):
     user: str | None = Field(None, max_length=200, description="Accepted; the token says who the user is.")
 
 
-@router.post("/v1/images/generations", summary="Generate an image (OpenAI-compatible; answers with the image)")
+class OpenAIImage(BaseModel):
+    url: str | None = Field(None, description="With `response_format` url (the default).")
+    b64_json: str | None = Field(None, description="With `response_format` b64_json.")
+    revised_prompt: None = None
+
+
+class OpenAIImages(BaseModel):
+    created: int = Field(description="Unix time the image was made.")
+    data: list[OpenAIImage] = Field(min_length=1, max_length=1)
+
+
+@router.post(
+    "/v1/images/generations",
+    summary="Generate an image (OpenAI-compatible; answers with the image)",
+    responses={200: {"description": "The image, as a URL or base64.", "model": OpenAIImages}, **OPENAI_SPENDING},
+)
 async def generate(
     body: OpenAIImageRequest,
     request: Request,
     user: CurrentUser,
     follower: Follower,
     settings: Settings,
-    idempotency_key: Annotated[str | None, Header()] = None,
-    x_request_timeout: Annotated[str | None, Header()] = None,
+    idempotency_key: IdempotencyKey = None,
+    x_request_timeout: Annotated[str | None, Header(description="Seconds until the job is abandoned.")] = None,
 ) -> JSONResponse:
     payload = GenerateImage(
         job_id=job_id_for(user.id, idempotency_key),

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -33,6 +32,8 @@ from gateway.deps import Rpc, Settings, UserCaller
 from gateway.imagejobs import Follower, failure_of, job_deadline, job_id_for, submit
 from gateway.imageviews import ImageList, ImageReady, ImageRequest, ImageView, JobView, absolute, image_view, job_view
 from gateway.jsonbody import ParsedBodyRoute
+from gateway.params import IdempotencyKey, ImageId, JobId
+from gateway.responses import CALLER, FORBIDDEN, LOCATION, NOT_FOUND, RETRY_AFTER, SPENDING, UPSTREAM
 from gateway.routes import image_files, image_generations
 from gateway.slots import SlottedStream, StreamSlots
 
@@ -47,7 +48,15 @@ KEEPALIVE_S = 15.0
     status_code=202,
     response_model=JobView | ImageReady,
     summary="Generate an image: 202 with the job, or 200 with the image when `wait` suffices",
-    responses={200: {"model": ImageReady}, 202: {"model": JobView}},
+    responses={
+        200: {"model": ImageReady, "description": "The image, ready within `wait`."},
+        202: {
+            "model": JobView,
+            "description": "The job, accepted: follow its Location.",
+            "headers": {"Location": LOCATION, "Retry-After": RETRY_AFTER},
+        },
+        **SPENDING,
+    },
 )
 async def create_image(
     body: ImageRequest,
@@ -57,7 +66,7 @@ async def create_image(
     follower: Follower,
     settings: Settings,
     wait: Annotated[float, Query(ge=0, le=600, description="Seconds to wait for the image before answering 202.")] = 0,
-    idempotency_key: Annotated[str | None, Header(description="Repeat a request without a second job.")] = None,
+    idempotency_key: IdempotencyKey = None,
     x_request_timeout: Annotated[str | None, Header(description="Seconds until the job is abandoned.")] = None,
 ) -> Any:
     payload = GenerateImage(
@@ -82,18 +91,23 @@ async def create_image(
     return job_view(request, job)
 
 
-@router.get("/v1/images/jobs/{job_id}", response_model=JobView, summary="An image job's status")
-async def get_job(job_id: uuid.UUID, request: Request, follower: Follower) -> JobView:
+@router.get(
+    "/v1/images/jobs/{job_id:uuid}",
+    response_model=JobView,
+    summary="An image job's status",
+    responses=CALLER | NOT_FOUND,
+)
+async def get_job(job_id: JobId, request: Request, follower: Follower) -> JobView:
     return job_view(request, await follower.read(job_id))
 
 
 @router.get(
-    "/v1/images/jobs/{job_id}/events",
+    "/v1/images/jobs/{job_id:uuid}/events",
     summary="An image job's progress as server-sent events, until it succeeds or fails",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **CALLER, **NOT_FOUND},
 )
-async def job_events(job_id: uuid.UUID, request: Request, follower: Follower, caller: UserCaller) -> StreamingResponse:
+async def job_events(job_id: JobId, request: Request, follower: Follower, caller: UserCaller) -> StreamingResponse:
     first = await follower.read(job_id)  # 404 here, before the stream starts
     slots: StreamSlots = request.app.state.streams
     assert caller.actor is not None
@@ -127,7 +141,7 @@ async def job_events(job_id: uuid.UUID, request: Request, follower: Follower, ca
     )
 
 
-@router.get("/v1/images", response_model=ImageList, summary="Your images, newest first")
+@router.get("/v1/images", response_model=ImageList, summary="Your images, newest first", responses=CALLER | FORBIDDEN)
 async def list_images(
     request: Request,
     caller: UserCaller,
@@ -141,13 +155,20 @@ async def list_images(
     return ImageList(images=[image_view(request, i) for i in page.images], next_cursor=page.next_cursor)
 
 
-@router.get("/v1/images/{image_id}", response_model=ImageView, summary="One of your images")
-async def get_image(image_id: uuid.UUID, request: Request, caller: UserCaller, rpc: Rpc) -> ImageView:
+@router.get(
+    "/v1/images/{image_id:uuid}", response_model=ImageView, summary="One of your images", responses=CALLER | NOT_FOUND
+)
+async def get_image(image_id: ImageId, request: Request, caller: UserCaller, rpc: Rpc) -> ImageView:
     return image_view(request, await rpc.call(caller.envelope(GetImage(image_id=image_id)), reply_model=ImageRecord))
 
 
-@router.delete("/v1/images/{image_id}", status_code=204, summary="Delete one of your images and its file")
-async def delete_image(image_id: uuid.UUID, caller: UserCaller, rpc: Rpc) -> Response:
+@router.delete(
+    "/v1/images/{image_id:uuid}",
+    status_code=204,
+    summary="Delete one of your images and its file",
+    responses=CALLER | NOT_FOUND | UPSTREAM,
+)
+async def delete_image(image_id: ImageId, caller: UserCaller, rpc: Rpc) -> Response:
     await rpc.call(caller.envelope(DeleteImage(image_id=image_id)), reply_model=ImageDeleted)
     return Response(status_code=204)
 

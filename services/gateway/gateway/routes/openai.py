@@ -14,19 +14,22 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Coroutine
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
 from common.contracts import ChatChunk, ChatCompletion, ChatMessage, CompleteChat, FinishReason, ListModels, ModelList
+from common.contracts.chat import MAX_CONTENT_CHARS
 from common.errors import BadRequest, NotFound, PlatformError
 from common.logs import request_id_var
 from gateway.chatstream import ChatRelay, EventStream, sse, write_events
 from gateway.deps import Rpc, Settings, UserCaller
 from gateway.jsonbody import ParsedBodyRoute
+from gateway.responses import OPENAI, OPENAI_NOT_FOUND, OPENAI_SPENDING
 from gateway.routes.chat import CacheControl, wants_fresh
 
 _TYPES = {
@@ -53,6 +56,8 @@ def error_response(error: PlatformError, request_id: str, *, param: str | None =
         "request_id": request_id,
     }
     headers = {"X-Request-ID": request_id}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="aisaas"'
     retry_after = error.extra.get("retry_after")
     if isinstance(retry_after, int | float):
         headers["Retry-After"] = str(max(1, round(retry_after)))
@@ -77,6 +82,8 @@ class OpenAIRoute(ParsedBodyRoute):
                 return error_response(BadRequest(message), request_id, param=param)
             except PlatformError as exc:
                 return error_response(exc, request_id, param=_param(exc))
+            except HTTPException as exc:  # a body FastAPI cannot read: still OpenAI's shape
+                return error_response(BadRequest(str(exc.detail)), request_id)
 
         return route
 
@@ -91,18 +98,26 @@ def _param(error: PlatformError) -> str | None:
 router = APIRouter(tags=["openai-compatible"], route_class=OpenAIRoute)
 
 
+# A message's text, joined from its parts with newlines, must fit one ChatMessage.
+MAX_PARTS = 8
+PART_CHARS = (MAX_CONTENT_CHARS - (MAX_PARTS - 1)) // MAX_PARTS
+TextContent = Annotated[str, Field(min_length=1, max_length=MAX_CONTENT_CHARS)]
+
+
 class TextPart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["text"]
-    text: str
+    text: str = Field(min_length=1, max_length=PART_CHARS)
 
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart] = Field(description="Text, or text parts (other part types are not supported).")
+    content: TextContent | Annotated[list[TextPart], Field(min_length=1, max_length=MAX_PARTS)] = Field(
+        description="Text, or text parts (other part types are not supported)."
+    )
     name: str | None = Field(None, max_length=64, description="Accepted and ignored.")
 
     def to_chat(self) -> ChatMessage:
@@ -135,7 +150,17 @@ class ChatCompletionsBody(BaseModel):
     store: bool | None = Field(None, description="Accepted and ignored.")
 
 
-@router.post("/v1/chat/completions", summary="OpenAI-compatible chat completion (plain or streamed)")
+@router.post(
+    "/v1/chat/completions",
+    summary="OpenAI-compatible chat completion (plain or streamed)",
+    responses={
+        200: {
+            "description": "A `chat.completion`, or with `stream` `chat.completion.chunk` events and `[DONE]`.",
+            "content": {"text/event-stream": {}},
+        },
+        **OPENAI_SPENDING,
+    },
+)
 async def chat_completions(
     body: ChatCompletionsBody, caller: UserCaller, rpc: Rpc, settings: Settings, cache_control: CacheControl = None
 ) -> Any:
@@ -163,13 +188,13 @@ async def chat_completions(
     return EventStream(lambda emit: write_events(relay, emit, events), write_timeout_s=settings.stream_write_timeout_s)
 
 
-@router.get("/v1/models", summary="OpenAI-compatible list of the models the platform answers with")
+@router.get("/v1/models", summary="OpenAI-compatible list of the models the platform answers with", responses=OPENAI)
 async def models(caller: UserCaller, rpc: Rpc) -> dict[str, Any]:
     listed = await rpc.call(caller.envelope(ListModels()), reply_model=ModelList)
     return {"object": "list", "data": [_model(m.id, m.provider) for m in listed.models]}
 
 
-@router.get("/v1/models/{model_id:path}", summary="OpenAI-compatible model lookup")
+@router.get("/v1/models/{model_id:path}", summary="OpenAI-compatible model lookup", responses=OPENAI | OPENAI_NOT_FOUND)
 async def model(model_id: str, caller: UserCaller, rpc: Rpc) -> dict[str, Any]:
     listed = await rpc.call(caller.envelope(ListModels()), reply_model=ModelList)
     found = next((m for m in listed.models if m.id == model_id), None)

@@ -29,6 +29,7 @@ from common.bus import RpcClient
 from common.contracts import Balance, Caller, GetBalance
 from common.errors import ServiceUnavailable, Unauthenticated, ValidationFailed
 from gateway.deps import RequestId, Rpc, Settings
+from gateway.responses import WEBHOOK
 from gateway.settings import GatewaySettings
 from gateway.users import UserDirectory
 from gateway.webhook_deliveries import WebhookDeliveries
@@ -76,7 +77,7 @@ class ClerkEvent(BaseModel):
         return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-@router.post("/webhooks/clerk", summary="Clerk user events (Svix-signed)", include_in_schema=True)
+@router.post("/webhooks/clerk", summary="Clerk user events (Svix-signed)", responses=WEBHOOK)
 async def clerk_webhook(request: Request, settings: Settings, rpc: Rpc, request_id: RequestId) -> dict[str, Any]:
     if settings.clerk_webhook_secret is None:
         raise ServiceUnavailable("Clerk webhooks are not configured (CLERK_WEBHOOK_SECRET)")

@@ -124,7 +124,7 @@ async def test_good_input_does_reach_the_queue(
     client: httpx.AsyncClient, auth: dict[str, str], chat_queue: Bus, gateway_settings: GatewaySettings
 ) -> None:
     """The counterpart of the test above: the queue count does see a published request."""
-    response = await client.post("/v1/chat", json=HELLO, headers=auth | {"X-Request-Timeout": "0.5"})
+    response = await client.post("/v1/chat", json=HELLO, headers=auth | {"X-Request-Timeout": "1"})
     assert_problem(response, 504)
     assert await queue_depth(gateway_settings.amqp_url.get_secret_value(), chat_queue.topology.queue("chat")) == 1
 
@@ -177,7 +177,7 @@ async def test_identity_headers_from_the_client_are_ignored(client: httpx.AsyncC
 
 
 async def test_bad_timeout_header_is_422(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
-    for value in ("soon", "0", "-1", "100000"):
+    for value in ("soon", "0", "0.5", "-1", "nan", "100000"):
         assert_problem(await client.post("/v1/chat", json=HELLO, headers=auth | {"X-Request-Timeout": value}), 422)
 
 

@@ -82,20 +82,23 @@ async def test_a_retried_post_gets_the_same_response_and_is_charged_once(
         assert await spent(client, headers) == 2
 
 
-async def test_the_same_key_with_another_body_is_422_and_runs_nothing(
+async def test_the_same_key_with_another_body_is_409_and_runs_nothing(
     client: httpx.AsyncClient, issuer: DevIssuer, services: Services
 ) -> None:
     headers = user(issuer) | {"Idempotency-Key": "retry-2"}
     async with services():
         assert (await client.post("/v1/chat", json=ask("one thing"), headers=headers)).status_code == 200
         other = await client.post("/v1/chat", json=ask("another thing"), headers=headers)
-        assert other.status_code == 422 and other.headers["content-type"] == "application/problem+json"
+        assert other.status_code == 409 and other.headers["content-type"] == "application/problem+json"
         assert "different request" in other.json()["detail"]
         same_json_other_spacing = b'{"messages":[{"content":"one thing","role":"user"}]}'
         replay = await client.post(
             "/v1/chat", content=same_json_other_spacing, headers=headers | {"content-type": "application/json"}
         )
         assert replay.status_code == 200 and replay.headers["idempotent-replayed"] == "true"
+        # A retry is held to what its route accepts: an X-Request-Timeout out of bounds is refused, not replayed.
+        refused = await client.post("/v1/chat", json=ask("one thing"), headers=headers | {"X-Request-Timeout": "121"})
+        assert refused.status_code == 422 and "idempotent-replayed" not in refused.headers
         assert await spent(client, headers) == 1
 
 
@@ -121,7 +124,7 @@ async def test_a_duplicate_that_cannot_wait_long_enough_gets_409(
     async with services(latency_s=3.0):
         first = asyncio.create_task(client.post("/v1/chat", json=ask("slow"), headers=headers))
         await wait_until(lambda: balance(client, headers), lambda b: b["reserved"] == 1, within=10)  # it runs
-        impatient = await client.post("/v1/chat", json=ask("slow"), headers=headers | {"X-Request-Timeout": "0.3"})
+        impatient = await client.post("/v1/chat", json=ask("slow"), headers=headers | {"X-Request-Timeout": "1"})
         assert impatient.status_code == 409 and impatient.headers["retry-after"] == "1"
         assert (await first).status_code == 200
         assert await spent(client, headers) == 1

@@ -255,7 +255,7 @@ async def test_an_idempotency_key_gives_the_same_job_and_one_charge(
     other = await client.post("/v1/images", json=SMALL, headers=bob | {"Idempotency-Key": "retry-me-1"})
     assert other.json()["id"] != first.json()["id"]  # keys are per user
     changed = await client.post("/v1/images", json=SMALL | {"prompt": "something else"}, headers=keyed)
-    assert_problem(changed, 422)
+    assert_problem(changed, 409)
 
 
 async def test_without_enough_credits_it_is_402_at_once_and_no_job_is_left(
@@ -277,7 +277,6 @@ async def test_without_enough_credits_it_is_402_at_once_and_no_job_is_left(
         ({"prompt": "x", "size": "300x300"}, "body.size"),
         ({"prompt": "x", "model": "bad model!"}, "body.model"),
         ({"prompt": "x", "steps": 50}, "body.steps"),
-        ({"prompt": "x", "model": "someone/expensive-model"}, "body.model"),
     ],
 )
 async def test_bad_input_is_422_naming_the_field_and_holds_nothing(
@@ -287,6 +286,16 @@ async def test_bad_input_is_422_naming_the_field_and_holds_nothing(
     problem = assert_problem(await client.post("/v1/images", json=body, headers=alice), 422)
 
     assert field in [e["field"] for e in problem["errors"]]
+    assert await credits(client, alice) == {"available": 20, "reserved": 0, "spent": 0, "granted": 20}
+
+
+async def test_a_model_not_offered_is_404_naming_the_field_and_holds_nothing(
+    client: httpx.AsyncClient, issuer: DevIssuer, images: None
+) -> None:
+    alice = bearer(issuer, "alice@example.com")
+    body = {"prompt": "x", "model": "someone/expensive-model"}
+    problem = assert_problem(await client.post("/v1/images", json=body, headers=alice), 404)
+    assert [e["field"] for e in problem["errors"]] == ["body.model"]
     assert await credits(client, alice) == {"available": 20, "reserved": 0, "spent": 0, "granted": 20}
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from common.errors import ValidationFailed
+from common.errors import NotFound
 from imagegen.pricing import ImagePricing
 
 pytestmark = pytest.mark.unit
@@ -20,7 +20,7 @@ def test_listed_models_have_their_own_price() -> None:
 
 
 def test_a_model_without_a_price_is_refused_naming_the_field() -> None:
-    with pytest.raises(ValidationFailed) as refused:
+    with pytest.raises(NotFound) as refused:
         PRICING.resolve("someone/expensive")
     assert refused.value.extra["errors"][0]["field"] == "body.model"
     assert "owner/fast, owner/good" in refused.value.detail

@@ -1,0 +1,97 @@
+"""The gateway keeps the promises of its OpenAPI document.
+
+Schemathesis reads `/openapi.json` from the running system (every service a real process)
+and does what `st run --checks all` does: every phase (examples, coverage, fuzzing, stateful)
+over every operation, with every check (server errors, status codes, content types, headers,
+response schemas, valid data accepted and invalid data refused, 405s with `Allow`, missing
+auth refused, deleted resources gone, created ones there). Any failure is a place where a
+client generated from the document would meet other behaviour than documented. The examples
+are bounded and the seed fixed, so a run is the same each time and takes well under a minute.
+
+Nothing is excluded. The caller is an admin (every operation is reachable), with credits
+enough that no request is refused for want of them (a 402 is documented, but a valid request
+that is refused is reported), and the Clerk webhook is configured as in production.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import jwt
+import pytest
+import schemathesis
+from schemathesis.engine import Status, events, from_schema
+
+from devstack import Stack
+from gateway.devissuer import DevIssuer
+
+pytestmark = pytest.mark.e2e
+
+SEED = 20261204
+MAX_EXAMPLES = 10  # per operation in the fuzzing phase; the coverage phase's cases come on top
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+
+
+def admin_token(stack: Stack) -> str:
+    """A development token for an admin who has credits enough for the whole run."""
+    issuer = DevIssuer(issuer="urn:aisaas:dev-issuer", key_file=stack.data_dir / "dev-issuer-key.pem")
+    token = issuer.token(email="contract@example.com", role="admin")
+    grant = {"user_id": jwt.decode(token, options={"verify_signature": False})["sub"], "amount": 1_000_000}
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex}
+    response = httpx.post(stack.gateway_url + "/v1/admin/credits/grants", json=grant, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    return token
+
+
+def failures(stream: Iterator[events.EngineEvent]) -> list[str]:
+    """Every failed check and engine error of a run, one readable entry each."""
+    found: list[str] = []
+    for event in stream:
+        if isinstance(event, events.ScenarioFinished):
+            for checks in event.recorder.checks.values():
+                for check in checks:
+                    if check.status == Status.FAILURE and check.failure_info is not None:
+                        failure = check.failure_info.failure
+                        found.append(
+                            f"{event.recorder.label}: {failure.title}\n{failure.message}\n"
+                            f"{check.failure_info.code_sample}"
+                        )
+        elif isinstance(event, events.NonFatalError):
+            found.append(f"{event.label}: error: {event.info.message}")
+        elif isinstance(event, events.FatalError):
+            found.append(f"fatal: {event.exception!r}")
+        elif isinstance(event, events.EngineFinished):
+            found += [f"{f.operation}: {f.title}\n{f.message}" for f in event.failures]
+    return found
+
+
+# Strict: once these are fixed the test passes, XPASS fails the run, and this mark must go.
+KNOWN_FAILURES = (
+    "analytics: `since` not before `until` is a 422 the document cannot state (cross-parameter rule); "
+    "GET /v1/images: an image cursor is base64 of `<iso>|<id>`, which no pattern states exactly; "
+    "POST /v1/chat*: a body over MAX_BODY_BYTES is 413 (not a status schemathesis counts as refusal) "
+    "and problem+json on the OpenAI route; max_tokens above the model's priced cap is 422"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES)
+@pytest.mark.stack_env(CLERK_WEBHOOK_SECRET=WEBHOOK_SECRET)
+def test_every_operation_passes_every_schemathesis_check(stack: Stack) -> None:
+    token = admin_token(stack)
+    config = schemathesis.Config.from_dict(
+        {"seed": SEED, "headers": {"Authorization": f"Bearer {token}"}, "workers": 1}
+    )
+    project = config.projects.override
+    project.phases.update(phases=["examples", "coverage", "fuzzing", "stateful"])
+    project.checks.update(included_check_names=["all"])
+    project.generation.update(max_examples=MAX_EXAMPLES, deterministic=True)
+    schema = schemathesis.openapi.from_url(stack.gateway_url + "/openapi.json", config=config)
+    assert len(list(schema.get_all_operations())) >= 20  # the whole API, not a filtered part
+
+    found = failures(from_schema(schema).execute())
+
+    assert not found, f"{len(found)} schemathesis failures:\n\n" + "\n\n".join(found)
