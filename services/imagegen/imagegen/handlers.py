@@ -40,7 +40,6 @@ from common.errors import (
     NotFound,
     ServiceUnavailable,
     Unauthenticated,
-    ValidationFailed,
 )
 from imagegen import jobs
 from imagegen.pricing import ImagePricing
@@ -170,12 +169,7 @@ class ImageHandlers:
         if existing["userId"] != actor.id:
             raise Conflict("this job id belongs to another request")
         if existing.get("fingerprint") != fingerprint:
-            raise ValidationFailed(
-                "this Idempotency-Key was already used for a different request",
-                errors=[
-                    {"field": "header.idempotency-key", "message": "reused with another body", "type": "value_error"}
-                ],
-            )
+            raise Conflict("this Idempotency-Key was already used for a different request")
         return view_of(existing)
 
     async def _release_quietly(self, caller: Caller, reservation: Reservation) -> None:

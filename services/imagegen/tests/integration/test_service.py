@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from common.bus import RpcClient
 from common.contracts import ImageJob
-from common.errors import InsufficientCredits, NotFound, Unauthenticated, ValidationFailed
+from common.errors import Conflict, InsufficientCredits, NotFound, Unauthenticated
 from common.runtime import Runtime
 from credits.settings import CreditsSettings
 from services.imagegen.tests.conftest import ImagegenFactory
@@ -67,7 +67,7 @@ async def test_a_repeated_job_id_is_the_same_job_and_one_charge_and_another_body
         first = await submit(rpc, generate("once", job_id=job_id))
         await finished(rpc, job_id)
         again = await submit(rpc, generate("once", job_id=job_id))
-        with pytest.raises(ValidationFailed, match="different request"):
+        with pytest.raises(Conflict, match="different request"):
             await submit(rpc, generate("twice", job_id=job_id))
 
     assert again.job_id == first.job_id and again.status == "succeeded"
@@ -89,7 +89,7 @@ async def test_unknown_models_and_anonymous_requests_are_refused(
     imagegen: ImagegenFactory, credits_service: Runtime, rpc: RpcClient
 ) -> None:
     async with imagegen(image_model_prices={"local-pillow-2": 9}):
-        with pytest.raises(ValidationFailed, match="not offered"):
+        with pytest.raises(NotFound, match="not offered"):
             await submit(rpc, generate(model="someone/else"))
         with pytest.raises(Unauthenticated):
             await rpc.call(caller(None).envelope(generate()), reply_model=ImageJob)
