@@ -12,10 +12,11 @@ and when it healed it. The soak runs them one at a time, in random order, with r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -154,21 +155,24 @@ class ProviderFault:
 
 
 class Injector:
-    """Rounds of every fault kind in random order, a random gap before each, until `stop`."""
+    """Rounds of every fault kind in random order, a random gap before each, until `stop`; the
+    first round always completes, so every kind is injected at least once however short the run."""
 
     def __init__(self, faults: Sequence[Fault], rng: random.Random, *, gap: tuple[float, float]) -> None:
         self.faults, self.rng, self.gap = list(faults), rng, gap
         self.injections: list[Injection] = []
 
-    async def run(self, stop: asyncio.Event, *, on_fault: Callable[[Injection], Awaitable[None]] | None = None) -> None:
-        while not stop.is_set():
+    async def run(self, stop: asyncio.Event) -> None:
+        first = True
+        while first or not stop.is_set():
             for fault in self.rng.sample(self.faults, len(self.faults)):
-                try:
-                    await asyncio.wait_for(stop.wait(), self.rng.uniform(*self.gap))
-                    return
-                except TimeoutError:
-                    pass
-                injection = await fault.inject()
-                self.injections.append(injection)
-                if on_fault is not None:
-                    await on_fault(injection)
+                gap = self.rng.uniform(*self.gap)
+                if first:
+                    await asyncio.sleep(gap)  # the gap between faults is itself part of the schedule
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), gap)
+                    if stop.is_set():
+                        return
+                self.injections.append(await fault.inject())
+            first = False

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,40 +63,52 @@ def each_reservation_ends_once(evidence: Evidence) -> Check:
     return check
 
 
-def chat_charged_once(answers: Sequence[Answer], evidence: Evidence) -> Check:
-    """A 200 chat answer: exactly one commit, of what it reported, over its request's reservations;
-    an error answer: nothing charged; no answer at all (gateway killed): at most one charge."""
-    check = Check("every chat answer charged exactly once, every failed one not at all")
-    counted: Counter[str] = Counter()
+def _chat_charges(answers: Sequence[Answer], evidence: Evidence) -> Iterator[tuple[Answer, str, list[int]]]:
+    """Each chat request, how to name it, and the charges the journal holds over its reservations."""
     for a in answers:
-        if a.kind not in CHAT:
-            continue
-        charges = [
-            c
-            for rid in chat_reservations(evidence.message_ids.get(a.request_id, []))
-            for c in _charges(evidence.ledger.get(rid, []))
-        ]
-        where = f"{a.kind} {a.request_id} (status {a.status})"
+        if a.kind in CHAT:
+            rids = chat_reservations(evidence.message_ids.get(a.request_id, []))
+            charges = [c for rid in rids for c in _charges(evidence.ledger.get(rid, []))]
+            yield a, f"{a.kind} {a.request_id} (status {a.status})", charges
+
+
+def chat_never_overcharged(answers: Sequence[Answer], evidence: Evidence) -> Check:
+    """No chat request charged twice, or more than its answer said; a refused one not at all; one
+    with no answer (gateway killed) or a stream that ended in an error at most once."""
+    check = Check("no chat request charged twice, beyond its answer, or when refused")
+    counted: Counter[str] = Counter()
+    for a, where, charges in _chat_charges(answers, evidence):
         if a.status == 200 and a.stream_error is None:
             counted["answered"] += 1
-            expected = [a.credits] if a.credits else []
-            if a.request_id not in evidence.message_ids:
-                check.violations.append(f"{where}: no CompleteChat seen for it, so its charge cannot be traced")
-            elif charges != expected:
+            if len(charges) > 1 or sum(charges) > (a.credits or 0):
                 check.violations.append(f"{where}: reported {a.credits} credits, the journal charged {charges}")
-        elif a.status == 200:
-            counted["stream ended in error"] += 1  # charged for what was delivered before the error, once
+        elif a.status == 200 or a.status is None:
+            what = "no answer" if a.status is None else "stream ended in error"
+            counted[what] += 1
+            counted[f"{what}, charged"] += bool(charges)
             if len(charges) > 1:
-                check.violations.append(f"{where}: a stream that failed was charged {charges}")
-        elif a.status is None:
-            counted["no answer"] += 1
-            counted["no answer, charged"] += bool(charges)
-            if len(charges) > 1:
-                check.violations.append(f"{where}: unanswered, charged {charges}")
+                check.violations.append(f"{where}: {what}, charged {charges}")
         else:
             counted[f"refused {a.status}"] += 1
             if charges:
                 check.violations.append(f"{where}: refused, yet charged {charges}: {a.detail}")
+    check.counts = dict(sorted(counted.items()))
+    return check
+
+
+def chat_charged_as_reported(answers: Sequence[Answer], evidence: Evidence) -> Check:
+    """A 200 chat answer: exactly one commit, of the credits it reported, over its reservations."""
+    check = Check("every chat answer charged exactly what it reported")
+    counted: Counter[str] = Counter()
+    for a, where, charges in _chat_charges(answers, evidence):
+        if a.status != 200 or a.stream_error is not None:
+            continue
+        counted["answered"] += 1
+        if a.request_id not in evidence.message_ids:
+            check.violations.append(f"{where}: no CompleteChat seen for it, so its charge cannot be traced")
+        elif charges != ([a.credits] if a.credits else []):
+            counted["charged otherwise"] += 1
+            check.violations.append(f"{where}: reported {a.credits} credits, the journal charged {charges}")
     check.counts = dict(sorted(counted.items()))
     return check
 
@@ -233,7 +245,8 @@ def all_checks(answers: Sequence[Answer], evidence: Evidence, *, grace: timedelt
     return [
         no_drift(evidence),
         each_reservation_ends_once(evidence),
-        chat_charged_once(answers, evidence),
+        chat_never_overcharged(answers, evidence),
+        chat_charged_as_reported(answers, evidence),
         usage_matches_journal(answers, evidence),
         no_hold_past_ttl(evidence, grace=grace),
         image_jobs_settled(answers, evidence),

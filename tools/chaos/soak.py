@@ -25,9 +25,19 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from chaos import evidence as ev
-from chaos.faults import PROVIDER_FAULTS, BrokerRestart, Fault, Injector, MongoRestart, ProviderFault, RedisCut, SigKill
+from chaos.faults import (
+    PROVIDER_FAULTS,
+    BrokerRestart,
+    Fault,
+    Injection,
+    Injector,
+    MongoRestart,
+    ProviderFault,
+    RedisCut,
+    SigKill,
+)
 from chaos.invariants import all_checks, dead_letters_explained, recovery
-from chaos.load import Load, Recorder, User
+from chaos.load import KINDS, Load, Recorder, User
 from chaos.proxy import TcpProxy
 from chaos.report import build
 from devstack import DEFAULT_AMQP_URL, DEFAULT_REDIS_URL, Stack, free_port
@@ -40,6 +50,7 @@ PROCESSES = ("gateway", "chat", "credits", "imagegen", *REPLICAS)
 RESERVATION_TTL_S = 20.0
 SWEEP_S = 1.0
 SETTLE_S = 120.0
+TAIL_S = 30.0  # the load goes on after the last fault until every kind of request succeeded again
 
 
 @dataclass
@@ -126,6 +137,16 @@ async def settle(stack: Stack, job_ids: list[str], *, within: float) -> None:
         await client.close()
 
 
+async def recovered(recorder: Recorder, injections: list[Injection], *, within: float) -> None:
+    """Wait (bounded) until a request of every kind succeeded after the last fault healed."""
+    healed = max((i.healed or i.injected for i in injections), default=0.0)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if {a.kind for a in recorder.answers if a.ok and a.started >= healed} >= set(KINDS):
+            return
+        await asyncio.sleep(0.2)
+
+
 def heal_all(stack: Stack) -> None:
     """Anything left down (a restart that failed) is started again before the checks."""
     for name in PROCESSES:
@@ -207,7 +228,8 @@ async def _run(
     chaos = asyncio.create_task(injector.run(stop))
     await asyncio.sleep(options.duration)  # the soak's length is the point of the run
     stop.set()
-    await chaos  # a fault under way finishes and heals
+    await chaos  # a fault under way finishes and heals (and the first round of faults completes)
+    await recovered(recorder, injector.injections, within=TAIL_S)
     load.stop.set()
     await traffic
     ended = time.time()
