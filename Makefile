@@ -6,11 +6,13 @@ export ENVIRONMENT ?= development
 PYTEST := $(PY) -m pytest
 EMAIL ?= a@example.com
 ROLE ?= user
+DURATION ?= 120
+CHAOS_FLAGS ?=
 
-.PHONY: help bootstrap run test test-local test-unit test-integration test-e2e lint token asyncapi bench reconcile
+.PHONY: help bootstrap run test test-local test-unit test-integration test-e2e lint token asyncapi bench reconcile chaos
 
 help:
-	@echo "make run | test | test-unit | test-integration | test-e2e | lint | token EMAIL=.. ROLE=.. | asyncapi | bench"
+	@echo "make run | test | test-unit | test-integration | test-e2e | lint | token EMAIL=.. ROLE=.. | asyncapi | bench | chaos DURATION=.."
 
 .venv/.synced: uv.lock pyproject.toml libs/common/pyproject.toml services/*/pyproject.toml tools/bootstrap.sh
 	./tools/bootstrap.sh
@@ -53,3 +55,6 @@ bench: bootstrap
 
 reconcile: bootstrap
 	$(PY) -m credits.reconcile
+
+chaos: bootstrap  # a soak under injected faults, then the invariants: make chaos DURATION=600 CHAOS_FLAGS=--broker-faults
+	PYTHONPATH=tools:. $(PY) -m chaos --duration $(DURATION) $(CHAOS_FLAGS)
