@@ -17,7 +17,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__)
     parser.add_argument("--duration", type=float, default=120.0, help="seconds of load and faults")
     parser.add_argument("--users", type=int, default=12)
-    parser.add_argument("--workers", type=int, default=8, help="concurrent clients")
+    parser.add_argument("--workers", type=int, default=12, help="concurrent clients")
     parser.add_argument(
         "--broker-faults", action="store_true", help="also restart this machine's RabbitMQ (stop_app/start_app)"
     )

@@ -230,10 +230,12 @@ def recovery(answers: Sequence[Answer], injections: Sequence[Injection]) -> list
     (None: none did before the run ended)."""
     ok = sorted((a for a in answers if a.ok), key=lambda a: a.started)
     rows = []
-    for inj in injections:
+    for n, inj in enumerate(injections):
         row: dict[str, Any] = {"kind": inj.kind, "target": inj.target, "lasted_s": None, "recovered_s": {}}
         if inj.healed is not None:
             row["lasted_s"] = round(inj.healed - inj.injected, 2)
+            if n + 1 < len(injections):  # a recovery longer than this overlaps the next fault
+                row["next_fault_s"] = round(injections[n + 1].injected - inj.healed, 2)
             for kind in KINDS:
                 first = next((a for a in ok if a.kind == kind and a.started >= inj.healed), None)
                 row["recovered_s"][kind] = None if first is None else round(max(first.ended - inj.healed, 0.0), 2)

@@ -64,8 +64,16 @@ class Recorder:
         self.answers.append(answer)
 
 
+def shares(workers: int) -> dict[str, int]:
+    """Loops per kind, in proportion to WEIGHTS, at least one each: a kind's requests never wait
+    behind another kind's (a chat stuck until its deadline does not hold up balance reads), so
+    each kind's recovery after a fault is its own."""
+    total = sum(WEIGHTS)
+    return {k: max(1, round(workers * w / total)) for k, w in zip(KINDS, WEIGHTS, strict=True)}
+
+
 class Load:
-    """`workers` loops, each picking a kind and a user at random until `stop` is set."""
+    """Loops per kind (see `shares`), each picking a user at random, until `stop` is set."""
 
     def __init__(
         self,
@@ -74,7 +82,7 @@ class Load:
         users: list[User],
         admin: dict[str, str],
         recorder: Recorder,
-        workers: int = 8,
+        workers: int = 12,
         seed: int | None = None,
     ) -> None:
         self.base_url, self.users, self.admin, self.recorder, self.workers = base_url, users, admin, recorder, workers
@@ -84,9 +92,10 @@ class Load:
     async def run(self) -> None:
         limits = httpx.Limits(max_connections=self.workers * 2, max_keepalive_connections=self.workers * 2)
         async with httpx.AsyncClient(base_url=self.base_url, timeout=REQUEST_TIMEOUT_S + 10, limits=limits) as http:
-            await asyncio.gather(*(self._loop(http) for _ in range(self.workers)))
+            loops = [self._loop(http, kind) for kind, n in shares(self.workers).items() for _ in range(n)]
+            await asyncio.gather(*loops)
 
-    async def _loop(self, http: httpx.AsyncClient) -> None:
+    async def _loop(self, http: httpx.AsyncClient, kind: str) -> None:
         calls: dict[str, Callable[[httpx.AsyncClient, User, Answer], Any]] = {
             "chat": self._chat,
             "chat_cached": self._chat,
@@ -97,7 +106,6 @@ class Load:
             "grant": self._grant,
         }
         while not self.stop.is_set():
-            kind = self.random.choices(KINDS, WEIGHTS)[0]
             user = self.random.choice(self.users)
             answer = Answer(kind=kind, user=user.id, request_id=uuid.uuid4().hex, started=time.time(), ended=0.0)
             try:

@@ -57,7 +57,7 @@ TAIL_S = 30.0  # the load goes on after the last fault until every kind of reque
 class Options:
     duration: float = 120.0
     users: int = 12
-    workers: int = 8
+    workers: int = 12
     broker_faults: bool = False
     gap: tuple[float, float] = (2.0, 6.0)
     seed: int | None = None
