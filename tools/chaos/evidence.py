@@ -13,8 +13,9 @@ import json
 import subprocess
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -41,6 +42,25 @@ class DeadLetter:
     type: str
     request_id: str | None
     reason: str  # x-death: rejected (did not parse) or delivery_limit (kept failing)
+    error: str | None = None  # the last line of the handler's last logged failure, when found
+
+
+def handler_errors(log_dir: Path) -> dict[str, str]:
+    """request id -> the last line of the last "handler failed" traceback the services logged."""
+    found: dict[str, str] = {}
+    for path in sorted(log_dir.glob("*.log")):
+        with path.open(errors="replace") as lines:
+            for line in lines:
+                if '"handler failed' not in line:
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                trace = str(event.get("exc") or "").strip().splitlines()
+                if event.get("request_id") and trace:
+                    found[event["request_id"]] = trace[-1][:300]
+    return found
 
 
 @dataclass
@@ -96,8 +116,10 @@ class Tap:
             await channel.queue_delete(self.name)
 
 
-async def dead_letters(amqp_url: str, namespace: str) -> list[DeadLetter]:
-    """Every dead-lettered message, read and put back (the queues are the operators' to empty)."""
+async def dead_letters(amqp_url: str, namespace: str, log_dir: Path) -> list[DeadLetter]:
+    """Every dead-lettered message, read and put back (the queues are the operators' to empty),
+    with the error its handler last logged for it."""
+    errors = handler_errors(log_dir)
     t = Topology(namespace)
     out: list[DeadLetter] = []
     connection = await aio_pika.connect(amqp_url)
@@ -111,7 +133,8 @@ async def dead_letters(amqp_url: str, namespace: str) -> list[DeadLetter]:
             held = []
             while (message := await queue.get(fail=False)) is not None:
                 held.append(message)
-                out.append(_dead_letter(queue.name, message))
+                letter = _dead_letter(queue.name, message)
+                out.append(replace(letter, error=errors.get(letter.request_id or "")))
             for message in held:
                 await message.nack(requeue=True)
             await channel.close()

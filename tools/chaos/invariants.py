@@ -220,6 +220,7 @@ def dead_letters_explained(answers: Sequence[Answer], evidence: Evidence) -> lis
                 ),
                 "request_id": d.request_id,
                 "requester_got": None if a is None else a.status,
+                "error": d.error,
             }
         )
     return out

@@ -78,10 +78,11 @@ def table(report: dict[str, Any]) -> str:
         lines += [f"         {v}" for v in c["violations"][:10]]
     dead = report["dead_letters"]
     lines.append(f"  dead-lettered messages: {dead['count']}")
-    lines += [
-        f"         {d['queue']} {d['type']}: {d['reason']} (requester got {d['requester_got']})"
-        for d in dead["messages"][:10]
-    ]
+    alike = Counter((d["queue"], d["type"], d["reason"], d["requester_got"], d.get("error")) for d in dead["messages"])
+    for (queue, kind, reason, got, error), n in alike.most_common(10):
+        lines.append(f"    {n:>4} x {queue} {kind}: {reason}, requester got {got}")
+        if error:
+            lines.append(f"           last error: {error}")
     if "file" in report["run"]:
         lines.append(f"\nreport: {report['run']['file']}")
     return "\n".join(lines)

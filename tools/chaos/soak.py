@@ -240,7 +240,7 @@ async def _run(
     evidence = ev.Evidence(message_ids=await tap.drain())
     await ev.read_store(stack.env["MONGODB_URL"], stack.env["MONGODB_DATABASE"], evidence)
     evidence.files = await ev.stored_files(simulator_url)
-    evidence.dead_letters = await ev.dead_letters(options.amqp_url, stack.namespace)
+    evidence.dead_letters = await ev.dead_letters(options.amqp_url, stack.namespace, stack.data_dir / "logs")
     evidence.reconcile_status, evidence.reconcile = await ev.run_reconcile(stack.env)
     evidence.now = datetime.now(UTC)
     checks = all_checks(answers, evidence, grace=timedelta(seconds=SWEEP_S * 5 + 5))
