@@ -6,11 +6,13 @@ export ENVIRONMENT ?= development
 PYTEST := $(PY) -m pytest
 EMAIL ?= a@example.com
 ROLE ?= user
+DURATION ?= 120
+CHAOS_FLAGS ?=
 
-.PHONY: help bootstrap run test test-local test-unit test-integration test-e2e lint token asyncapi bench reconcile broker-users broker-definitions
+.PHONY: help bootstrap run test test-local test-unit test-integration test-e2e lint token asyncapi bench reconcile broker-users broker-definitions chaos
 
 help:
-	@echo "make run | test | test-unit | test-integration | test-e2e | lint | token EMAIL=.. ROLE=.. | asyncapi | bench | broker-users"
+	@echo "make run | test | test-unit | test-integration | test-e2e | lint | token EMAIL=.. ROLE=.. | asyncapi | bench | chaos DURATION=.. | broker-users"
 
 .venv/.synced: uv.lock pyproject.toml libs/common/pyproject.toml services/*/pyproject.toml tools/bootstrap.sh
 	./tools/bootstrap.sh
@@ -62,3 +64,6 @@ broker-users: bootstrap
 # The permissions-only definitions the k8s ConfigMap carries (deploy/k8s/rabbitmq-definitions.yaml).
 broker-definitions: bootstrap
 	$(PY) -m common.bus.definitions --namespace $${BUS_NAMESPACE:-aisaas}
+
+chaos: bootstrap  # a soak under injected faults, then the invariants: make chaos DURATION=600 CHAOS_FLAGS=--broker-faults
+	PYTHONPATH=tools:. $(PY) -m chaos --duration $(DURATION) $(CHAOS_FLAGS)
