@@ -15,7 +15,7 @@ from chat.providers import LocalProvider, ProviderRequest
 from common.bus import ReplyStream
 from common.contracts import ChatMessage, CompleteChat, Envelope, ListModels
 from common.contracts.chat import MAX_CONTENT_CHARS
-from common.errors import InsufficientCredits, UpstreamFailed, ValidationFailed
+from common.errors import InsufficientCredits, NotFound, UpstreamFailed, ValidationFailed
 from tests.support.chat_fakes import ACTOR, FakeCredits, ScriptedProvider, failure
 
 pytestmark = pytest.mark.unit
@@ -122,7 +122,7 @@ async def test_an_unpriced_model_or_max_tokens_over_the_cap_is_refused_before_an
     credits = FakeCredits()
     openai = ScriptedProvider("openai", prefixes=("gpt-",))
     chat = handlers(credits, openai, prices={"gpt-4o": ModelPrice(max_tokens=1000)})
-    with pytest.raises(ValidationFailed) as unknown:
+    with pytest.raises(NotFound) as unknown:  # as OpenAI answers an unknown model
         await chat.complete_chat(envelope(("user", "hi"), model="gpt-4.5-preview"), NO_STREAM)
     assert "openai-default, gpt-4o" in unknown.value.detail
     with pytest.raises(ValidationFailed) as too_long:
