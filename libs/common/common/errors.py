@@ -101,6 +101,14 @@ class DeadlineExceeded(PlatformError):
     code, status, title = "deadline_exceeded", 504, "Deadline exceeded"
 
 
+class OutcomeUnknown(DeadlineExceeded):
+    """The request reached the broker (or may have), but its confirmation never came back: it
+    may be done. A 504 like any answer that did not come, never a 503, which promises that
+    nothing happened. Across the bus it travels as deadline_exceeded."""
+
+    title = "Outcome unknown"
+
+
 ERRORS_BY_CODE: dict[str, type[PlatformError]] = {
     cls.code: cls
     for cls in (

@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind
 
 from common.bus.topology import Topology
 from common.contracts.envelope import Contract, Envelope
-from common.errors import ServiceUnavailable
+from common.errors import OutcomeUnknown, ServiceUnavailable
 from common.telemetry import current_trace_context
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,22 @@ BROKER_ERRORS = (
     OSError,
 )
 
+# The broker closed the channel because of this very publish: it took nothing.
+REFUSALS = (
+    aiormq.exceptions.ChannelAccessRefused,
+    aiormq.exceptions.ChannelNotFoundEntity,
+    aiormq.exceptions.ChannelPreconditionFailed,
+)
+
 
 class Bus:
     """A process's link to RabbitMQ. Create once at start-up, close at shutdown."""
 
-    def __init__(self, *, url: str, topology: Topology, service: str) -> None:
+    def __init__(
+        self, *, url: str, topology: Topology, service: str, publish_timeout_s: float = PUBLISH_TIMEOUT_S
+    ) -> None:
         self.topology = topology
+        self._publish_timeout_s = publish_timeout_s
         self.service = service
         self._url = url
         # Stamped on every message as its AMQP user_id: RabbitMQ refuses one that is not this
@@ -242,14 +252,28 @@ class Bus:
             raise ServiceUnavailable("message broker unavailable") from exc
 
     async def _send(self, exchange: str, message: aio_pika.Message, *, routing_key: str, mandatory: bool) -> None:
+        """Publish and wait for the broker's confirm. 503 (ServiceUnavailable) only when the message
+        surely went nowhere: no channel to send it on, returned unroutable, or nacked. A failure
+        once it may have been written (the link dropped, or no confirm in time) is OutcomeUnknown:
+        the work may happen, and the caller must not be told that nothing did."""
+        if not self.is_ready:
+            raise ServiceUnavailable("message broker unavailable")
         try:
-            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+            async with asyncio.timeout(self._publish_timeout_s):
                 await self._exchanges[exchange].publish(message, routing_key=routing_key, mandatory=mandatory)
         except aio_pika.exceptions.PublishError as exc:
             raise ServiceUnavailable(f"no service consumes {routing_key}") from exc
-        except (TimeoutError, *BROKER_ERRORS) as exc:
+        except aiormq.exceptions.DeliveryError as exc:  # nacked: the broker did not take it
+            log.warning("publish nacked", extra={"routing_key": routing_key, "error": repr(exc)})
+            raise ServiceUnavailable("message broker unavailable") from exc
+        except (aiormq.exceptions.ChannelInvalidStateError, *REFUSALS) as exc:  # not written, or refused
             log.warning("publish failed", extra={"routing_key": routing_key, "error": repr(exc)})
             raise ServiceUnavailable("message broker unavailable") from exc
+        except (TimeoutError, *BROKER_ERRORS) as exc:
+            log.warning("publish unconfirmed", extra={"routing_key": routing_key, "error": repr(exc)})
+            raise OutcomeUnknown(
+                "the message broker went away before confirming the request; it may still be carried out"
+            ) from exc
 
 
 def login_of(url: str) -> str:
