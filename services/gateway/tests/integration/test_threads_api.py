@@ -3,6 +3,7 @@ providers. What a provider was sent is read from the simulator's call log."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -215,3 +216,19 @@ async def test_the_prompt_cache_key_covers_the_thread_context(
             response = await client.post("/v1/chat", json=say("and then?", thread_id), headers=auth)
             assert response.status_code == 200 and response.json()["cached"] is False
         assert simulator.sim.count() == calls + 2
+
+
+async def test_concurrent_turns_on_several_threads_are_all_kept_and_counted(
+    client: httpx.AsyncClient, auth: dict[str, str], gateway_settings: GatewaySettings, simulator: RunningSimulator
+) -> None:
+    async with chat_services(gateway_settings, chat_settings(gateway_settings, simulator)):
+        ids = [(await new_thread(client, auth))["thread_id"] for _ in range(3)]
+        bodies = [say(f"parallel {n}", ids[n % 3]) for n in range(12)]  # several turns of one thread at once
+        responses = await asyncio.gather(*(client.post("/v1/chat", json=b, headers=auth) for b in bodies))
+        assert [r.status_code for r in responses] == [200] * 12, [r.text for r in responses if r.status_code != 200]
+        kept = [(await client.get(f"/v1/threads/{t}", headers=auth)).json() for t in ids]
+        assert [k["thread"]["turns"] for k in kept] == [4, 4, 4]
+        assert sorted(m["content"] for k in kept for m in k["messages"] if m["role"] == "user") == sorted(
+            f"parallel {n}" for n in range(12)
+        )
+        assert sum(k["thread"]["credits"] for k in kept) == (await balance(client, auth))["spent"]
