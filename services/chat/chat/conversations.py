@@ -11,7 +11,7 @@ from datetime import datetime
 
 from chat.context import ContextWindow
 from chat.thread_store import ThreadStore
-from chat.threads import TurnWrite, next_page, title_from
+from chat.threads import TurnWrite, title_from
 from common.contracts import ChatMessage
 from common.errors import ValidationFailed
 
@@ -20,7 +20,7 @@ from common.errors import ValidationFailed
 class Conversation:
     thread_id: str
     owner_id: str
-    page: int  # where this request's turn goes
+    seq: int  # this request's turn's number in the thread (the next free one if a concurrent turn takes it)
     new: tuple[ChatMessage, ...]  # kept, with the answer, as the turn
     messages: tuple[ChatMessage, ...]  # sent to the provider
     title: str | None  # the thread's automatic title, when this is its first turn
@@ -41,7 +41,7 @@ class Conversation:
         return TurnWrite(
             thread_id=self.thread_id,
             owner_id=self.owner_id,
-            page=self.page,
+            seq=self.seq,
             turn_id=turn_id,
             at=at,
             messages=(*self.new, ChatMessage(role="assistant", content=answer)),
@@ -79,21 +79,15 @@ class Conversations:
         window_ = ContextWindow(
             system=system, new=said, window=window, max_tokens=max_tokens, max_turns=self._max_turns
         )
-        current = thread.get("page", 0)
-        target = current
-        async for n, page in self.store.pages_newest_first(thread):
-            if n == current:
-                target = next_page(n, page["turns"])
-            for turn in reversed(page["turns"]):
-                if not window_.offer([ChatMessage(role=m["role"], content=m["content"]) for m in turn["messages"]]):
+        if not window_.full:
+            async for turn in self.store.newest_first(thread):
+                if not window_.offer(turn.messages) or window_.full:
                     break
-            if window_.full:
-                break
         first = thread.get("turns", 0) == 0 and not thread.get("autoTitle")
         return Conversation(
             thread_id=thread["_id"],
             owner_id=owner_id,
-            page=target,
+            seq=thread.get("last", -1) + 1,
             new=said,
             messages=window_.messages,
             title=title_from(said) if first else None,

@@ -1,18 +1,23 @@
-"""MongoDB adapter of conversation threads: the `threads` and `thread_pages` collections, owned
+"""MongoDB adapter of conversation threads: the `threads` and `thread_turns` collections, owned
 by the chat service alone (see `threads.py` for their shape).
 
 Every read and write names the owner: a thread of another user is not found, exactly like an
-unknown id. The hot path reads by key only (the thread, then its pages newest first), so its
+unknown id. The hot path reads by key only (the thread, then its turns newest first), so its
 cost does not grow with a thread's or the collection's history; listing a user's threads is
-the one query by owner."""
+the one query by owner. Turns never change once written, so each replica keeps the latest it
+wrote or read in memory (TURN_CACHE of them) and reads from MongoDB only what it lacks: what
+another replica wrote, or everything after a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import dataclasses
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +26,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from chat.threads import TurnWrite, page_id
+from chat.threads import KeptTurn, TurnWrite, turn_key
 from common.contracts import ThreadInfo, ThreadMessage
 from common.errors import NotFound, ValidationFailed
 
@@ -30,6 +35,9 @@ log = logging.getLogger(__name__)
 Doc = dict[str, Any]
 NO_SUCH_THREAD = "no such thread"
 DUPLICATE_KEY = 11000
+TURN_CACHE = 20_000  # turns a replica keeps in memory (a few hundred bytes to a few KB each)
+READ_CHUNK = 8  # turns read at once, newest first, when they are not in memory
+SEQ_TRIES = 8  # a turn's number taken by a concurrent turn of its thread: try the next, this often
 
 
 def info_of(doc: Doc) -> ThreadInfo:
@@ -69,14 +77,35 @@ def _decode(cursor: str, field: str) -> tuple[str, str]:
     return first, second
 
 
+class _Recent:
+    """The latest turns this replica saw, least recently used out first."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._turns: OrderedDict[str, KeptTurn] = OrderedDict()
+
+    def get(self, key: str) -> KeptTurn | None:
+        turn = self._turns.get(key)
+        if turn is not None:
+            self._turns.move_to_end(key)
+        return turn
+
+    def put(self, key: str, turn: KeptTurn) -> None:
+        self._turns[key] = turn
+        self._turns.move_to_end(key)
+        while len(self._turns) > self._size:
+            self._turns.popitem(last=False)
+
+
 class ThreadStore:
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], *, cache_turns: int = TURN_CACHE) -> None:
         self.threads: AsyncCollection[Doc] = db["threads"]
-        self.pages: AsyncCollection[Doc] = db["thread_pages"]
+        self.turns: AsyncCollection[Doc] = db["thread_turns"]
+        self._recent = _Recent(cache_turns)
 
     async def create_indexes(self) -> None:
         await self.threads.create_index([("ownerId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)])
-        await self.pages.create_index([("threadId", ASCENDING)])
+        await self.turns.create_index([("threadId", ASCENDING)])
 
     # -- threads -------------------------------------------------------------------------------
 
@@ -89,7 +118,7 @@ class ThreadStore:
             "title": title,
             "autoTitle": None,
             "system": system,
-            "page": 0,
+            "last": -1,
             "turns": 0,
             "messages": 0,
             "promptTokens": 0,
@@ -147,103 +176,123 @@ class ThreadStore:
         return await self.get(thread_id, owner_id=owner_id)
 
     async def delete(self, thread_id: uuid.UUID, *, owner_id: str) -> None:
-        """The thread, then its pages (a turn landing in between is removed by `append`)."""
+        """The thread, then its turns (a turn landing in between is removed by `append`)."""
         result = await self.threads.delete_one({"_id": str(thread_id), "ownerId": owner_id})
         if result.deleted_count == 0:
             raise NotFound(NO_SUCH_THREAD)
-        await self.pages.delete_many({"threadId": str(thread_id)})
+        await self.turns.delete_many({"threadId": str(thread_id)})
 
-    # -- pages -----------------------------------------------------------------------------------
+    # -- turns -----------------------------------------------------------------------------------
 
-    async def pages_newest_first(self, thread: Doc, *, start: int | None = None) -> AsyncIterator[tuple[int, Doc]]:
-        """The thread's pages from `start` (default: its current page) back to the first, each read by key;
-        a page not written yet (a current page still empty) is skipped."""
-        n = thread.get("page", 0) if start is None else start
-        while n >= 0:
-            page = await self.pages.find_one({"_id": page_id(thread["_id"], n)})
-            if page is not None:
-                yield n, page
-            n -= 1
+    async def newest_first(self, thread: Doc, *, below: int | None = None) -> AsyncIterator[KeptTurn]:
+        """The thread's turns from its newest (or the one below `below`) back to its first, from
+        memory or read by key, READ_CHUNK at a time; a number never written (a lost race) is skipped."""
+        seq = thread.get("last", -1) if below is None else below - 1
+        while seq >= 0:
+            chunk = range(seq, max(-1, seq - READ_CHUNK), -1)
+            for turn in await self._read(thread["_id"], chunk):
+                yield turn
+            seq -= READ_CHUNK
+
+    async def _read(self, thread_id: str, seqs: Iterable[int]) -> list[KeptTurn]:
+        keys = [turn_key(thread_id, n) for n in seqs]
+        found = {k: t for k in keys if (t := self._recent.get(k)) is not None}
+        missing = [k for k in keys if k not in found]
+        for doc in await asyncio.gather(*(self.turns.find_one({"_id": k}) for k in missing)):
+            if doc is not None:
+                found[doc["_id"]] = turn = KeptTurn.of(doc)
+                self._recent.put(doc["_id"], turn)
+        return [found[k] for k in keys if k in found]
 
     async def messages(self, thread: Doc, *, limit: int, before: str | None) -> tuple[list[ThreadMessage], str | None]:
         """The latest whole turns holding at least `limit` messages (or all), oldest first; the cursor
-        (a page and how many of its first turns are left) reaches the turns before them. Turns are
-        only ever added after the last, so a cursor stays right while the thread grows."""
-        start, upto = thread.get("page", 0), None
+        (the number of the oldest turn returned) reaches the turns before them."""
+        below = None
         if before:
-            page_s, upto_s = _decode(before, "query.cursor")
-            if not (page_s.isdigit() and upto_s.isdigit()):
+            seq_s, _ = _decode(before, "query.cursor")
+            if not seq_s.isdigit():
                 raise _bad_cursor("query.cursor")
-            start, upto = int(page_s), int(upto_s)
-        picked: list[Doc] = []  # turns, newest first
+            below = int(seq_s)
+        picked: list[KeptTurn] = []  # newest first
         count = 0
-        cursor: str | None = None
-        async for n, page in self.pages_newest_first(thread, start=start):
-            turns = page["turns"][:upto] if n == start and upto is not None else page["turns"]
-            for i in range(len(turns) - 1, -1, -1):
-                if count >= limit:
-                    cursor = _encode(str(n), str(i + 1))
-                    break
-                picked.append(turns[i])
-                count += len(turns[i]["messages"])
-            if cursor is not None:
+        async for turn in self.newest_first(thread, below=below):
+            picked.append(turn)
+            count += len(turn.messages)
+            if count >= limit:
                 break
+        cursor = _encode(str(picked[-1].seq), "") if picked and count >= limit and picked[-1].seq > 0 else None
         messages = [
-            ThreadMessage(role=m["role"], content=m["content"], turn_id=uuid.UUID(t["id"]), at=t["at"])
+            ThreadMessage(role=m.role, content=m.content, turn_id=uuid.UUID(t.turn_id), at=t.at)
             for t in reversed(picked)
-            for m in t["messages"]
+            for m in t.messages
         ]
         return messages, cursor
 
     async def append(self, turns: Sequence[TurnWrite]) -> list[BaseException | None]:
-        """Keep `turns` (one flush): their pages first, then their threads' counters, two batched
-        writes in all. Per turn: None when kept (or kept already: a repeat of its request), else why not."""
+        """Keep `turns` (one flush): their documents in one insert, then their threads' counters in
+        one batch. Per turn: None when kept (or kept already: a repeat of its request), else why not.
+        Two turns of one thread may have been given the same number; the later takes the next free one."""
         results: list[BaseException | None] = [None] * len(turns)
-        page_ops = [
-            UpdateOne(
-                # A repeat of a kept turn matches nothing and its upsert hits the page's _id: a duplicate.
-                {"_id": page_id(t.thread_id, t.page), "turns.id": {"$ne": str(t.turn_id)}},
-                {
-                    "$push": {"turns": t.turn_document()},
-                    "$setOnInsert": {"threadId": t.thread_id, "ownerId": t.owner_id, "n": t.page, "createdAt": t.at},
-                },
-                upsert=True,
-            )
-            for t in turns
-        ]
+        current = list(turns)
         repeated: set[int] = set()
-        try:
-            await self.pages.bulk_write(page_ops, ordered=False)
-        except BulkWriteError as exc:
-            for error in exc.details.get("writeErrors", []):
-                index = error["index"]
-                if error.get("code") == DUPLICATE_KEY:
-                    repeated.add(index)
+        pending = list(range(len(turns)))
+        for _ in range(SEQ_TRIES):
+            taken = await self._insert(current, pending, results)
+            pending = []
+            for i in taken:
+                existing = await self.turns.find_one({"_id": current[i].key})
+                if existing is not None and existing.get("turnId") == str(current[i].turn_id):
+                    repeated.add(i)
                 else:
-                    results[index] = NotKept(error.get("errmsg", "page write failed"))
-        except Exception as exc:
-            return [exc] * len(turns)
+                    current[i] = dataclasses.replace(current[i], seq=current[i].seq + 1)
+                    pending.append(i)
+            if not pending:
+                break
+        for i in pending:
+            results[i] = NotKept("too many turns of this thread at once")
         kept = [i for i, r in enumerate(results) if r is None and i not in repeated]
-        if not kept:
-            return results
-        try:
-            done = await self.threads.bulk_write(
-                [UpdateOne({"_id": turns[i].thread_id}, turns[i].thread_update()) for i in kept], ordered=False
-            )
-            if done.matched_count < len(kept):
-                await self._drop_orphans(turns, kept, results)
-        except Exception:  # the turns are kept; only their counters are lost
-            log.warning("thread counters not updated", exc_info=True, extra={"count": len(kept)})
+        if kept:
+            try:
+                done = await self.threads.bulk_write(
+                    [UpdateOne({"_id": current[i].thread_id}, current[i].thread_update()) for i in kept], ordered=False
+                )
+                if done.matched_count < len(kept):
+                    await self._drop_orphans(current, kept, results)
+            except Exception:  # the turns are kept; only their counters are lost
+                log.warning("thread counters not updated", exc_info=True, extra={"count": len(kept)})
+        for i, t in enumerate(current):
+            if results[i] is None:
+                self._recent.put(t.key, t.kept())
         return results
+
+    async def _insert(
+        self, turns: list[TurnWrite], indexes: list[int], results: list[BaseException | None]
+    ) -> list[int]:
+        """Insert the turns at `indexes`; those whose key was taken already."""
+        try:
+            await self.turns.insert_many([turns[i].document() for i in indexes], ordered=False)
+        except BulkWriteError as exc:
+            taken = []
+            for error in exc.details.get("writeErrors", []):
+                i = indexes[error["index"]]
+                if error.get("code") == DUPLICATE_KEY:
+                    taken.append(i)
+                else:
+                    results[i] = NotKept(error.get("errmsg", "turn not written"))
+            return taken
+        except Exception as exc:
+            for i in indexes:
+                results[i] = exc
+        return []
 
     async def _drop_orphans(
         self, turns: Sequence[TurnWrite], kept: list[int], results: list[BaseException | None]
     ) -> None:
-        """Threads deleted while a turn was being answered: remove the pages that turn recreated."""
+        """Threads deleted while a turn was being answered: remove the turns written for them."""
         ids = list({turns[i].thread_id for i in kept})
         alive = {d["_id"] for d in await self.threads.find({"_id": {"$in": ids}}, {"_id": 1}).to_list()}
         for thread_id in set(ids) - alive:
-            await self.pages.delete_many({"threadId": thread_id})
+            await self.turns.delete_many({"threadId": thread_id})
         for i in kept:
             if turns[i].thread_id not in alive:
                 results[i] = NotFound("the thread was deleted while the answer was being made")

@@ -1,13 +1,13 @@
-"""A conversation thread's rules, without IO: its title, how its messages are paged, and the
-turn a threaded answer adds.
+"""A conversation thread's rules, without IO: its title, how its turns are keyed, and the turn
+a threaded answer adds.
 
 Storage (`thread_store.py`): a `threads` document per thread (owner, title, system prompt,
-times, counters: turns, messages, tokens, credits, cost) and its messages in pages, each
-page a document `<thread id>:<n>` holding whole turns. A turn is the new messages of one
-request plus the answer. Turns go to the thread's current page until it holds PAGE_TURNS
-turns or PAGE_CHARS characters, then to the next page. So a request writes one page and one
-thread document whatever the thread's length, a page never grows past a bound, and the
-context is read by key from the newest page back, only as far as the window reaches."""
+times, counters: turns, messages, tokens, credits, cost, and `last`, the number of its newest
+turn) and a `thread_turns` document per turn, keyed `<thread id>:<n>`. A turn is the new
+messages of one request plus the answer; it is written once and never changed. So a request
+inserts one small document and updates its thread's counters whatever the thread's length,
+nothing grows, and the context is read by key from the newest turn back, only as far as the
+window reaches (and, turns being immutable, mostly from the chat replica's memory)."""
 
 from __future__ import annotations
 
@@ -21,15 +21,13 @@ from typing import Any
 from common.contracts import ChatMessage
 from common.contracts.threads import MAX_TITLE_CHARS
 
-PAGE_TURNS = 16
-PAGE_CHARS = 64_000
 TITLE_CHARS = 60
 
 _SPACE = re.compile(r"\s+")
 
 
-def page_id(thread_id: str, n: int) -> str:
-    return f"{thread_id}:{n}"
+def turn_key(thread_id: str, seq: int) -> str:
+    return f"{thread_id}:{seq}"
 
 
 def title_from(messages: Sequence[ChatMessage]) -> str | None:
@@ -44,23 +42,28 @@ def title_from(messages: Sequence[ChatMessage]) -> str | None:
     return (cut.rstrip(" ,.;:") + "…")[:MAX_TITLE_CHARS]
 
 
-def page_chars(turns: Sequence[dict[str, Any]]) -> int:
-    return sum(len(m["content"]) for t in turns for m in t["messages"])
+@dataclass(frozen=True, slots=True)
+class KeptTurn:
+    """A turn as read back: immutable once written."""
 
+    seq: int
+    turn_id: str
+    at: datetime
+    messages: tuple[ChatMessage, ...]
 
-def next_page(current: int, turns: Sequence[dict[str, Any]]) -> int:
-    """The page a new turn goes to, given the current page's turns as read."""
-    full = len(turns) >= PAGE_TURNS or page_chars(turns) >= PAGE_CHARS
-    return current + 1 if full else current
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> KeptTurn:
+        messages = tuple(ChatMessage(role=m["role"], content=m["content"]) for m in doc["messages"])
+        return cls(seq=doc["seq"], turn_id=doc["turnId"], at=doc["at"], messages=messages)
 
 
 @dataclass(frozen=True, slots=True)
 class TurnWrite:
-    """One turn to keep: its page, the thread counters it adds, and the title it may set."""
+    """One turn to keep: its number in the thread, the counters it adds, and the title it may set."""
 
     thread_id: str
     owner_id: str
-    page: int
+    seq: int
     turn_id: uuid.UUID
     at: datetime
     messages: tuple[ChatMessage, ...]
@@ -72,9 +75,17 @@ class TurnWrite:
     cost_usd: float
     title: str | None = None  # set as the thread's automatic title (its first turn only)
 
-    def turn_document(self) -> dict[str, Any]:
+    @property
+    def key(self) -> str:
+        return turn_key(self.thread_id, self.seq)
+
+    def document(self) -> dict[str, Any]:
         return {
-            "id": str(self.turn_id),
+            "_id": self.key,
+            "threadId": self.thread_id,
+            "ownerId": self.owner_id,
+            "seq": self.seq,
+            "turnId": str(self.turn_id),
             "at": self.at,
             "messages": [{"role": m.role, "content": m.content} for m in self.messages],
             "model": self.model,
@@ -94,8 +105,11 @@ class TurnWrite:
                 "credits": self.credits,
                 "costUsd": self.cost_usd,
             },
-            "$max": {"page": self.page, "updatedAt": self.at},
+            "$max": {"last": self.seq, "updatedAt": self.at},
         }
         if self.title is not None:
             update["$set"] = {"autoTitle": self.title}
         return update
+
+    def kept(self) -> KeptTurn:
+        return KeptTurn(seq=self.seq, turn_id=str(self.turn_id), at=self.at, messages=self.messages)

@@ -13,8 +13,8 @@ credits service's).
 A threaded answer's turn is different: the next request of its thread must see it, so its
 requester waits until it is stored (`keep`). A turn does not linger: the writer flushes at
 once with whatever else is queued (group commit: turns that arrive while a flush runs share
-the next), writing the turns' pages, their threads' counters and the usage page of the flush,
-so a threaded request adds no write of its own beyond its page and its thread."""
+the next), writing the turns (one insert), their threads' counters (one batch) and the usage
+page of the flush: a threaded request adds its turn's document and its thread's update."""
 
 from __future__ import annotations
 

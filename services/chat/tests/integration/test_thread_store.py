@@ -1,4 +1,4 @@
-"""The thread store on the real MongoDB-protocol server: ownership, pages, repeats, deletion."""
+"""The thread store on the real MongoDB-protocol server: ownership, turns, repeats, races, deletion."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pymongo import AsyncMongoClient
 
 from chat.conversations import Conversations
 from chat.thread_store import ThreadStore
-from chat.threads import PAGE_TURNS, TurnWrite
+from chat.threads import TurnWrite
 from common.contracts import ChatMessage
 from common.errors import NotFound, ValidationFailed
 
@@ -33,11 +33,11 @@ async def store(mongodb_url: str, namespace: str) -> AsyncIterator[ThreadStore]:
     await client.close()
 
 
-def turn(thread_id: str, page: int, n: int, *, credits: int = 1, title: str | None = None) -> TurnWrite:
+def turn(thread_id: str, seq: int, n: int, *, credits: int = 1, title: str | None = None) -> TurnWrite:
     return TurnWrite(
         thread_id=thread_id,
         owner_id=OWNER,
-        page=page,
+        seq=seq,
         turn_id=uuid.uuid4(),
         at=T0 + timedelta(seconds=n),
         messages=(
@@ -80,54 +80,65 @@ async def test_creating_the_same_id_again_returns_that_thread_but_not_to_another
         await store.create(thread_id=thread_id, owner_id=OTHER, title="b", system=None, now=T0)
 
 
-async def test_turns_fill_pages_and_counters_and_a_repeated_turn_is_kept_once(store: ThreadStore) -> None:
+async def test_a_repeated_turn_is_kept_and_counted_once(store: ThreadStore) -> None:
     thread_id = await new_thread(store)
     first = turn(thread_id, 0, 0, title="question 0")
     assert await store.append([first]) == [None]
     assert await store.append([first]) == [None]  # a redelivered request: kept already, counted once
     doc = await store.get(thread_id, owner_id=OWNER)
-    assert (doc["turns"], doc["messages"], doc["credits"], doc["autoTitle"]) == (1, 2, 1, "question 0")
+    assert (doc["turns"], doc["messages"], doc["credits"], doc["autoTitle"], doc["last"]) == (1, 2, 1, "question 0", 0)
     assert doc["updatedAt"] == first.at
-    pages = [(n, len(p["turns"])) async for n, p in store.pages_newest_first(doc)]
-    assert pages == [(0, 1)]
+    assert await store.turns.count_documents({"threadId": thread_id}) == 1
+
+
+async def test_turns_given_the_same_number_at_once_are_all_kept_in_order_of_writing(store: ThreadStore) -> None:
+    thread_id = await new_thread(store)
+    racing = [turn(thread_id, 0, n) for n in range(3)]  # three requests that read the thread at once
+    assert await store.append(racing[:2]) == [None, None]  # one flush
+    assert await store.append(racing[2:]) == [None]  # a later flush (another replica's)
+    doc = await store.get(thread_id, owner_id=OWNER)
+    assert (doc["turns"], doc["last"]) == (3, 2)
+    fresh = ThreadStore(store.threads.database)  # nothing in memory: read from MongoDB
+    assert [t.messages[0].content async for t in fresh.newest_first(doc)] == ["question 2", "question 1", "question 0"]
 
 
 async def test_one_flush_keeps_turns_of_several_threads(store: ThreadStore) -> None:
     a, b = await new_thread(store), await new_thread(store)
-    assert await store.append([turn(a, 0, 1), turn(b, 0, 2, credits=3), turn(a, 0, 3)]) == [None, None, None]
+    assert await store.append([turn(a, 0, 1), turn(b, 0, 2, credits=3), turn(a, 1, 3)]) == [None, None, None]
     doc_a, doc_b = await store.get(a, owner_id=OWNER), await store.get(b, owner_id=OWNER)
     assert (doc_a["turns"], doc_a["credits"], doc_b["turns"], doc_b["credits"]) == (2, 2, 1, 3)
 
 
-async def test_messages_come_newest_turns_first_by_cursor_across_pages(store: ThreadStore) -> None:
+async def test_messages_come_newest_turns_first_by_cursor(store: ThreadStore) -> None:
     thread_id = await new_thread(store)
-    total = PAGE_TURNS + 4  # two pages
+    total = 20
     for n in range(total):
-        page = 0 if n < PAGE_TURNS else 1
-        assert await store.append([turn(thread_id, page, n)]) == [None]
+        assert await store.append([turn(thread_id, n, n)]) == [None]
     doc = await store.get(thread_id, owner_id=OWNER)
-    assert doc["page"] == 1 and doc["turns"] == total
+    assert doc["last"] == total - 1 and doc["turns"] == total
     seen: list[str] = []
     cursor = None
-    for _ in range(total):
-        messages, cursor = await store.messages(doc, limit=6, before=cursor)
-        assert len(messages) == 6 or cursor is None
-        seen = [m.content for m in messages] + seen
-        if cursor is None:
-            break
-    assert seen == [text for n in range(total) for text in (f"question {n}", f"answer {n}")]
+    for reader in (store, ThreadStore(store.threads.database)):  # from memory, then from MongoDB
+        seen, cursor = [], None
+        for _ in range(total):
+            messages, cursor = await reader.messages(doc, limit=6, before=cursor)
+            assert len(messages) == 6 or cursor is None
+            seen = [m.content for m in messages] + seen
+            if cursor is None:
+                break
+        assert seen == [text for n in range(total) for text in (f"question {n}", f"answer {n}")]
     with pytest.raises(ValidationFailed):
         await store.messages(doc, limit=6, before="not-a-cursor")
 
 
-async def test_deleting_a_thread_removes_its_pages_and_a_turn_landing_after_it_is_not_kept(store: ThreadStore) -> None:
+async def test_deleting_a_thread_removes_its_turns_and_a_turn_landing_after_it_is_not_kept(store: ThreadStore) -> None:
     thread_id = await new_thread(store)
     assert await store.append([turn(thread_id, 0, 0)]) == [None]
     await store.delete(uuid.UUID(thread_id), owner_id=OWNER)
-    assert await store.pages.count_documents({"threadId": thread_id}) == 0
-    (late,) = await store.append([turn(thread_id, 0, 1)])  # answered while the thread was being deleted
+    assert await store.turns.count_documents({"threadId": thread_id}) == 0
+    (late,) = await store.append([turn(thread_id, 1, 1)])  # answered while the thread was being deleted
     assert isinstance(late, NotFound)
-    assert await store.pages.count_documents({"threadId": thread_id}) == 0
+    assert await store.turns.count_documents({"threadId": thread_id}) == 0
     with pytest.raises(NotFound):
         await store.get(thread_id, owner_id=OWNER)
 
@@ -145,29 +156,29 @@ async def test_threads_list_newest_first_by_cursor(store: ThreadStore) -> None:
     assert [d["_id"] for d in first + rest] == ids[::-1] and end is None
 
 
-async def test_a_conversation_sends_the_latest_turns_that_fit_and_its_turn_goes_to_the_right_page(
+async def test_a_conversation_sends_the_latest_turns_that_fit_and_its_turn_takes_the_next_number(
     store: ThreadStore,
 ) -> None:
     thread_id = await new_thread(store, system="be brief")
-    for n in range(PAGE_TURNS):
-        assert await store.append([turn(thread_id, 0, n)]) == [None]
+    for n in range(12):
+        assert await store.append([turn(thread_id, n, n)]) == [None]
     new = [ChatMessage(role="user", content="and now?")]
-    conversations = Conversations(store, max_turns=3)
+    conversations = Conversations(ThreadStore(store.threads.database), max_turns=3)  # read from MongoDB
     convo = await conversations.open(
         thread_id=uuid.UUID(thread_id), owner_id=OWNER, new=new, window=100_000, max_tokens=10
     )
     sent = [m.content for m in convo.messages]
     assert sent == [
         "be brief",
-        "question 13",
-        "answer 13",
-        "question 14",
-        "answer 14",
-        "question 15",
-        "answer 15",
+        "question 9",
+        "answer 9",
+        "question 10",
+        "answer 10",
+        "question 11",
+        "answer 11",
         "and now?",
     ]
-    assert convo.page == 1  # page 0 is full
+    assert convo.seq == 12
     assert convo.title is None  # the thread has turns already
     with pytest.raises(NotFound):
         await conversations.open(thread_id=uuid.UUID(thread_id), owner_id=OTHER, new=new, window=100_000, max_tokens=10)

@@ -1,10 +1,13 @@
-"""A thread's pure rules: its automatic title and its pages (chat/threads.py)."""
+"""A thread's pure rules: its automatic title and its turns' documents (chat/threads.py)."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 import pytest
 
-from chat.threads import PAGE_CHARS, PAGE_TURNS, next_page, title_from
+from chat.threads import KeptTurn, TurnWrite, title_from
 from common.contracts import ChatMessage
 
 pytestmark = pytest.mark.unit
@@ -20,9 +23,25 @@ def test_the_title_is_the_first_user_message_on_one_line_cut_at_a_word() -> None
     assert title_from([ChatMessage(role="assistant", content="hello")]) is None
 
 
-def test_a_page_takes_turns_until_it_holds_enough_turns_or_text() -> None:
-    small = {"messages": [{"role": "user", "content": "hi"}]}
-    assert next_page(3, []) == 3
-    assert next_page(3, [small] * (PAGE_TURNS - 1)) == 3
-    assert next_page(3, [small] * PAGE_TURNS) == 4
-    assert next_page(0, [{"messages": [{"role": "user", "content": "x" * PAGE_CHARS}]}]) == 1
+def test_a_turn_is_one_document_keyed_by_its_thread_and_number_and_reads_back_the_same() -> None:
+    turn = TurnWrite(
+        thread_id="t",
+        owner_id="u",
+        seq=7,
+        turn_id=uuid.uuid4(),
+        at=datetime(2026, 1, 1, tzinfo=UTC),
+        messages=(ChatMessage(role="user", content="q"), ChatMessage(role="assistant", content="a")),
+        model="m",
+        provider="p",
+        prompt_tokens=3,
+        completion_tokens=4,
+        credits=2,
+        cost_usd=0.5,
+        title="q",
+    )
+    doc = turn.document()
+    assert (doc["_id"], doc["threadId"], doc["seq"]) == ("t:7", "t", 7)
+    assert KeptTurn.of(doc) == turn.kept()
+    update = turn.thread_update()
+    assert update["$inc"]["turns"] == 1 and update["$inc"]["messages"] == 2 and update["$inc"]["credits"] == 2
+    assert update["$max"] == {"last": 7, "updatedAt": turn.at} and update["$set"] == {"autoTitle": "q"}
