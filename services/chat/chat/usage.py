@@ -68,6 +68,8 @@ class UsageRecorder:
         self._publish = publish
         self._threads = threads
         self._queue: asyncio.Queue[_Entry] = asyncio.Queue(maxsize=capacity)
+        self._pending: list[UsageRecord] = []  # records of kept turns, waiting for their page
+        self._due: float | None = None  # when the next page is due (loop time); None: nothing waits
         self._indexed = False
         self._healthy = True  # the last write succeeded; a failing store is not waited for at shutdown
 
@@ -90,18 +92,29 @@ class UsageRecorder:
         await kept
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            page = [await self._queue.get()]
+            batch: list[_Entry] = []
             # Records are analytics: they may wait `linger_s` for company, and a page of many
-            # costs the store about what a page of one does. A turn's requester is waiting: no linger.
-            if page[0].turn is None:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._linger_s):
-                        while len(page) < MAX_PAGE and page[-1].turn is None:
-                            page.append(await self._queue.get())
-            while len(page) < MAX_PAGE and not self._queue.empty():
-                page.append(self._queue.get_nowait())
-            await self._store(page)
+            # costs the store about what a page of one does. A turn's requester is waiting: a
+            # turn ends the wait at once, and its record joins the page that is due next.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(self._due) as waiting:
+                    batch.append(await self._queue.get())
+                    if self._due is None:
+                        self._due = loop.time() + self._linger_s
+                        waiting.reschedule(self._due)
+                    while len(batch) < MAX_PAGE and batch[-1].turn is None:
+                        batch.append(await self._queue.get())
+            while len(batch) < MAX_PAGE and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            self._pending.extend(await self._keep_turns(batch))
+            if not self._pending:
+                self._due = None
+            elif len(self._pending) >= MAX_PAGE or self._due is None or loop.time() >= self._due:
+                page, self._pending = self._pending[:MAX_PAGE], self._pending[MAX_PAGE:]
+                self._due = loop.time() if self._pending else None
+                await self._store_usage(page)
 
     async def close(self, *, timeout_s: float = 2.0) -> None:
         """Store what is still queued, for at most `timeout_s` (not at all while the store is failing)."""
@@ -113,7 +126,10 @@ class UsageRecorder:
             async with asyncio.timeout(timeout_s):
                 while not self._queue.empty():
                     page = [self._queue.get_nowait() for _ in range(min(MAX_PAGE, self._queue.qsize()))]
-                    await self._store(page)
+                    self._pending.extend(await self._keep_turns(page))
+                while self._pending:
+                    page, self._pending = self._pending[:MAX_PAGE], self._pending[MAX_PAGE:]
+                    await self._store_usage(page)
         except TimeoutError:
             log.warning("usage records left unsaved at shutdown", extra={"count": self._queue.qsize()})
             self._abandon()
@@ -124,11 +140,6 @@ class UsageRecorder:
             entry = self._queue.get_nowait()
             if entry.kept is not None and not entry.kept.done():
                 entry.kept.set_exception(ServiceUnavailable("the chat service stopped before keeping the turn"))
-
-    async def _store(self, entries: list[_Entry]) -> None:
-        page = await self._keep_turns(entries)
-        if page:
-            await self._store_usage(page)
 
     async def _keep_turns(self, entries: list[_Entry]) -> list[UsageRecord]:
         """Store the turns among `entries` and tell their requesters; the usage records to store

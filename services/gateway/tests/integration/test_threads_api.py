@@ -11,12 +11,14 @@ from typing import Any
 import httpx
 import pytest
 from openai import AsyncOpenAI
+from pymongo import AsyncMongoClient
 
 from gateway.devissuer import DevIssuer
 from gateway.settings import GatewaySettings
 from tests.simulator.server import RunningSimulator
 from tests.support.chat_system import chat_services, chat_settings
 from tests.support.client import balance
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -84,6 +86,21 @@ async def test_a_thread_keeps_its_context_turn_after_turn_and_its_cost(
         assert (info["title"], info["turns"], info["messages"], info["credits"]) == ("question 0", 3, 6, charged)
         assert info["prompt_tokens"] > 0 and info["completion_tokens"] > 0 and info["cost_usd"] > 0
         assert (await balance(client, auth))["spent"] == charged
+        await usage_recorded(gateway_settings, 3)
+
+
+async def usage_recorded(settings: GatewaySettings, count: int) -> None:
+    """The usage records of threaded answers are stored too (with the turns' flush or the next page)."""
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url.get_secret_value())  # type: ignore[union-attr]
+    try:
+        usage = mongo[settings.mongodb_database]["usage"]
+
+        async def records() -> int:
+            return sum(len(page["records"]) for page in await usage.find({}).to_list())
+
+        await wait_until(records, lambda n: n == count, within=10)
+    finally:
+        await mongo.close()
 
 
 async def test_another_user_cannot_read_write_list_or_delete_a_thread_and_nothing_moves(
