@@ -249,3 +249,23 @@ async def test_concurrent_turns_on_several_threads_are_all_kept_and_counted(
             f"parallel {n}" for n in range(12)
         )
         assert sum(k["thread"]["credits"] for k in kept) == (await balance(client, auth))["spent"]
+
+
+async def test_a_thread_deleted_while_its_answer_is_made_keeps_nothing_and_charges_nothing(
+    client: httpx.AsyncClient, auth: dict[str, str], gateway_settings: GatewaySettings, simulator: RunningSimulator
+) -> None:
+    simulator.sim.add_fault("gemini", latency_ms=1000)  # the answer takes a second
+    async with chat_services(gateway_settings, chat_settings(gateway_settings, simulator)):
+        thread_id = (await new_thread(client, auth))["thread_id"]
+        before = await balance(client, auth)
+        asking = asyncio.create_task(client.post("/v1/chat", json=say("slow one", thread_id), headers=auth))
+        await wait_until(lambda: asyncio.sleep(0, simulator.sim.count()), lambda n: n == 1, within=10)
+        assert (await client.delete(f"/v1/threads/{thread_id}", headers=auth)).status_code == 204
+        assert_problem(await asking, 404)  # the answer came, but there is no thread to keep it in
+        assert await balance(client, auth) == before  # so it is not charged
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(gateway_settings.mongodb_url.get_secret_value())  # type: ignore[union-attr]
+        try:
+            turns = mongo[gateway_settings.mongodb_database]["thread_turns"]
+            assert await turns.count_documents({"threadId": thread_id}) == 0  # nor left behind
+        finally:
+            await mongo.close()
