@@ -26,10 +26,12 @@ class Check:
     side: str = "ours"
     reference: str = "litellm"
     stretch: float | None = None
+    reference_scenario: str | None = None  # the reference side's figures from another scenario
 
     @property
     def name(self) -> str:
-        return f"{self.scenario}: {FIGURE_NAMES[self.figure]} {self.side} ÷ {self.reference}"
+        reference = self.reference if self.reference_scenario is None else f"{self.reference} {self.reference_scenario}"
+        return f"{self.scenario}: {FIGURE_NAMES[self.figure]} {self.side} ÷ {reference}"
 
     @property
     def target(self) -> str:
@@ -37,6 +39,7 @@ class Check:
         return text + (f" (stretch {self.stretch:g})" if self.stretch else "")
 
 
+UNTHREADED = "uncached-20u-c16"
 FIGURE_NAMES = {"rps": "req/s", "p50_ms": "p50", "p99_ms": "p99", "cpu_ms_per_req": "CPU ms/req"}
 
 CHECKS = (
@@ -50,6 +53,14 @@ CHECKS = (
     Check("4", "uncached-1u-c16", "rps", at_least=True, factor=0.8, side="ours_history", reference="ours"),
     Check("5", "cached-20u-c16", "rps", at_least=True, factor=2),
     Check("5", "cached-20u-c1", "p50_ms", at_least=False, factor=1),
+    # Conversations (issue 16): a threaded request against LiteLLM as goals 1 and 3, and against our
+    # unthreaded request with goal 4's tolerance (what a thread's reads and writes may cost).
+    Check("T", "threaded-20u-c16", "rps", at_least=True, factor=2, stretch=3),
+    Check("T", "threaded-20u-c16", "cpu_ms_per_req", at_least=False, factor=1),
+    Check("T", "threaded-20u-c16", "rps", at_least=True, factor=0.8, reference="ours", reference_scenario=UNTHREADED),
+    Check(
+        "T", "threaded-20u-c16", "p50_ms", at_least=False, factor=1.2, reference="ours", reference_scenario=UNTHREADED
+    ),
 )
 NO_ERRORS = ("2", "uncached-20u-c64", "ours")  # goal 2: no errors at c=64
 
@@ -75,8 +86,8 @@ def evaluate(medians: Medians, *, skipped: dict[str, str]) -> list[dict[str, Any
         if check.goal in skipped:
             out.append({**row, "measured": None, "result": f"not run: {skipped[check.goal]}"})
             continue
-        sides = medians.get(check.scenario, {})
-        ours, ref = sides.get(check.side), sides.get(check.reference)
+        ours = medians.get(check.scenario, {}).get(check.side)
+        ref = medians.get(check.reference_scenario or check.scenario, {}).get(check.reference)
         if not ours or not ref or not ref.get(check.figure) or ours.get(check.figure) is None:
             out.append({**row, "measured": None, "result": "not measured"})
             continue
@@ -102,7 +113,7 @@ def evaluate(medians: Medians, *, skipped: dict[str, str]) -> list[dict[str, Any
     errors = medians.get(scenario, {}).get(side, {}).get("errors")
     row = {"goal": goal, "check": f"{scenario}: errors {side}", "target": "0", "measured": errors}
     out.append({**row, "result": "not measured" if errors is None else ("pass" if errors == 0 else "fail")})
-    return sorted(out, key=lambda c: c["goal"])
+    return sorted(out, key=lambda c: (not c["goal"].isdigit(), c["goal"]))
 
 
 def goals_table(checks: list[dict[str, Any]]) -> str:

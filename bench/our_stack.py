@@ -12,6 +12,7 @@ import asyncio
 import json
 import shutil
 import tempfile
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,17 @@ class OurStack:
     def tokens(self, emails: list[str]) -> list[str]:
         issuer = DevIssuer(issuer="urn:aisaas:dev-issuer", key_file=self.data_dir / "dev-issuer-key.pem")
         return [issuer.token(email=e, role="user", ttl_s=TOKEN_TTL_S) for e in emails]
+
+    def new_thread(self, token: str) -> str:
+        """A conversation thread of the token's user, through the API; its id."""
+        request = urllib.request.Request(
+            self.stack.gateway_url + "/v1/threads",
+            data=b"{}",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return str(json.load(response)["thread_id"])
 
     def pids(self) -> dict[str, list[int]]:
         """Every process of the stack with its children, by name (mongo, credits, chat, imagegen,

@@ -25,10 +25,17 @@ class Scenario:
     users: int
     conns: int
     sides: tuple[str, ...]
+    threaded: bool = False  # our requests continue each user's thread (LiteLLM's are the uncached ones)
 
     @property
     def key(self) -> str:
-        return f"{'cached' if self.cached else 'uncached'}-{self.users}u-c{self.conns}"
+        kind = "threaded" if self.threaded else "cached" if self.cached else "uncached"
+        return f"{kind}-{self.users}u-c{self.conns}"
+
+    @property
+    def script(self) -> tuple[int, bool]:
+        """Which of a side's scripts it runs: by number of accounts, threaded or not."""
+        return self.users, self.threaded
 
 
 SCENARIOS = (
@@ -36,6 +43,7 @@ SCENARIOS = (
     Scenario(False, USERS, 16, ("direct", "litellm", "ours", "ours_history")),
     Scenario(False, USERS, 64, ("direct", "litellm", "ours")),
     Scenario(False, 1, 16, ("litellm", "ours", "ours_history")),
+    Scenario(False, USERS, 16, ("litellm", "ours"), threaded=True),
     Scenario(True, USERS, 1, ("litellm", "ours")),
     Scenario(True, USERS, 16, ("litellm", "ours")),
 )
@@ -45,7 +53,7 @@ SCENARIOS = (
 class Side:
     name: str
     url: str
-    scripts: dict[int, Path]  # by number of accounts
+    scripts: dict[tuple[int, bool], Path]  # by Scenario.script
     pids: Callable[[], dict[str, list[int]]]  # the side's processes, in parts
 
 
@@ -69,7 +77,7 @@ def measure(side: Side, scenario: Scenario, upstream: Upstream, *, seconds: floa
     parts, up = side.pids(), upstream.pids()["upstream"]
     before = {part: cpu.total_cpu_seconds(pids) for part, pids in parts.items()}
     up0, calls0 = cpu.total_cpu_seconds(up), upstream.calls()
-    figures = wrk.run(side.url, side.scripts[scenario.users], conns=scenario.conns, seconds=seconds)
+    figures = wrk.run(side.url, side.scripts[scenario.script], conns=scenario.conns, seconds=seconds)
     used = {part: cpu.total_cpu_seconds(pids) - before[part] for part, pids in parts.items()}
     up_cpu, calls = cpu.total_cpu_seconds(up) - up0, upstream.calls() - calls0
     n = int(figures["requests"])
@@ -111,8 +119,14 @@ def idle_cpu(sides: list[Side], *, seconds: float) -> dict[str, dict[str, float]
 
 def our_side(name: str, stack: OurStack, work: Path, *, cached: bool, hot_email: str) -> Side:
     emails = [f"bench-{stack.namespace}-{i}@example.com" for i in range(USERS)]
+    tokens = stack.tokens(emails)
     scripts = {
-        USERS: wrk.write_script(work / f"{name}-{USERS}.lua", stack.tokens(emails), cached=cached),
-        1: wrk.write_script(work / f"{name}-1.lua", stack.tokens([hot_email]), cached=cached),
+        (USERS, False): wrk.write_script(work / f"{name}-{USERS}.lua", tokens, cached=cached),
+        (1, False): wrk.write_script(work / f"{name}-1.lua", stack.tokens([hot_email]), cached=cached),
     }
+    if not cached:
+        threads = [stack.new_thread(token) for token in tokens]
+        scripts[USERS, True] = wrk.write_script(
+            work / f"{name}-{USERS}-threaded.lua", tokens, cached=False, threads=threads
+        )
     return Side(name, stack.url, scripts, stack.pids)

@@ -3,9 +3,11 @@ that spreads requests over bearer tokens, and one timed run's figures as a dict.
 
 The script is ../shared/bench/compare.py's, so both measure the same requests: a POST of an
 OpenAI chat completion with a random token of the list; the prompt is "hello" when cached,
-"hello" and two random numbers otherwise (so nothing can be answered from a cache). One
-difference: compare.py's cached body carries `"content":hello` (a Lua string without the JSON
-quotes), which every server refuses; here it is `"content":"hello"`."""
+"hello" and two random numbers otherwise (so nothing can be answered from a cache). A threaded
+script sends each token's own thread id with it (`thread_id`, our extra body field), so every
+request continues that user's conversation. One difference: compare.py's cached body carries
+`"content":hello` (a Lua string without the JSON quotes), which every server refuses; here it
+is `"content":"hello"`."""
 
 from __future__ import annotations
 
@@ -34,10 +36,16 @@ def ensure_installed() -> None:
 LUA = r"""tokens = {
 TOKENS
 }
+threads = {
+THREADS
+}
 math.randomseed(os.time() + math.floor(os.clock() * 1000000))
 request = function()
-  local t = tokens[math.random(#tokens)]
-  local body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":' .. CONTENT .. '}]}'
+  local i = math.random(#tokens)
+  local t = tokens[i]
+  local thread = ""
+  if #threads > 0 then thread = ',"thread_id":"' .. threads[i] .. '"' end
+  local body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":' .. CONTENT .. '}]' .. thread .. '}'
   return wrk.format("POST", nil, {["Authorization"] = "Bearer " .. t, ["Content-Type"] = "application/json"}, body)
 end
 done = function(summary, latency, requests)
@@ -52,10 +60,13 @@ CACHED = """'"hello"'"""  # a Lua literal holding the JSON string "hello", quote
 UNCACHED = "'\"hello ' .. math.random(1000000000) .. ' ' .. math.random(1000000000) .. '\"'"
 
 
-def write_script(path: Path, tokens: list[str], *, cached: bool) -> Path:
+def write_script(path: Path, tokens: list[str], *, cached: bool, threads: list[str] | None = None) -> Path:
+    """`threads`: a thread id per token, sent with its requests."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tokens_lua = ",\n".join(f'"{t}"' for t in tokens)
-    path.write_text(LUA.replace("TOKENS", tokens_lua).replace("CONTENT", CACHED if cached else UNCACHED))
+    threads_lua = ",\n".join(f'"{t}"' for t in threads or [])
+    script = LUA.replace("TOKENS", tokens_lua).replace("THREADS", threads_lua)
+    path.write_text(script.replace("CONTENT", CACHED if cached else UNCACHED))
     return path
 
 

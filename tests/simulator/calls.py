@@ -1,4 +1,5 @@
-"""Call log: what reached the simulator, counted per provider and per endpoint."""
+"""Call log: what reached the simulator, counted per provider and per endpoint. A chat call's
+entry also holds the conversation it was sent (`messages`: role and text of each, in order)."""
 
 from __future__ import annotations
 

@@ -84,7 +84,11 @@ def routes(sim: Simulator) -> list[BaseRoute]:
         contents = body.get("contents")
         if not isinstance(contents, list) or not contents:
             return error(400, "* GenerateContentRequest.contents: contents is not specified")
-        prompt_tokens = text.count_tokens(*(_text(c) for c in contents), _text(body.get("systemInstruction")))
+        system = body.get("systemInstruction")
+        request.state.sim_call["messages"] = [{"role": "system", "text": _text(system)} for _ in [system] if system] + [
+            {"role": c.get("role", "user"), "text": _text(c)} for c in contents if isinstance(c, dict)
+        ]
+        prompt_tokens = text.count_tokens(*(_text(c) for c in contents), _text(system))
         if method == "countTokens":
             return JSONResponse({"totalTokens": prompt_tokens})
         users = [c for c in contents if isinstance(c, dict) and c.get("role", "user") == "user"]

@@ -80,6 +80,7 @@ def routes(sim: Simulator) -> list[BaseRoute]:
             return error(400, "you must provide a model parameter", param="model")
         if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
             return error(400, "Invalid 'messages': expected a non-empty array of message objects.", param="messages")
+        request.state.sim_call["messages"] = [{"role": m.get("role"), "text": _message_text(m)} for m in messages]
         user = [m for m in messages if m.get("role") == "user"]
         prompt = _message_text(user[-1]) if user else ""
         limit = body.get("max_completion_tokens") or body.get("max_tokens")

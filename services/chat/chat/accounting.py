@@ -1,8 +1,10 @@
 """What a chat answer costs and leaves behind: credits reserved, then committed or released,
-and a usage record with its estimated provider cost."""
+a usage record with its estimated provider cost, and for a threaded request its turn in the
+thread (kept before the charge: a turn that cannot be kept is not charged)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -14,6 +16,11 @@ from chat.providers.base import ProviderAnswer
 from chat.usage import UsageRecorder, usage_id
 from common.contracts import Reservation, UsageRecord
 from common.credits import CreditsClient
+from common.errors import DeadlineExceeded, ServiceUnavailable
+
+# How long past its deadline a request still waits for its turn to be stored (its reply may be
+# dropped by then, but the turn is kept or not, and charged accordingly).
+KEEP_GRACE_S = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +54,63 @@ class Accounts:
                 extra={"reservation_id": str(reservation.reservation_id)},
             )
 
+    async def conclude(
+        self,
+        job: Job,
+        reservation: Reservation | None,
+        provider: str,
+        answer: ProviderAnswer,
+        *,
+        cached: bool,
+        charge: int | None,
+        turn_text: str | None,
+    ) -> None:
+        """Settle an answer (`charge` None: release) and record its usage. A threaded request's turn
+        (the new messages and `turn_text`, the answer as its requester got it) is kept first, with the
+        usage record in the same flush; if it cannot be, nothing is charged and the error is raised."""
+        if job.conversation is None or charge is None or turn_text is None:
+            await self.settle(job, reservation, charge=charge)
+            self.record(job, provider, answer, cached=cached, credits=charge or 0)
+            return
+        try:
+            await self._keep(job, provider, answer, cached=cached, credits=charge, text=turn_text)
+        except BaseException:
+            await self.settle(job, reservation, charge=None)
+            raise
+        await self.settle(job, reservation, charge=charge)
+
+    async def _keep(
+        self, job: Job, provider: str, answer: ProviderAnswer, *, cached: bool, credits: int, text: str
+    ) -> None:
+        assert job.conversation is not None
+        if self._usage is None:
+            raise ServiceUnavailable("conversations are not kept by this chat service")
+        usage = self.usage_record(job, provider, answer, cached=cached, credits=credits)
+        turn = job.conversation.turn(
+            turn_id=uuid.uuid5(job.envelope.message_id, "turn"),
+            answer=text,
+            at=usage.at,
+            provider=provider,
+            model=answer.model,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+            credits=credits,
+            cost_usd=usage.cost_usd,
+        )
+        try:
+            async with asyncio.timeout(max(job.deadline - time.monotonic(), 0.0) + KEEP_GRACE_S):
+                await self._usage.keep(usage, turn)
+        except TimeoutError:
+            raise DeadlineExceeded("the conversation could not be saved in time; nothing was charged") from None
+
     def record(self, job: Job, provider: str, answer: ProviderAnswer, *, cached: bool, credits: int) -> None:
         if self._usage is None:
             return
+        self._usage.record(self.usage_record(job, provider, answer, cached=cached, credits=credits))
+
+    def usage_record(
+        self, job: Job, provider: str, answer: ProviderAnswer, *, cached: bool, credits: int
+    ) -> UsageRecord:
         cost = 0.0
         if not cached:
             cost = self._costs.usd(
@@ -58,7 +119,7 @@ class Accounts:
                 prompt_tokens=answer.prompt_tokens,
                 completion_tokens=answer.completion_tokens,
             )
-        usage = UsageRecord(
+        return UsageRecord(
             usage_id=usage_id(job.envelope.message_id),
             user_id=job.user_id,
             provider=provider,
@@ -73,4 +134,3 @@ class Accounts:
             at=datetime.now(UTC),
             request_id=job.envelope.request_id,
         )
-        self._usage.record(usage)

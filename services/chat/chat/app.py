@@ -8,6 +8,7 @@ from chat.analytics import UsageAnalytics
 from chat.breaker import CircuitBreaker
 from chat.cache import PromptCache
 from chat.catalog import ModelCatalog
+from chat.conversations import Conversations
 from chat.costs import CostTable
 from chat.failover import Failover, RetryPolicy
 from chat.handlers import ChatHandlers
@@ -16,6 +17,8 @@ from chat.providers.gemini import GeminiProvider
 from chat.providers.local import LocalProvider
 from chat.providers.openai import OpenAIProvider
 from chat.settings import ChatSettings
+from chat.thread_handlers import ThreadHandlers
+from chat.thread_store import ThreadStore
 from chat.usage import UsageRecorder
 from common.bus import Handler, RpcClient, Streaming
 from common.contracts import Envelope, UsageRecorded
@@ -97,7 +100,11 @@ async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
     async def announce(event: Envelope[UsageRecorded]) -> None:
         await runtime.bus.publish(event, event=True)
 
-    usage = UsageRecorder(database(mongo, settings)["usage"], announce, linger_s=settings.chat_usage_flush_s)
+    threads = ThreadStore(database(mongo, settings))
+    await threads.create_indexes()
+    usage = UsageRecorder(
+        database(mongo, settings)["usage"], announce, linger_s=settings.chat_usage_flush_s, threads=threads
+    )
     analytics = UsageAnalytics(database(mongo, settings)["usage"])
     runtime.spawn(usage.run(), name="usage-recorder")
     runtime.on_close(usage.close)
@@ -112,11 +119,13 @@ async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
         inbox=rpc,
         hit_price=settings.chat_cache_hit_price,
         stream_ack_timeout_s=settings.chat_stream_ack_timeout_s,
+        conversations=Conversations(threads, max_turns=settings.chat_thread_max_turns),
     )
     return {
         "CompleteChat": Streaming(handlers.complete_chat),
         "ListModels": handlers.list_models,
         "GetUsageReport": analytics.handle,
+        **ThreadHandlers(threads).routes(),
     }
 
 

@@ -79,6 +79,10 @@ class ModelCatalog:
             )
         return name, max_tokens or cap
 
+    def window(self, model: str) -> int:
+        """The context window of an offered model, in the reservation's token estimate."""
+        return self._offers[model].price.context_window
+
     def reservation(self, request: ProviderRequest) -> int:
         """The most `request` can cost (its model and `max_tokens` resolved)."""
         assert request.max_tokens is not None

@@ -3,7 +3,8 @@
 CompleteChat: prompt cache (single flight across replicas) → reserve credits → providers
 (failover) → fill the cache → commit or release → usage record. A streamed request follows
 the same path, sending chunks as they come and settling on what the requester delivered:
-nothing delivered (a failure or a client gone before the first token) is released."""
+nothing delivered (a failure or a client gone before the first token) is released. A threaded
+request (its `thread_id`) sends the thread's context and keeps its turn before it is charged."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ import time
 from chat.accounting import Accounts
 from chat.cache import CachedAnswer, Lead, PromptCache
 from chat.catalog import ModelCatalog
+from chat.conversations import Conversations
 from chat.costs import CostTable
 from chat.failover import Failover
-from chat.job import Job, completion, streamed_completion, usage_of
+from chat.job import Job, completion, fitted, streamed_completion, usage_of
 from chat.providers.base import ProviderAnswer, ProviderRequest
-from chat.streaming import delivered_usage, produced_usage, pump, replay
+from chat.streaming import Pumped, delivered_usage, produced_usage, pump, replay
 from chat.usage import UsageRecorder
 from common.bus import ReplyStream, RpcClient
 from common.contracts import (
@@ -45,6 +47,7 @@ class ChatHandlers:
         inbox: RpcClient | None = None,
         hit_price: int = 0,
         stream_ack_timeout_s: float = 10.0,
+        conversations: Conversations | None = None,
     ) -> None:
         self._failover = failover
         self._catalog = catalog
@@ -53,6 +56,7 @@ class ChatHandlers:
         self._inbox = inbox
         self._hit_price = hit_price
         self._ack_timeout_s = stream_ack_timeout_s
+        self._conversations = conversations
 
     async def list_models(self, envelope: Envelope[ListModels]) -> ModelList:
         return ModelList(models=self._catalog.models, default=self._catalog.default_model)
@@ -62,11 +66,22 @@ class ChatHandlers:
             raise Unauthenticated("a chat request needs an acting user")
         payload = envelope.payload
         model, max_tokens = self._catalog.resolve(payload.model, payload.max_tokens)
+        conversation = None
+        if payload.thread_id is not None:
+            if self._conversations is None:
+                raise ServiceUnavailable("conversations are not kept by this chat service")
+            conversation = await self._conversations.open(
+                thread_id=payload.thread_id,
+                owner_id=envelope.actor.id,
+                new=payload.messages,
+                window=self._catalog.window(model),
+                max_tokens=max_tokens,
+            )
         job = Job(
             envelope=envelope,
             caller=Caller.of(envelope),
             request=ProviderRequest(
-                messages=tuple(payload.messages),
+                messages=conversation.messages if conversation else tuple(payload.messages),
                 model=model,
                 temperature=payload.temperature,
                 top_p=payload.top_p,
@@ -76,6 +91,7 @@ class ChatHandlers:
             streaming=payload.stream and stream.active,
             started=time.perf_counter(),
             deadline=time.monotonic() + (envelope.seconds_left() or 0.0),
+            conversation=conversation,
         )
         if job.streaming and self._inbox is not None:
             stream.listen(self._inbox)
@@ -93,8 +109,9 @@ class ChatHandlers:
         answer = cached.answer
         reservation = await self._accounts.reserve(job, self._hit_price) if self._hit_price else None
         if not job.streaming:
-            await self._accounts.settle(job, reservation, charge=self._hit_price)
-            self._accounts.record(job, cached.provider, answer, cached=True, credits=self._hit_price)
+            await self._accounts.conclude(
+                job, reservation, cached.provider, answer, cached=True, charge=self._hit_price, turn_text=_text(answer)
+            )
             return completion(job, cached.provider, answer, cached=True, credits=self._hit_price)
         out = await pump(
             replay(answer),
@@ -107,8 +124,15 @@ class ChatHandlers:
             ack_timeout_s=self._ack_timeout_s,
         )
         charge = self._hit_price if out.delivered else 0
-        await self._accounts.settle(job, reservation, charge=charge if out.delivered else None)
-        self._accounts.record(job, cached.provider, answer, cached=True, credits=charge)
+        await self._accounts.conclude(
+            job,
+            reservation,
+            cached.provider,
+            answer,
+            cached=True,
+            charge=charge if out.delivered else None,
+            turn_text=_delivered(out),
+        )
         return streamed_completion(job, cached.provider, answer.model, out, cached=True, credits=charge)
 
     # -- a provider's answer --------------------------------------------------------------------------
@@ -137,8 +161,9 @@ class ChatHandlers:
             raise DeadlineExceeded("the answer came after the requester had gone")
         usage = usage_of(answer)
         charge = self._catalog.charge(job.request, total_tokens=usage.total_tokens)
-        await self._accounts.settle(job, reservation, charge=charge)
-        self._accounts.record(job, provider.name, answer, cached=False, credits=charge)
+        await self._accounts.conclude(
+            job, reservation, provider.name, answer, cached=False, charge=charge, turn_text=_text(answer)
+        )
         return completion(job, provider.name, answer, cached=False, credits=charge)
 
     async def _fresh_stream(self, job: Job, lead: Lead | None, reservation: Reservation) -> ChatCompletion:
@@ -169,7 +194,6 @@ class ChatHandlers:
         if out.delivered:
             usage = delivered_usage(out, job.request.messages)
             charge = self._catalog.charge(job.request, total_tokens=usage.total_tokens)
-        await self._accounts.settle(job, reservation, charge=charge if out.delivered else None)
         produced = produced_usage(out, job.request.messages)
         answer = out.answer or ProviderAnswer(
             text="".join(out.sent),
@@ -178,8 +202,28 @@ class ChatHandlers:
             completion_tokens=produced.completion_tokens,
             finish_reason=out.finish,
         )
-        self._accounts.record(job, provider.name, answer, cached=False, credits=charge)
+        await self._accounts.conclude(
+            job,
+            reservation,
+            provider.name,
+            answer,
+            cached=False,
+            charge=charge if out.delivered else None,
+            turn_text=_delivered(out),
+        )
         return streamed_completion(job, provider.name, answer.model, out, cached=False, credits=charge)
+
+
+def _text(answer: ProviderAnswer) -> str:
+    """An answer's text as its reply carries it (and its thread keeps it)."""
+    return fitted(answer.text, answer.finish_reason)[0]
+
+
+def _delivered(out: Pumped) -> str | None:
+    """What a stream's requester got, when the reply will be an answer rather than an error."""
+    if out.error is not None or not out.delivered_text:
+        return None
+    return fitted(out.delivered_text, out.finish)[0]
 
 
 async def _end(lead: Lead | None, exc: BaseException) -> None:

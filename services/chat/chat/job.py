@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from chat.conversations import Conversation
 from chat.providers.base import ProviderAnswer, ProviderRequest
 from chat.streaming import Pumped, delivered_usage
 from common.bus import ReplyStream
@@ -24,6 +25,7 @@ class Job:
     streaming: bool
     started: float
     deadline: float  # monotonic
+    conversation: Conversation | None = None  # a threaded request's
 
     @property
     def user_id(self) -> str:
@@ -33,6 +35,10 @@ class Job:
     @property
     def completion_id(self) -> str:
         return f"chat_{uuid.uuid5(self.envelope.message_id, 'completion').hex}"
+
+    @property
+    def thread_id(self) -> uuid.UUID | None:
+        return None if self.conversation is None else uuid.UUID(self.conversation.thread_id)
 
 
 def completion(job: Job, provider: str, answer: ProviderAnswer, *, cached: bool, credits: int) -> ChatCompletion:
@@ -46,6 +52,7 @@ def completion(job: Job, provider: str, answer: ProviderAnswer, *, cached: bool,
         cached=cached,
         finish_reason=finish,
         credits=credits,
+        thread_id=job.thread_id,
     )
 
 
@@ -67,6 +74,7 @@ def streamed_completion(
         cached=cached,
         finish_reason=finish,
         credits=credits,
+        thread_id=job.thread_id,
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from common.contracts import ChatMessage
 
@@ -30,6 +30,21 @@ class ModelPrice(BaseModel):
         le=1_000_000,
         description="Most answer tokens a request may ask for; a request that names none is sent with this.",
     )
+    context_window: int = Field(
+        128_000,
+        ge=2,
+        le=10_000_000,
+        description="Most tokens a threaded request may send and get back, counted as for the reservation (one "
+        "per UTF-8 byte, so generous): older turns of the thread are left out to fit it.",
+    )
+
+    @model_validator(mode="after")
+    def _room_for_a_prompt(self) -> ModelPrice:
+        if self.max_tokens >= self.context_window:
+            raise ValueError(
+                f"max_tokens {self.max_tokens} leaves no room for a prompt in a {self.context_window} window"
+            )
+        return self
 
 
 def prompt_tokens_bound(messages: Sequence[ChatMessage]) -> int:

@@ -62,6 +62,13 @@ class ChatSettings(CommonSettings):
     chat_usage_flush_s: float = Field(
         0.25, ge=0, description="Longest a usage record waits to be stored with others in one document."
     )
+    chat_thread_max_turns: int = Field(
+        50,
+        ge=0,
+        le=1000,
+        description="Most earlier turns of a thread sent with a threaded request (fewer when the model's "
+        "context window is reached first); bounds what one request reads.",
+    )
     chat_usd_prices: dict[str, UsdPrice] = Field(
         default_factory=dict,
         description='USD per 1M tokens by model, JSON: {"gpt-4o": {"input_per_1m": 2.5, "output_per_1m": 10}}.',

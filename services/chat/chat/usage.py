@@ -1,5 +1,6 @@
 """Usage records: one per answer (provider, model, tokens, latency, cached, estimated cost),
-stored in MongoDB's `usage` collection and announced as UsageRecorded events.
+stored in MongoDB's `usage` collection and announced as UsageRecorded events; and the turns
+of threaded answers, kept in their threads by the same writer, in the same flush.
 
 Recording never delays or fails an answer: records go through a bounded in-memory queue to a
 background writer, which stores what gathered within CHAT_USAGE_FLUSH_S as ONE document (a page:
@@ -7,7 +8,13 @@ background writer, which stores what gathered within CHAT_USAGE_FLUSH_S as ONE d
 one document for many answers. Analytics unwind the pages. A record's id derives from the
 request's message id; a redelivered request may be recorded again (at least once), and
 readers count each id once. What a crash loses is analytics, never money (the ledger is the
-credits service's)."""
+credits service's).
+
+A threaded answer's turn is different: the next request of its thread must see it, so its
+requester waits until it is stored (`keep`). A turn does not linger: the writer flushes at
+once with whatever else is queued (group commit: turns that arrive while a flush runs share
+the next), writing the turns (one insert), their threads' counters (one batch) and the usage
+page of the flush: a threaded request adds its turn's document and its thread's update."""
 
 from __future__ import annotations
 
@@ -16,12 +23,18 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from common.contracts import Envelope, UsageRecord, UsageRecorded
+from common.errors import ServiceUnavailable
+
+if TYPE_CHECKING:
+    from chat.thread_store import ThreadStore
+    from chat.threads import TurnWrite
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +46,13 @@ def record_document(usage: UsageRecord) -> dict[str, Any]:
     return {"_id": str(usage.usage_id), **usage.model_dump(exclude={"usage_id"})}
 
 
+@dataclass(slots=True)
+class _Entry:
+    usage: UsageRecord
+    turn: TurnWrite | None = None
+    kept: asyncio.Future[None] | None = None  # set once the turn is stored (or failed to be)
+
+
 class UsageRecorder:
     def __init__(
         self,
@@ -41,45 +61,111 @@ class UsageRecorder:
         *,
         linger_s: float = 0.25,
         capacity: int = 10_000,
+        threads: ThreadStore | None = None,
     ) -> None:
         self._collection = collection
         self._linger_s = linger_s
         self._publish = publish
-        self._queue: asyncio.Queue[UsageRecord] = asyncio.Queue(maxsize=capacity)
+        self._threads = threads
+        self._queue: asyncio.Queue[_Entry] = asyncio.Queue(maxsize=capacity)
+        self._pending: list[UsageRecord] = []  # records of kept turns, waiting for their page
+        self._due: float | None = None  # when the next page is due (loop time); None: nothing waits
         self._indexed = False
         self._healthy = True  # the last write succeeded; a failing store is not waited for at shutdown
 
     def record(self, usage: UsageRecord) -> None:
         try:
-            self._queue.put_nowait(usage)
+            self._queue.put_nowait(_Entry(usage))
         except asyncio.QueueFull:
             log.warning("usage queue full; record dropped", extra={"usage_id": str(usage.usage_id)})
 
+    async def keep(self, usage: UsageRecord, turn: TurnWrite) -> None:
+        """Store a threaded answer's turn with its usage record; returns once the turn is stored,
+        raises why it was not (the usage record is then not stored either)."""
+        if self._threads is None:
+            raise ServiceUnavailable("conversations are not kept by this chat service")
+        kept: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait(_Entry(usage, turn, kept))
+        except asyncio.QueueFull:
+            raise ServiceUnavailable("the chat service is too busy to keep the conversation") from None
+        await kept
+
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            page = [await self._queue.get()]
+            batch: list[_Entry] = []
             # Records are analytics: they may wait `linger_s` for company, and a page of many
-            # costs the store about what a page of one does.
+            # costs the store about what a page of one does. A turn's requester is waiting: a
+            # turn ends the wait at once, and its record joins the page that is due next.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._linger_s):
-                    while len(page) < MAX_PAGE:
-                        page.append(await self._queue.get())
-            await self._store(page)
+                async with asyncio.timeout_at(self._due) as waiting:
+                    batch.append(await self._queue.get())
+                    if self._due is None:
+                        self._due = loop.time() + self._linger_s
+                        waiting.reschedule(self._due)
+                    while len(batch) < MAX_PAGE and batch[-1].turn is None:
+                        batch.append(await self._queue.get())
+            while len(batch) < MAX_PAGE and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            self._pending.extend(await self._keep_turns(batch))
+            if not self._pending:
+                self._due = None
+            elif len(self._pending) >= MAX_PAGE or self._due is None or loop.time() >= self._due:
+                page, self._pending = self._pending[:MAX_PAGE], self._pending[MAX_PAGE:]
+                self._due = loop.time() if self._pending else None
+                await self._store_usage(page)
 
     async def close(self, *, timeout_s: float = 2.0) -> None:
         """Store what is still queued, for at most `timeout_s` (not at all while the store is failing)."""
         if not self._healthy and not self._queue.empty():
             log.warning("usage records left unsaved at shutdown", extra={"count": self._queue.qsize()})
+            self._abandon()
             return
         try:
             async with asyncio.timeout(timeout_s):
                 while not self._queue.empty():
                     page = [self._queue.get_nowait() for _ in range(min(MAX_PAGE, self._queue.qsize()))]
-                    await self._store(page)
+                    self._pending.extend(await self._keep_turns(page))
+                while self._pending:
+                    page, self._pending = self._pending[:MAX_PAGE], self._pending[MAX_PAGE:]
+                    await self._store_usage(page)
         except TimeoutError:
             log.warning("usage records left unsaved at shutdown", extra={"count": self._queue.qsize()})
+            self._abandon()
 
-    async def _store(self, page: list[UsageRecord]) -> None:
+    def _abandon(self) -> None:
+        """Tell whoever still waits for a turn that it will not be kept."""
+        while not self._queue.empty():
+            entry = self._queue.get_nowait()
+            if entry.kept is not None and not entry.kept.done():
+                entry.kept.set_exception(ServiceUnavailable("the chat service stopped before keeping the turn"))
+
+    async def _keep_turns(self, entries: list[_Entry]) -> list[UsageRecord]:
+        """Store the turns among `entries` and tell their requesters; the usage records to store
+        (those of turns that could not be kept are left out: that answer is not charged)."""
+        threaded = [e for e in entries if e.turn is not None]
+        if not threaded:
+            return [e.usage for e in entries]
+        assert self._threads is not None
+        try:
+            results = await self._threads.append([e.turn for e in threaded if e.turn is not None])
+        except Exception as exc:  # append reports per turn; this is a bug, not the store
+            results = [exc] * len(threaded)
+        failed: set[int] = set()
+        for entry, error in zip(threaded, results, strict=True):
+            assert entry.kept is not None
+            if error is not None:
+                failed.add(id(entry))
+            if entry.kept.done():  # its requester gave up waiting
+                continue
+            if error is None:
+                entry.kept.set_result(None)
+            else:
+                entry.kept.set_exception(error)
+        return [e.usage for e in entries if id(e) not in failed]
+
+    async def _store_usage(self, page: list[UsageRecord]) -> None:
         try:
             if not self._indexed:
                 await self._collection.create_index([("at", ASCENDING)])

@@ -19,7 +19,7 @@ from common.redis_client import redis_client
 from common.telemetry import configure_tracing
 from gateway import apidoc, guard, problems
 from gateway.middleware import RequestContextMiddleware
-from gateway.routes import admin, analytics, chat, credits, health, images, webhooks
+from gateway.routes import admin, analytics, chat, credits, health, images, threads, webhooks
 from gateway.routes import openai as openai_compatible
 from gateway.settings import GatewaySettings
 
@@ -62,6 +62,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     app.include_router(chat.router)
+    app.include_router(threads.router)
     app.include_router(openai_compatible.router)
     app.include_router(credits.router)
     app.include_router(images.router)

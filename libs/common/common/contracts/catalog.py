@@ -44,6 +44,17 @@ from common.contracts.images import (
     ListImages,
     RunImageJob,
 )
+from common.contracts.threads import (
+    CreateThread,
+    DeleteThread,
+    GetThread,
+    ListThreads,
+    ThreadDeleted,
+    ThreadInfo,
+    ThreadMessages,
+    ThreadPage,
+    UpdateThread,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +237,46 @@ CATALOG: dict[str, MessageSpec] = {
             kind="event",
             summary="An answer's tokens, latency, cache use and estimated provider cost.",
             publishers=CHAT,
+        ),
+        MessageSpec(
+            "CreateThread",
+            CreateThread,
+            "chat",
+            reply=ThreadInfo,
+            summary="Start a conversation thread for the acting user.",
+            publishers=GATEWAY,
+        ),
+        MessageSpec(
+            "ListThreads",
+            ListThreads,
+            "chat",
+            reply=ThreadPage,
+            summary="The acting user's threads, newest first.",
+            publishers=GATEWAY,
+        ),
+        MessageSpec(
+            "GetThread",
+            GetThread,
+            "chat",
+            reply=ThreadMessages,
+            summary="One of the acting user's threads with its latest messages.",
+            publishers=GATEWAY,
+        ),
+        MessageSpec(
+            "UpdateThread",
+            UpdateThread,
+            "chat",
+            reply=ThreadInfo,
+            summary="Rename a thread or change its system prompt.",
+            publishers=GATEWAY,
+        ),
+        MessageSpec(
+            "DeleteThread",
+            DeleteThread,
+            "chat",
+            reply=ThreadDeleted,
+            summary="Delete a thread and its messages.",
+            publishers=GATEWAY,
         ),
         MessageSpec(
             "GetUsageReport",

@@ -41,6 +41,13 @@ class CompleteChat(Contract):
         False, description="Send the answer as ChatChunk messages to the requester as it is produced, then the reply."
     )
     use_cache: bool = Field(True, description="False: skip the prompt cache lookup (the fresh answer is still stored).")
+    thread_id: uuid.UUID | None = Field(
+        None,
+        description="Continue this thread of the acting user: `messages` are then the new turn only (system "
+        "messages among them stand in for the thread's system prompt for this request and are not kept); the "
+        "provider gets the system prompt, as many latest turns as fit the model's window, and the new messages; "
+        "the new messages and the answer are kept as the thread's next turn.",
+    )
 
 
 class Usage(Contract):
@@ -60,6 +67,7 @@ class ChatCompletion(Contract):
     cached: bool = Field(False, description="Whether the answer came from the prompt cache.")
     finish_reason: FinishReason = Field("stop", description="Why the answer ended.")
     credits: int = Field(0, ge=0, description="Credits charged for this answer.")
+    thread_id: uuid.UUID | None = Field(None, description="The thread this answer was kept in.")
 
 
 class ChatChunk(Contract):

@@ -63,3 +63,10 @@ def test_the_local_provider_costs_nothing_and_serves_any_priced_name() -> None:
         costs=CostTable({}),
     )
     assert [m.id for m in local.models] == ["local-echo-1", "big"]
+
+
+def test_each_model_has_its_context_window_and_it_must_leave_room_for_a_prompt() -> None:
+    offered = catalog({"gpt-4o": ModelPrice(max_tokens=100, context_window=1000)})
+    assert (offered.window("gpt-4o"), offered.window("gemini-2.5-flash")) == (1000, 128_000)
+    with pytest.raises(ValueError, match="no room"):
+        ModelPrice(max_tokens=500, context_window=500)

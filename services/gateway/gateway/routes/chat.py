@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
@@ -20,6 +21,11 @@ STREAM_DOC = (
     "(`data`: `{index, delta, provider, model, cached}`), then `event: done` with the whole ChatCompletion "
     "(usage and credits charged for what was delivered), or `event: error` with a problem document. "
     "Errors before the first piece are ordinary problem+json responses."
+)
+THREAD_DOC = (
+    "Continue this thread of yours (see /v1/threads): `messages` are then the new turn only; the provider gets the "
+    "thread's system prompt, as many of its latest turns as fit the model's window, and the new messages, which are "
+    "kept with the answer. System messages in `messages` stand in for the thread's system prompt for this request."
 )
 
 
@@ -42,6 +48,7 @@ class ChatBody(BaseModel):
     top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
     max_tokens: int | None = Field(None, ge=1, le=32_768, description="Most tokens the answer may have.")
     stream: bool = Field(False, description="Send the answer as server-sent events as it is produced.")
+    thread_id: uuid.UUID | None = Field(None, description=THREAD_DOC)
 
 
 CacheControl = Annotated[
@@ -72,6 +79,7 @@ async def chat(
         max_tokens=body.max_tokens,
         stream=body.stream,
         use_cache=not wants_fresh(cache_control),
+        thread_id=body.thread_id,
     )
     if not body.stream:
         return await rpc.call(caller.envelope(command), reply_model=ChatCompletion)

@@ -30,7 +30,7 @@ from gateway.chatstream import ChatRelay, EventStream, sse, write_events
 from gateway.deps import Rpc, Settings, UserCaller
 from gateway.jsonbody import ParsedBodyRoute
 from gateway.responses import OPENAI, OPENAI_NOT_FOUND, OPENAI_SPENDING
-from gateway.routes.chat import CacheControl, wants_fresh
+from gateway.routes.chat import THREAD_DOC, CacheControl, wants_fresh
 
 _TYPES = {
     400: "invalid_request_error",
@@ -148,6 +148,7 @@ class ChatCompletionsBody(BaseModel):
     user: str | None = Field(None, max_length=256, description="Accepted and ignored: the token says who asks.")
     logprobs: Literal[False] | None = None
     store: bool | None = Field(None, description="Accepted and ignored.")
+    thread_id: uuid.UUID | None = Field(None, description=f"Not OpenAI's: {THREAD_DOC} (SDK: `extra_body`)")
 
 
 @router.post(
@@ -173,6 +174,7 @@ async def chat_completions(
         max_tokens=body.max_completion_tokens or body.max_tokens,
         stream=bool(body.stream),
         use_cache=not wants_fresh(cache_control),
+        thread_id=body.thread_id,
     )
     envelope = caller.envelope(command)
     completion_id = f"chatcmpl-{uuid.uuid5(envelope.message_id, 'completion').hex}"
@@ -226,6 +228,7 @@ def _completion(completion: ChatCompletion, completion_id: str) -> dict[str, Any
         "provider": completion.provider,
         "cached": completion.cached,
         "credits": completion.credits,
+        **({"thread_id": str(completion.thread_id)} if completion.thread_id else {}),
     }
 
 

@@ -87,6 +87,12 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("GET", "/v1/images/jobs/{job_id}/events"): Call(f"/v1/images/jobs/{NOBODYS}/events", SIGNED_IN | NOT_FOUND),
     ("GET", "/v1/images/{image_id}"): Call(f"/v1/images/{NOBODYS}", SIGNED_IN | NOT_FOUND),
     ("DELETE", "/v1/images/{image_id}"): Call(f"/v1/images/{NOBODYS}", SIGNED_IN | NOT_FOUND),
+    # Threads are their owner's alone, admins' too: another's (or no) thread is 404 to everyone signed in.
+    ("POST", "/v1/threads"): Call("/v1/threads", SIGNED_IN | dict.fromkeys(IDS, 201), json={}),
+    ("GET", "/v1/threads"): Call("/v1/threads", SIGNED_IN),
+    ("GET", "/v1/threads/{thread_id}"): Call(f"/v1/threads/{NOBODYS}", SIGNED_IN | NOT_FOUND),
+    ("PATCH", "/v1/threads/{thread_id}"): Call(f"/v1/threads/{NOBODYS}", SIGNED_IN | NOT_FOUND, json={"title": "t"}),
+    ("DELETE", "/v1/threads/{thread_id}"): Call(f"/v1/threads/{NOBODYS}", SIGNED_IN | NOT_FOUND),
     # Stored image files are public by their unguessable names, as Cloudinary URLs are.
     ("GET", "/files/images/{folder}/{name}"): Call(f"/files/images/nobody/{NOBODYS}.png", everyone(404)),
     # Public, authenticated by its Svix signature instead of a token: a signed delivery is accepted from anyone.

@@ -1,0 +1,94 @@
+"""A threaded chat request's conversation: the thread it continues (its owner's, or 404), the
+context sent for it (`context.py`'s rule over the thread's latest turns), and the turn its
+answer adds."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from chat.context import ContextWindow
+from chat.thread_store import ThreadStore
+from chat.threads import TurnWrite, title_from
+from common.contracts import ChatMessage
+from common.errors import ValidationFailed
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    thread_id: str
+    owner_id: str
+    seq: int  # this request's turn's number in the thread (the next free one if a concurrent turn takes it)
+    new: tuple[ChatMessage, ...]  # kept, with the answer, as the turn
+    messages: tuple[ChatMessage, ...]  # sent to the provider
+    title: str | None  # the thread's automatic title, when this is its first turn
+
+    def turn(
+        self,
+        *,
+        turn_id: uuid.UUID,
+        answer: str,
+        at: datetime,
+        provider: str,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        credits: int,
+        cost_usd: float,
+    ) -> TurnWrite:
+        return TurnWrite(
+            thread_id=self.thread_id,
+            owner_id=self.owner_id,
+            seq=self.seq,
+            turn_id=turn_id,
+            at=at,
+            messages=(*self.new, ChatMessage(role="assistant", content=answer)),
+            model=model,
+            provider=provider,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            credits=credits,
+            cost_usd=cost_usd,
+            title=self.title,
+        )
+
+
+class Conversations:
+    def __init__(self, store: ThreadStore, *, max_turns: int) -> None:
+        self.store = store
+        self._max_turns = max_turns
+
+    async def open(
+        self, *, thread_id: uuid.UUID, owner_id: str, new: Sequence[ChatMessage], window: int, max_tokens: int
+    ) -> Conversation:
+        """The conversation a request continues; NotFound for a thread that is not the owner's,
+        ValidationFailed for new messages that say nothing or cannot fit the window."""
+        thread = await self.store.get(thread_id, owner_id=owner_id)
+        said = tuple(m for m in new if m.role != "system")
+        if not said:
+            raise ValidationFailed(
+                "a threaded request needs a new user or assistant message",
+                errors=[{"field": "body.messages", "message": "only system messages", "type": "value_error"}],
+            )
+        # System messages of the request stand in for the thread's system prompt, for this request only.
+        system = tuple(m for m in new if m.role == "system")
+        if not system and thread.get("system"):
+            system = (ChatMessage(role="system", content=thread["system"]),)
+        window_ = ContextWindow(
+            system=system, new=said, window=window, max_tokens=max_tokens, max_turns=self._max_turns
+        )
+        if not window_.full:
+            async for turn in self.store.newest_first(thread):
+                if not window_.offer(turn.messages) or window_.full:
+                    break
+        first = thread.get("turns", 0) == 0 and not thread.get("autoTitle")
+        return Conversation(
+            thread_id=thread["_id"],
+            owner_id=owner_id,
+            seq=thread.get("last", -1) + 1,
+            new=said,
+            messages=window_.messages,
+            title=title_from(said) if first else None,
+        )
