@@ -21,9 +21,11 @@ provider again).
 Redis unreachable: the cache fails open. A lookup that meets a Redis error is a miss without
 single flight (the request is answered uncached, and its answer is not stored), so chat keeps
 answering within its deadline; the outage is logged once (WARNING when it starts, again when a
-lookup reaches Redis), not per request, and each bypass is counted (`unavailable`). While it
-lasts, one lookup per `probe_s` tries Redis and the others skip it at once: a Redis that hangs
-(its socket timeout) rather than refuses costs one request that wait, not every request.
+lookup reaches Redis), not per request, and each bypass is counted (`unavailable`); the pooled
+connections the cut left broken fail once each after Redis is back, so a new outage within
+`quiet_s` of the last one logged is logged at DEBUG only. While it lasts, one lookup per
+`probe_s` tries Redis and the others skip it at once: a Redis that hangs (its socket timeout)
+rather than refuses costs one request that wait, not every request.
 
 Scope: each user's answers are their own (`user:<id>` in the key) unless CHAT_CACHE_SCOPE is
 `shared`; a shared answer, once stored, is never replaced before it expires (SET NX), so a
@@ -144,6 +146,7 @@ class PromptCache:
         failure_ttl_s: float = 2.0,
         poll_s: float = 0.5,
         probe_s: float = 1.0,
+        quiet_s: float = 30.0,
     ) -> None:
         self.redis = redis
         self.ttl_s = ttl_s
@@ -160,6 +163,9 @@ class PromptCache:
         self._down_since: float | None = None  # monotonic start of the current outage
         self._next_probe = 0.0
         self._bypassed = 0  # lookups answered uncached in this outage
+        self._quiet_s = quiet_s
+        self._warned_at: float | None = None  # when an outage was last logged at WARNING
+        self._warned = False  # the current outage was
         self._events_lost = False
 
     # -- Redis unreachable ------------------------------------------------------------------------
@@ -180,14 +186,19 @@ class PromptCache:
         self._next_probe = now + self._probe_s
         if self._down_since is None:
             self._down_since, self._bypassed = now, 0
-            log.warning(
+            self._warned = self._warned_at is None or now - self._warned_at >= self._quiet_s
+            if self._warned:
+                self._warned_at = now
+            log.log(
+                logging.WARNING if self._warned else logging.DEBUG,
                 "prompt cache unreachable: answering uncached, without single flight, until it is back",
                 extra={"error": repr(exc)},
             )
 
     def reached(self) -> None:
         if self._down_since is not None:
-            log.warning(
+            log.log(
+                logging.WARNING if self._warned else logging.DEBUG,
                 "prompt cache reachable again",
                 extra={
                     "outage_s": round(time.monotonic() - self._down_since, 1),
