@@ -14,14 +14,11 @@ from chaos.soak import Options, soak
 pytestmark = [pytest.mark.e2e, pytest.mark.disruptive]
 
 FAULT_KINDS = {"sigkill", "broker", "mongo", "redis", *PROVIDER_FAULTS}
-# "every chat answer charged exactly what it reported" is reported, not asserted: a settlement
-# sent without waiting (wait=False) that meets the ledger's store restarting is answered
-# service_unavailable, acked, and lost; the hold then expires and an answer that said it cost
-# credits was not charged (the user's side; no drift). The soak's report names each such answer.
 ASSERTED = (
     "reconcile: zero drift",
     "every reservation reserved once and ended once",
     "no chat request charged twice, beyond its answer, or when refused",
+    "every chat answer charged exactly what it reported",
     "usage records agree with answers and the journal",
     "no reservation open past its TTL",
     "every accepted image job terminal, charged once or not at all, no orphaned file",

@@ -87,6 +87,8 @@ def stack_env(options: Options, redis_proxy_url: str, simulator_env: dict[str, s
         # faults queued for both are used up by the load (and the heal is observable).
         "CHAT_RETRY_ATTEMPTS": "1",
         "CHAT_BREAKER_COOLDOWN_S": "5",
+        "IMAGE_OUTPUT_HOSTS": "127.0.0.1",  # the simulator delivers the files, over plain http
+        "IMAGE_OUTPUT_SCHEMES": "http",
         "IMAGE_HTTP_TIMEOUT_S": "3",
         "IMAGE_POLL_INITIAL_S": "0.1",
         "IMAGE_POLL_MAX_S": "0.5",

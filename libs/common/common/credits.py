@@ -6,7 +6,11 @@ reservation id, so a retried request can never reserve or settle twice.
 A settlement may also be sent without waiting for the ledger's answer (`wait=False`): it is
 then published as a persistent command and confirmed by the broker (durable from then on)
 and valid until the hold would expire; the ledger applies it exactly once, in order with
-whatever that account's partition queue holds (so a later balance read sees it).
+whatever that account's partition queue holds (so a later balance read sees it). Should the
+ledger's store be down when it arrives, the ledger's consumer hands it back to the queue after a
+backoff (`common.bus.retry`) until it is applied, its deadline passes (the hold then expires:
+not charged) or its attempts are spent (dead-lettered, kept for a look); reads answered in
+between do not see it yet.
 
 Every command here is coalesced (see `common.bus.rpc`): the reserves, settlements and
 balance reads a process makes in one turn of its event loop reach the ledger as one message,

@@ -22,7 +22,8 @@ HANDLER_SECONDS = Histogram(
 MESSAGES = Counter(
     "aisaas_messages_total",
     "Messages consumed, by outcome: ok, error (a typed error reply), failed (an unexpected error: answered 500 "
-    "and dead-lettered), dead_lettered (unparseable), refused (publisher not allowed), expired, duplicate.",
+    "and dead-lettered), retried (a dependency down, nobody waiting: handed back to the queue after a backoff), "
+    "dead_lettered (unparseable, or retried on every attempt), refused (publisher not allowed), expired, duplicate.",
     ["service", "message", "outcome"],
 )
 IN_FLIGHT = Gauge("aisaas_messages_in_flight", "Messages being handled now.", ["service"])

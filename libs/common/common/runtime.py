@@ -75,6 +75,8 @@ async def start(
             max_attempts=settings.bus_max_attempts,
             on_channel_lost=runtime._channel_lost,
             slow_s=settings.slow_request_ms / 1000,
+            retry_backoff_s=settings.bus_retry_backoff_s,
+            retry_backoff_max_s=settings.bus_retry_backoff_max_s,
         )
         await consumer.start()
         runtime.consumer = consumer

@@ -65,8 +65,19 @@ class CommonSettings(BaseSettings):
         5,
         ge=1,
         le=100,
-        description="Deliveries of a message whose consumer died before acking it, before it goes to the dead-letter "
-        "queue (a handler's unexpected error dead-letters it at once, after answering 500).",
+        description="Deliveries of a message whose consumer died before acking it, or that met a dependency down "
+        "with nobody waiting for its reply, before it goes to the dead-letter queue (a handler's unexpected error "
+        "dead-letters it at once, after answering 500).",
+    )
+    bus_retry_backoff_s: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="How long a message nobody waits for is held, after its dependency (the store, Redis) was "
+        "found down, before it goes back to its queue for another delivery; doubles with each attempt.",
+    )
+    bus_retry_backoff_max_s: float = Field(
+        8.0, gt=0, le=600, description="The longest such hold, however many attempts came before."
     )
     bus_publishers: dict[str, str] = Field(
         default_factory=lambda: {s: s for s in ("chat", "credits", "gateway", "imagegen", "ops")},

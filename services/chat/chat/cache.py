@@ -18,6 +18,15 @@ Looking and taking the lead are one script, so no answer can be stored between t
 follower that saw a miss, then took the lead its leader had just released, would call the
 provider again).
 
+Redis unreachable: the cache fails open. A lookup that meets a Redis error is a miss without
+single flight (the request is answered uncached, and its answer is not stored), so chat keeps
+answering within its deadline; the outage is logged once (WARNING when it starts, again when a
+lookup reaches Redis), not per request, and each bypass is counted (`unavailable`); the pooled
+connections the cut left broken fail once each after Redis is back, so a new outage within
+`quiet_s` of the last one logged is logged at DEBUG only. While it lasts, one lookup per
+`probe_s` tries Redis and the others skip it at once: a Redis that hangs (its socket timeout)
+rather than refuses costs one request that wait, not every request.
+
 Scope: each user's answers are their own (`user:<id>` in the key) unless CHAT_CACHE_SCOPE is
 `shared`; a shared answer, once stored, is never replaced before it expires (SET NX), so a
 `no-cache` request from one user cannot change what every other user is served."""
@@ -38,7 +47,7 @@ from chat import metrics
 from chat.cachekey import cache_key
 from chat.providers.base import ProviderAnswer, ProviderRequest
 from common.errors import ErrorBody, PlatformError, error_from_body
-from common.redis_client import RedisClient, subscriber
+from common.redis_client import REDIS_ERRORS, RedisClient, subscriber
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +94,14 @@ class CachedAnswer:
 
 class Lead:
     """The right, and the duty, to produce the answer for one key: end it with exactly one of
-    fill, fail or abandon."""
+    fill, fail or abandon. A lead handed out while Redis is unreachable (`store=False`) writes
+    nothing: its answer goes to its requester only."""
 
-    def __init__(self, cache: PromptCache, key: str, token: str | None) -> None:
+    def __init__(self, cache: PromptCache, key: str, token: str | None, *, store: bool = True) -> None:
         self._cache = cache
         self.key = key
         self._token = token
-        self._done = False
+        self._done = not store
 
     async def fill(self, cached: CachedAnswer) -> None:
         keep = "1" if self._cache.shared else ""
@@ -113,10 +123,16 @@ class Lead:
         cache = self._cache
         keys = [cache.name("cache", self.key), cache.name("failed", self.key), cache.name("lead", self.key)]
         args = [write, value, ttl_ms, keep, self._token or "", cache.channel, self.key]
+        if self._token is None and not cache.may_try():
+            return  # Redis is down and this lead holds no lock to release: keep the answer to ourselves
         try:
             await cache.end_script(keys=keys, args=args)
+        except REDIS_ERRORS as exc:
+            cache.unreachable(exc)
         except Exception:
             log.warning("prompt cache update failed", exc_info=True, extra={"cache_key": self.key})
+        else:
+            cache.reached()
 
 
 class PromptCache:
@@ -129,6 +145,8 @@ class PromptCache:
         shared: bool = False,
         failure_ttl_s: float = 2.0,
         poll_s: float = 0.5,
+        probe_s: float = 1.0,
+        quiet_s: float = 30.0,
     ) -> None:
         self.redis = redis
         self.ttl_s = ttl_s
@@ -141,6 +159,59 @@ class PromptCache:
         self._pubsub: PubSub | None = None
         self._look_or_lead = redis.register_script(_LOOK_OR_LEAD)
         self.end_script = redis.register_script(_END)
+        self._probe_s = probe_s
+        self._down_since: float | None = None  # monotonic start of the current outage
+        self._next_probe = 0.0
+        self._bypassed = 0  # lookups answered uncached in this outage
+        self._quiet_s = quiet_s
+        self._warned_at: float | None = None  # when an outage was last logged at WARNING
+        self._warned = False  # the current outage was
+        self._events_lost = False
+
+    # -- Redis unreachable ------------------------------------------------------------------------
+
+    def may_try(self) -> bool:
+        """Whether to send a command to Redis now: always, except during an outage, when one
+        caller per `probe_s` may (the probe that finds it back ends the outage)."""
+        if self._down_since is None:
+            return True
+        now = time.monotonic()
+        if now < self._next_probe:
+            return False
+        self._next_probe = now + self._probe_s
+        return True
+
+    def unreachable(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        self._next_probe = now + self._probe_s
+        if self._down_since is None:
+            self._down_since, self._bypassed = now, 0
+            self._warned = self._warned_at is None or now - self._warned_at >= self._quiet_s
+            if self._warned:
+                self._warned_at = now
+            log.log(
+                logging.WARNING if self._warned else logging.DEBUG,
+                "prompt cache unreachable: answering uncached, without single flight, until it is back",
+                extra={"error": repr(exc)},
+            )
+
+    def reached(self) -> None:
+        if self._down_since is not None:
+            log.log(
+                logging.WARNING if self._warned else logging.DEBUG,
+                "prompt cache reachable again",
+                extra={
+                    "outage_s": round(time.monotonic() - self._down_since, 1),
+                    "answered_uncached": self._bypassed,
+                },
+            )
+            self._down_since = None
+
+    def _bypass(self, key: str) -> Lead:
+        """A miss without single flight, for a request answered while Redis is unreachable."""
+        self._bypassed += 1
+        metrics.CACHE.labels("unavailable").inc()
+        return Lead(self, key, None, store=False)
 
     def name(self, kind: str, key: str) -> str:
         return f"{self._prefix}{kind}:{{{key}}}"
@@ -155,17 +226,25 @@ class PromptCache:
 
     async def lead_or_wait(self, key: str, *, deadline: float, lookup: bool = True) -> CachedAnswer | Lead:
         """The stored answer, or the lead for computing it; raises a leader's recent provider failure.
-        A follower still waiting at `deadline` (monotonic) gets a lead without the lock."""
+        A follower still waiting at `deadline` (monotonic) gets a lead without the lock. With
+        Redis unreachable, a lead that stores nothing (see the module's docstring)."""
         if not lookup:
             return Lead(self, key, None)  # a fresh answer was asked for: no wait, but it is stored
         while True:
+            if not self.may_try():
+                return self._bypass(key)
             waiter = asyncio.get_running_loop().create_future()
             self._waiters[key].add(waiter)
             try:
                 token = uuid.uuid4().hex
                 hold_ms = max(1000, int((deadline - time.monotonic() + 1) * 1000))
                 keys = [self.name("cache", key), self.name("failed", key), self.name("lead", key)]
-                found = await self._look_or_lead(keys=keys, args=[token, hold_ms])
+                try:
+                    found = await self._look_or_lead(keys=keys, args=[token, hold_ms])
+                except REDIS_ERRORS as exc:
+                    self.unreachable(exc)
+                    return self._bypass(key)
+                self.reached()
                 if found[0] == b"hit":
                     metrics.CACHE.labels("hit").inc()
                     return CachedAnswer.from_json(found[1])
@@ -189,16 +268,30 @@ class PromptCache:
                     del self._waiters[key]
 
     async def start(self) -> None:
-        """Subscribe to the cache events channel (before any request is served)."""
+        """Subscribe to the cache events channel (before any request is served). Redis unreachable
+        does not stop the service from starting: `run` subscribes once it is back, and until then
+        followers find a leader's answer by polling."""
+        try:
+            await self._subscribe()
+        except REDIS_ERRORS as exc:
+            await self._drop_pubsub()
+            self._events_lost = True
+            log.warning("prompt cache events not subscribed at start; retrying", extra={"error": repr(exc)})
+
+    async def _subscribe(self) -> None:
         self._pubsub = await subscriber(self.redis)
         await self._pubsub.subscribe(self.channel)
 
     async def run(self) -> None:
-        """Wake local followers when a leader anywhere publishes their key; resubscribe after errors."""
+        """Wake local followers when a leader anywhere publishes their key; resubscribe after errors
+        (logged once per outage)."""
         while True:
             try:
                 if self._pubsub is None:
-                    await self.start()
+                    await self._subscribe()
+                    if self._events_lost:
+                        log.warning("prompt cache events subscribed again")
+                        self._events_lost = False
                 assert self._pubsub is not None
                 async for message in self._pubsub.listen():
                     if message.get("type") == "message":
@@ -206,7 +299,12 @@ class PromptCache:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.warning("prompt cache events lost; resubscribing", exc_info=True)
+                log.log(
+                    logging.DEBUG if self._events_lost else logging.WARNING,
+                    "prompt cache events lost; resubscribing",
+                    exc_info=True,
+                )
+                self._events_lost = True
                 await self._drop_pubsub()
                 await asyncio.sleep(1.0)
 

@@ -21,6 +21,10 @@ FALLBACKS = Counter(
 CIRCUIT = Gauge(
     "aisaas_provider_circuit_state", "Circuit breaker per provider: 0 closed, 1 half-open, 2 open.", ["provider"]
 )
-CACHE = Counter("aisaas_prompt_cache_lookups_total", "Prompt cache lookups by result (hit, miss).", ["result"])
+CACHE = Counter(
+    "aisaas_prompt_cache_lookups_total",
+    "Prompt cache lookups by result (hit, miss, unavailable: Redis unreachable, answered uncached).",
+    ["result"],
+)
 
 CIRCUIT_VALUE = {"closed": 0, "half_open": 1, "open": 2}

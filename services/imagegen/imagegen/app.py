@@ -127,6 +127,8 @@ async def setup(runtime: Runtime, settings: ImagegenSettings) -> dict[str, Handl
         publishers=Publishers.of(settings),
         prefetch=settings.image_concurrency,
         max_attempts=settings.bus_max_attempts,
+        retry_backoff_s=settings.bus_retry_backoff_s,
+        retry_backoff_max_s=settings.bus_retry_backoff_max_s,
     )
     await worker.start()
     sweeper = JobSweeper(

@@ -6,15 +6,23 @@
   and dead-lettered, unhandled; an admin claim from a publisher that cannot make one is
   handled as a plain user's.
 - A message whose deadline has passed is acked and dropped: its requester has gone.
-- A handler that raises a PlatformError has given a definitive answer (bad input is a 4xx at
-  once): it is replied, recorded and acked. Any other exception is an unexpected failure: the
-  requester gets a 500 at once and the message goes to the dead-letter queue after that ONE
+- A dependency down for now (ServiceUnavailable, the store or Redis unreachable: see
+  `common.bus.retry`) is not an answer. A requester that waits gets a 503 at once (it may retry
+  itself; nothing is recorded, so its retry runs afresh); a message nobody waits for is held for
+  a backoff and handed back to the queue, and dead-lettered once the queue's delivery limit
+  (`max_attempts`) is spent.
+- A handler that raises any other PlatformError has given a definitive answer (bad input is a
+  4xx at once): it is replied, recorded and acked. Any other exception is an unexpected failure:
+  the requester gets a 500 at once and the message goes to the dead-letter queue after that ONE
   attempt (redoing work that failed for no known reason only repeats its cost and keeps the
-  requester waiting). Only a consumer that dies before its ack gets the message redelivered,
-  up to the queue's delivery limit (`max_attempts`).
+  requester waiting). A consumer that dies before its ack gets the message redelivered, up to
+  the queue's delivery limit.
 - The ack comes only after the effect and its record: a crash before it means redelivery,
   and redelivery replays the recorded reply (services whose handlers are idempotent by
-  themselves, like the ledger, run without the record).
+  themselves, like the ledger, run without the record). Redis unreachable when the record is
+  looked up is a dependency down (above): the record exists for handlers that are NOT
+  idempotent, so running without it could repeat an effect. Redis unreachable when the record
+  is written, after the effect, is logged and passed over: retrying would repeat the effect.
 - A handler wrapped in `Streaming` also gets a `ReplyStream`: it may send chunks to the
   requester before its result becomes the final reply (see `common.bus.rpc` for the protocol).
 """
@@ -22,6 +30,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -38,6 +47,7 @@ from pydantic import ValidationError
 
 from common.bus.connection import BATCH, BATCH_OF, Bus
 from common.bus.processed import ProcessedMessages
+from common.bus.retry import backoff, delivery_count, is_transient
 from common.bus.rpc import CHUNK, RpcClient, StreamFeedback
 from common.bus.topology import Topology
 from common.bus.trust import Publishers
@@ -46,6 +56,7 @@ from common.contracts.envelope import Contract, Envelope, Reply
 from common.errors import DeadlineExceeded, Forbidden, InternalError, PlatformError, ServiceUnavailable
 from common.logs import bound
 from common.metrics import HANDLER_SECONDS, IN_FLIGHT, MESSAGES
+from common.redis_client import REDIS_ERRORS
 from common.telemetry import context_from
 
 log = logging.getLogger(__name__)
@@ -130,7 +141,7 @@ class Streaming:
 
 @dataclass(frozen=True, slots=True)
 class _Done:
-    outcome: str  # ok, error, expired, duplicate, failed: the metrics' label
+    outcome: str  # ok, error, expired, duplicate, failed, retried: the metrics' label
     body: bytes | None  # the reply to send, if any
 
 
@@ -150,6 +161,8 @@ class Consumer:
         max_attempts: int,
         on_channel_lost: Callable[[], None] | None = None,
         slow_s: float = 1.0,
+        retry_backoff_s: float = 0.5,
+        retry_backoff_max_s: float = 8.0,
     ) -> None:
         unknown = set(handlers) - set(CATALOG)
         if unknown:
@@ -164,6 +177,8 @@ class Consumer:
         self._max_attempts = max_attempts
         self._on_channel_lost = on_channel_lost
         self._slow_s = slow_s
+        self._retry_backoff = (retry_backoff_s, retry_backoff_max_s)
+        self._stopping = asyncio.Event()  # set by drain: held retries go back to the queue at once
         self.queue_name = bus.topology.queue(service)
         self.partitioned = [n for n in Topology.partitioned_commands_for(service) if n in self._handlers]
         self._consuming: list[tuple[Any, str]] = []  # (queue, consumer tag)
@@ -209,6 +224,7 @@ class Consumer:
         """Stop taking messages (another replica gets the next ones, and a partition's standby
         becomes its owner), then wait up to `within_s` for those in hand to finish. Returns how
         many were still in hand: unacked, the broker hands them back when the channel closes."""
+        self._stopping.set()
         for queue, tag in self._consuming:
             try:
                 await queue.cancel(tag)
@@ -237,6 +253,9 @@ class Consumer:
             await self._refuse(message, [envelope], exc)
             return
         done = await self._run(message, envelope, partition)
+        if done.outcome == "retried":
+            await self._retry_later(message, name)
+            return
         if done.body and message.reply_to:
             await self._bus.reply(done.body, reply_to=message.reply_to, correlation_id=message.correlation_id)
         await self._settle(message, failed=done.outcome == "failed")
@@ -261,6 +280,9 @@ class Consumer:
             await self._refuse(message, envelopes, exc, batch=True)
             return
         done = await asyncio.gather(*(self._run(message, e, partition, member=True) for e in envelopes))
+        if not any(d.outcome == "failed" for d in done) and any(d.outcome == "retried" for d in done):
+            await self._retry_later(message, f"batch of {name}")  # only without reply_to: see _transient
+            return
         if message.reply_to:
             body = b"[" + b",".join(d.body or b"null" for d in done) + b"]"
             await self._bus.reply(body, reply_to=message.reply_to, correlation_id=message.correlation_id)
@@ -274,6 +296,27 @@ class Consumer:
             await message.reject(requeue=False)
         else:
             await message.ack()
+
+    async def _retry_later(self, message: AbstractIncomingMessage, name: str) -> None:
+        """Hold a message nobody waits for, whose dependency is down, for a backoff that doubles
+        with each attempt, then hand it back to the queue (see `common.bus.retry`). Its last
+        attempt goes back at once: the queue's delivery limit then dead-letters it."""
+        attempt = delivery_count(message.headers)
+        if attempt + 1 >= self._max_attempts:
+            log.error(
+                "dependency unavailable on every attempt; message dead-lettered",
+                extra={"message_type": name, "message_id": message.message_id, "attempts": attempt + 1},
+            )
+            MESSAGES.labels(self._service, name, "dead_lettered").inc()
+        else:
+            first_s, max_s = self._retry_backoff
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(backoff(attempt, first_s=first_s, max_s=max_s)):
+                    await self._stopping.wait()
+        try:
+            await message.reject(requeue=True)
+        except Exception:  # the channel is gone: the broker hands the message back anyway
+            log.debug("retried message not handed back", extra={"message_type": name}, exc_info=True)
 
     def _parse(self, name: str, raw: bytes | object) -> Envelope[Contract]:
         envelope_model = self._envelopes.get(name)
@@ -385,38 +428,58 @@ class Consumer:
             # A batch's reply keeps a place for each of its members.
             late = Reply[Contract](request_id=envelope.request_id, error=DeadlineExceeded("expired").to_body())
             return _Done("expired", late.model_dump_json().encode() if member else None)
-        previous = await self._processed.reply_for(envelope.message_id) if self._processed else None
-        if previous is not None:
-            log.info(
-                "duplicate message: first reply replayed",
-                extra={"message_type": envelope.type, "message_id": str(envelope.message_id)},
-            )
-            span.set_attribute("messaging.duplicate", True)
-            return _Done("duplicate", previous or None)
         outcome = "ok"
         _REPLYING.set(bool(message.reply_to))
         try:
+            previous = await self._processed.reply_for(envelope.message_id) if self._processed else None
+            if previous is not None:
+                log.info(
+                    "duplicate message: first reply replayed",
+                    extra={"message_type": envelope.type, "message_id": str(envelope.message_id)},
+                )
+                span.set_attribute("messaging.duplicate", True)
+                return _Done("duplicate", previous or None)
             misrouted = self._misrouted(envelope, partition)
             if misrouted is not None:
                 raise misrouted
             result = await self._handle(message, envelope, member)
             reply: Reply[Contract] = Reply(request_id=envelope.request_id, result=result)
-        except PlatformError as exc:
+        except Exception as exc:
+            if is_transient(exc):
+                return self._transient(message, envelope, exc)
+            if not isinstance(exc, PlatformError):
+                log.exception(
+                    "handler failed; answered 500 and dead-lettered",
+                    extra={"message_type": envelope.type, "message_id": str(envelope.message_id)},
+                )
+                span.set_status(Status(StatusCode.ERROR, repr(exc)))
+                failed = Reply[Contract](request_id=envelope.request_id, error=InternalError().to_body())
+                return _Done("failed", failed.model_dump_json().encode() if message.reply_to or member else None)
             outcome = "error"
             log.info("message answered with an error", extra={"message_type": envelope.type, "code": exc.code})
             reply = Reply(request_id=envelope.request_id, error=exc.to_body())
-        except Exception as exc:
-            log.exception(
-                "handler failed; answered 500 and dead-lettered",
-                extra={"message_type": envelope.type, "message_id": str(envelope.message_id)},
-            )
-            span.set_status(Status(StatusCode.ERROR, repr(exc)))
-            failed = Reply[Contract](request_id=envelope.request_id, error=InternalError().to_body())
-            return _Done("failed", failed.model_dump_json().encode() if message.reply_to or member else None)
         body = reply.model_dump_json().encode() if message.reply_to else b""
         if self._processed is not None:
-            await self._processed.record(envelope.message_id, body)
+            try:
+                await self._processed.record(envelope.message_id, body)
+            except REDIS_ERRORS as exc:  # the effect is done: redoing it is what the record prevents
+                log.warning(
+                    "processed-message record not written; a redelivery would run the handler again",
+                    extra={"message_type": envelope.type, "message_id": str(envelope.message_id), "error": repr(exc)},
+                )
         return _Done(outcome, body)
+
+    def _transient(self, message: AbstractIncomingMessage, envelope: Envelope[Contract], exc: Exception) -> _Done:
+        """A dependency is down: a waiting requester gets a 503 now; a message nobody waits for is
+        retried later. Nothing is recorded either way, so the next try runs afresh."""
+        extra = {"message_type": envelope.type, "message_id": str(envelope.message_id), "error": repr(exc)[:300]}
+        if not message.reply_to:
+            log.info("dependency unavailable; message retried later", extra=extra)
+            return _Done("retried", None)
+        log.info("dependency unavailable; answered 503", extra=extra)
+        error = exc if isinstance(exc, ServiceUnavailable) else ServiceUnavailable("a dependency is unavailable; retry")
+        reply = Reply[Contract](request_id=envelope.request_id, error=error.to_body())
+        return _Done("error", reply.model_dump_json().encode())
 
     async def _handle(
         self, message: AbstractIncomingMessage, envelope: Envelope[Contract], member: bool = False

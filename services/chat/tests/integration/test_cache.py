@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -14,6 +15,7 @@ from redis.asyncio.cluster import RedisCluster
 from chat.cache import CachedAnswer, Lead, PromptCache
 from chat.providers.base import ProviderAnswer
 from common.redis_client import RedisClient
+from devstack import free_port
 from tests.support.fixtures import RedisServer
 from tests.support.redis_cluster import ON_BOTH_REDIS, server_slots
 
@@ -106,3 +108,29 @@ async def test_one_keys_answer_lead_and_failure_share_one_hash_slot(redis: Redis
         assert len(set(await server_slots(redis_cluster_url, names))) == 1, names
     answers = [cache.name("cache", f"{i:064x}") for i in range(8)]
     assert len(set(await server_slots(redis_cluster_url, answers))) > 1
+
+
+async def test_redis_unreachable_is_a_miss_that_stores_nothing_logged_once_per_outage(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    down = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    cache = PromptCache(down, namespace="ns", ttl_s=60, probe_s=60)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="chat.cache"):
+            await cache.start()  # the service still starts; the events are subscribed later
+            started = time.monotonic()
+            leads = [await cache.lead_or_wait(KEY, deadline=time.monotonic() + 5) for _ in range(20)]
+            assert time.monotonic() - started < 1  # a miss at once, not a wait for the deadline
+            assert all(isinstance(lead, Lead) for lead in leads)
+            for lead in leads:
+                assert isinstance(lead, Lead)
+                await lead.fill(ANSWER)  # stores nothing, and tries nothing
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert warnings == [
+            "prompt cache events not subscribed at start; retrying",
+            "prompt cache unreachable: answering uncached, without single flight, until it is back",
+        ]
+        tried = [r for r in caplog.records if "unreachable" in r.getMessage()]
+        assert len(tried) == 1  # one lookup met the error; the other 19 skipped Redis (probe_s)
+    finally:
+        await down.aclose()
