@@ -31,6 +31,7 @@ def resource_id(description: str) -> Any:
 
 JobId = Annotated[uuid.UUID, BeforeValidator(_hyphenated), resource_id("The job's id (from its Location).")]
 ImageId = Annotated[uuid.UUID, BeforeValidator(_hyphenated), resource_id("The image's id.")]
+ThreadId = Annotated[uuid.UUID, BeforeValidator(_hyphenated), resource_id("The thread's id.")]
 
 IdempotencyKey = Annotated[
     str | None,

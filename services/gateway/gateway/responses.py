@@ -122,6 +122,7 @@ NOT_FOUND = problems(404)
 FORBIDDEN = problems(403)
 UPSTREAM = problems(502)
 CALLER = problems(*_CALLER)
+BODY = problems(*_CALLER, *_BODY)  # a route that reads a JSON body
 ADMIN = problems(*_CALLER, 403)
 GRANT = problems(*_CALLER, 403, 404, *_BODY, *_IDEMPOTENT)
 # The user directory (MongoDB) answers these, not a service over the broker: no deadline.

@@ -28,6 +28,8 @@ from common.contracts.chat import MAX_CONTENT_CHARS
 from common.contracts.threads import MAX_TITLE_CHARS
 from gateway.deps import Rpc, UserCaller
 from gateway.jsonbody import ParsedBodyRoute
+from gateway.params import ThreadId
+from gateway.responses import BODY, CALLER, LOCATION, NOT_FOUND
 
 router = APIRouter(tags=["threads"], route_class=ParsedBodyRoute)
 
@@ -57,7 +59,13 @@ class ThreadPatch(ThreadBody):
         return self
 
 
-@router.post("/v1/threads", status_code=201, response_model=ThreadInfo, summary="Start a conversation thread")
+@router.post(
+    "/v1/threads",
+    status_code=201,
+    response_model=ThreadInfo,
+    summary="Start a conversation thread",
+    responses={201: {"headers": {"Location": LOCATION}}, **BODY},
+)
 async def create_thread(body: ThreadBody, response: Response, caller: UserCaller, rpc: Rpc) -> ThreadInfo:
     command = CreateThread(thread_id=uuid.uuid4(), title=body.title, system=body.system)
     thread = await rpc.call(caller.envelope(command), reply_model=ThreadInfo)
@@ -65,7 +73,7 @@ async def create_thread(body: ThreadBody, response: Response, caller: UserCaller
     return thread
 
 
-@router.get("/v1/threads", response_model=ThreadPage, summary="Your threads, newest first")
+@router.get("/v1/threads", response_model=ThreadPage, summary="Your threads, newest first", responses=CALLER)
 async def list_threads(
     caller: UserCaller, rpc: Rpc, limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: Cursor = None
 ) -> ThreadPage:
@@ -73,12 +81,13 @@ async def list_threads(
 
 
 @router.get(
-    "/v1/threads/{thread_id}",
+    "/v1/threads/{thread_id:uuid}",
     response_model=ThreadMessages,
     summary="One of your threads with its latest messages (older ones by cursor)",
+    responses=CALLER | NOT_FOUND,
 )
 async def get_thread(
-    thread_id: uuid.UUID,
+    thread_id: ThreadId,
     caller: UserCaller,
     rpc: Rpc,
     limit: Annotated[int, Query(ge=1, le=500, description="Messages wanted; whole turns are returned.")] = 100,
@@ -89,14 +98,22 @@ async def get_thread(
 
 
 @router.patch(
-    "/v1/threads/{thread_id}", response_model=ThreadInfo, summary="Rename a thread or change its system prompt"
+    "/v1/threads/{thread_id:uuid}",
+    response_model=ThreadInfo,
+    summary="Rename a thread or change its system prompt",
+    responses=BODY | NOT_FOUND,
 )
-async def update_thread(thread_id: uuid.UUID, body: ThreadPatch, caller: UserCaller, rpc: Rpc) -> ThreadInfo:
+async def update_thread(thread_id: ThreadId, body: ThreadPatch, caller: UserCaller, rpc: Rpc) -> ThreadInfo:
     command = UpdateThread(thread_id=thread_id, title=body.title, system=body.system)
     return await rpc.call(caller.envelope(command), reply_model=ThreadInfo)
 
 
-@router.delete("/v1/threads/{thread_id}", status_code=204, summary="Delete a thread and its messages")
-async def delete_thread(thread_id: uuid.UUID, caller: UserCaller, rpc: Rpc) -> Response:
+@router.delete(
+    "/v1/threads/{thread_id:uuid}",
+    status_code=204,
+    summary="Delete a thread and its messages",
+    responses=CALLER | NOT_FOUND,
+)
+async def delete_thread(thread_id: ThreadId, caller: UserCaller, rpc: Rpc) -> Response:
     await rpc.call(caller.envelope(DeleteThread(thread_id=thread_id)), reply_model=ThreadDeleted)
     return Response(status_code=204)
