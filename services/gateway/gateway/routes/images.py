@@ -26,6 +26,7 @@ from fastapi.responses import StreamingResponse
 from fastapi.sse import format_sse_event
 
 from common.contracts import DeleteImage, GenerateImage, GetImage, ImageDeleted, ImagePage, ImageRecord, ListImages
+from common.contracts.images import IMAGE_CURSOR_PATTERN
 from common.errors import PlatformError
 from gateway.auth import CurrentUser
 from gateway.deps import Rpc, Settings, UserCaller
@@ -147,7 +148,9 @@ async def list_images(
     caller: UserCaller,
     rpc: Rpc,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200, description="nextCursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=IMAGE_CURSOR_PATTERN, description="nextCursor of the previous page")
+    ] = None,
     user: Annotated[str | None, Query(max_length=128, description="Admins: a user id, or * for everyone")] = None,
 ) -> ImageList:
     query = ListImages(user_id=None if user in (None, "*") else user, all_users=user == "*", limit=limit, before=cursor)
