@@ -53,13 +53,8 @@ class ModelListView(BaseModel):
     data: list[ModelView]
 
 
-STREAM = {
-    "schema": {
-        "type": "string",
-        "description": (
-            "Server-sent events: `data: {chat.completion.chunk}` per piece of text, a last chunk with "
-            "`finish_reason` (and with `stream_options.include_usage` one with `usage` and `credits`), "
-            "then `data: [DONE]`; an error after the first event is `data: {OpenAIError}`."
-        ),
-    }
-}
+STREAM = (
+    "Server-sent events: `data: {chat.completion.chunk}` per piece of text, a last chunk with "
+    "`finish_reason` (and with `stream_options.include_usage` one with `usage` and `credits`), "
+    "then `data: [DONE]`; an error after the first event is `data: {OpenAIError}`."
+)

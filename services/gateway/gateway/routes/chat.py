@@ -11,7 +11,7 @@ from common.errors import PlatformError
 from gateway.chatstream import ChatRelay, EventStream, sse, write_events
 from gateway.deps import Rpc, Settings, UserCaller
 from gateway.jsonbody import ParsedBodyRoute
-from gateway.responses import SPENDING
+from gateway.responses import PROBLEM_REF, SPENDING, event_stream
 
 router = APIRouter(tags=["chat"], route_class=ParsedBodyRoute)
 
@@ -21,6 +21,20 @@ STREAM_DOC = (
     "(usage and credits charged for what was delivered), or `event: error` with a problem document. "
     "Errors before the first piece are ordinary problem+json responses."
 )
+
+
+CHUNK = {
+    "type": "object",
+    "required": ["index", "delta", "provider", "model", "cached"],
+    "properties": {
+        "index": {"type": "integer", "minimum": 0},
+        "delta": {"type": "string"},
+        "provider": {"type": "string"},
+        "model": {"type": "string"},
+        "cached": {"type": "boolean"},
+    },
+}
+EVENT_DATA = {"anyOf": [CHUNK, {"$ref": "#/components/schemas/ChatCompletion"}, {"$ref": PROBLEM_REF}]}
 
 
 class ChatBody(BaseModel):
@@ -59,7 +73,10 @@ def wants_fresh(cache_control: str | None) -> bool:
     response_model=ChatCompletion,
     summary="Answer a conversation",
     description=STREAM_DOC,
-    responses={200: {"content": {"text/event-stream": {}}}, **SPENDING},
+    responses={
+        200: {"content": event_stream(STREAM_DOC, events=["chunk", "done", "error"], data=EVENT_DATA)},
+        **SPENDING,
+    },
 )
 async def chat(
     body: ChatBody, caller: UserCaller, rpc: Rpc, settings: Settings, cache_control: CacheControl = None

@@ -15,7 +15,11 @@ from gateway.responses import PROBE, problems
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="The process is alive", responses=PROBE)
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+@router.get("/healthz", response_model=Liveness, summary="The process is alive", responses=PROBE)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 

@@ -30,7 +30,7 @@ from gateway.chatstream import ChatRelay, EventStream, sse, write_events
 from gateway.deps import Rpc, Settings, UserCaller
 from gateway.jsonbody import ParsedBodyRoute
 from gateway.openaiviews import STREAM, ChatCompletionView, ModelListView, ModelView
-from gateway.responses import OPENAI, OPENAI_NOT_FOUND, OPENAI_SPENDING
+from gateway.responses import OPENAI, OPENAI_NOT_FOUND, OPENAI_SPENDING, event_stream
 from gateway.routes.chat import CacheControl, wants_fresh
 
 _TYPES = {
@@ -158,7 +158,7 @@ class ChatCompletionsBody(BaseModel):
     responses={
         200: {
             "description": "A `chat.completion`, or with `stream` `chat.completion.chunk` events and `[DONE]`.",
-            "content": {"text/event-stream": STREAM},
+            "content": event_stream(STREAM),
         },
         **OPENAI_SPENDING,
     },
