@@ -54,7 +54,9 @@ class ChatBody(BaseModel):
     )
     temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature.")
     top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
-    max_tokens: int | None = Field(None, ge=1, le=32_768, description="Most tokens the answer may have.")
+    max_tokens: int | None = Field(
+        None, ge=1, le=32_768, description="Most tokens the answer may have; at most the model's priced cap."
+    )
     stream: bool = Field(False, description="Send the answer as server-sent events as it is produced.")
 
 

@@ -141,8 +141,8 @@ class ChatCompletionsBody(BaseModel):
     messages: list[Message] = Field(min_length=1, max_length=100)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    max_tokens: int | None = Field(None, ge=1, le=32_768)
-    max_completion_tokens: int | None = Field(None, ge=1, le=32_768)
+    max_tokens: int | None = Field(None, ge=1, le=32_768, description="At most the model's priced cap.")
+    max_completion_tokens: int | None = Field(None, ge=1, le=32_768, description="At most the model's priced cap.")
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     n: Literal[1] | None = Field(None, description="Only one choice is produced.")
