@@ -4,7 +4,9 @@ list (`ListModels`, the gateway's `/v1/models`) and the check of every request r
 A model name goes to a paid provider as it is, so only priced models are offered: each
 configured provider's default model, at `CHAT_PRICE`, and the models priced in
 `CHAT_MODEL_PRICES` that a configured provider serves. Anything else is refused before
-credits are held or a provider is called, as is a `max_tokens` above the model's priced cap.
+credits are held or a provider is called. A `max_tokens` above the model's priced cap is
+clamped to the cap (as a provider clamps to its model's limit): the answer stops there with
+`finish_reason` "length", and the hold covers the cap, so no request costs more than its price.
 Every offered model must have a USD list price too (`costs.py`), so that no answer is
 recorded as free: the service refuses to start otherwise."""
 
@@ -18,7 +20,7 @@ from chat.costs import CostTable
 from chat.pricing import ModelPrice
 from chat.providers.base import ChatProvider, ProviderRequest
 from common.contracts import ModelInfo
-from common.errors import NotFound, ValidationFailed
+from common.errors import NotFound
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +62,8 @@ class ModelCatalog:
         return [ModelInfo(id=o.model, provider=o.provider) for o in self._offers.values()]
 
     def resolve(self, model: str | None, max_tokens: int | None) -> tuple[str, int]:
-        """The model a request runs on and the answer tokens it is sent with; NotFound for a model
-        that is not offered, ValidationFailed for a `max_tokens` above its priced cap."""
+        """The model a request runs on and the answer tokens it is sent with (`max_tokens`, at
+        most the model's priced cap); NotFound for a model that is not offered."""
         name = model or self.default_model
         offer = self._offers.get(name)
         if offer is None:  # as OpenAI answers a model it does not have: 404, naming the field
@@ -71,13 +73,7 @@ class ModelCatalog:
                 models=list(self._offers),
             )
         cap = offer.price.max_tokens
-        if max_tokens is not None and max_tokens > cap:
-            raise ValidationFailed(
-                f"max_tokens {max_tokens} is above the {cap} that model {name!r} allows",
-                errors=[{"field": "body.max_tokens", "message": f"at most {cap}", "type": "less_than_equal"}],
-                max_tokens=cap,
-            )
-        return name, max_tokens or cap
+        return name, min(max_tokens or cap, cap)
 
     def window(self, model: str) -> int:
         """The context window of an offered model, in the reservation's token estimate."""

@@ -3,6 +3,7 @@ handing it on, and answering with a problem from inside the middleware stack."""
 
 from __future__ import annotations
 
+from fastapi.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from common.errors import PlatformError
@@ -43,16 +44,25 @@ def request_id(scope: Scope) -> str:
     return str(scope.get("state", {}).get("request_id", "unknown"))
 
 
+def is_openai_path(path: str) -> bool:
+    """The OpenAI-compatible routes, whose clients parse OpenAI's error shape."""
+    return path in OPENAI_PATHS or path == "/v1/models" or path.startswith("/v1/models/")
+
+
+def error_response(scope: Scope, error: PlatformError) -> JSONResponse:
+    """The gateway's one error writer: `error` as problem+json, or in OpenAI's error shape on
+    the OpenAI-compatible routes (the status and headers are the same either way)."""
+    path = scope["path"]
+    if is_openai_path(path):
+        return openai_error(error, request_id(scope))
+    return problem_response(error, request_id=request_id(scope), instance=path)
+
+
 async def send_problem(
     scope: Scope, receive: Receive, send: Send, error: PlatformError, headers: dict[str, str] | None = None
 ) -> None:
-    """Answer with `error` as problem+json, or in OpenAI's error shape on the OpenAI-compatible
-    routes, whose clients parse that (the status and headers are the same either way)."""
-    path = scope["path"]
-    if path in OPENAI_PATHS or path.startswith("/v1/models"):
-        response = openai_error(error, request_id(scope))
-    else:
-        response = problem_response(error, request_id=request_id(scope), instance=path)
+    """Answer with `error_response` from inside the middleware stack."""
+    response = error_response(scope, error)
     response.headers.update(headers or {})
     await response(scope, receive, send)
 

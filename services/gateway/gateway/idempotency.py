@@ -44,11 +44,10 @@ from common.errors import (
     ValidationFailed,
 )
 from common.redis_client import REDIS_ERRORS
-from gateway.asgi import header, read_body, replaying, request_id, send_problem
+from gateway.asgi import error_response, header, read_body, replaying, send_problem
 from gateway.deadlines import deadline_from
 from gateway.idempotency_store import LEASE_S, IdempotencyStore, Kept
 from gateway.jsonbody import NOT_DECODED, decoded, loads
-from gateway.problems import PROBLEM_JSON
 
 log = logging.getLogger(__name__)
 
@@ -214,8 +213,9 @@ async def _finish(store: IdempotencyStore, record: str, owner: str, response: Ke
 
 
 def _problem_response(error: PlatformError, scope: Scope) -> Kept:
-    problem = error.to_problem(request_id=request_id(scope), instance=scope["path"])
-    return Kept(error.status, [(b"content-type", PROBLEM_JSON.encode())], _json(problem))
+    response = error_response(scope, error)
+    content_type = response.headers["content-type"].encode()
+    return Kept(error.status, [(b"content-type", content_type)], bytes(response.body))
 
 
 async def _send_kept(response: Kept, send: Send) -> None:

@@ -12,7 +12,7 @@ Every body is decoded by `loads`, which refuses nesting deeper than MAX_DEPTH: t
 decoder recurses per level, so 100,000 `[` would raise RecursionError (a 500), and a value
 just under its limit would blow the stack later, in validation or re-encoding. A route of
 `ParsedBodyRoute` reports such a body as invalid JSON: 422 (problem+json, or OpenAI's shape
-on the OpenAI-compatible routes).
+on the OpenAI-compatible routes), as it does a body that is not text in any JSON encoding.
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ class ParsedBodyRoute(APIRoute):
 def _decode_into(request: Request, body: bytes) -> None:
     try:
         request._json = loads(body)
-    except TooDeep as exc:
+    except json.JSONDecodeError:
+        pass  # not JSON: FastAPI decodes it again and reports it as it always does (422 json_invalid)
+    except ValueError as exc:  # too deep, or bytes no JSON encoding decodes (which FastAPI answers 400)
         error = {"type": "json_invalid", "loc": ("body",), "msg": str(exc), "input": {}, "ctx": {"error": str(exc)}}
         raise RequestValidationError([error], body=body) from exc
-    except ValueError:
-        pass  # not JSON: FastAPI decodes it again and reports it as it always does

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -14,8 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.errors import PayloadTooLarge
 from common.logs import bound
+from gateway.asgi import send_problem
 from gateway.metrics import HTTP_IN_FLIGHT, HTTP_SECONDS
-from gateway.problems import PROBLEM_JSON
 from gateway.quotas import OUTCOMES, RATELIMIT_FIELDS, ratelimit_fields
 from gateway.security import SecurityHeaders
 
@@ -152,7 +151,7 @@ class BodyLimitMiddleware:
         lengths = [v for k, v in scope["headers"] if k.lower() == b"content-length"]
         declared = lengths[0] if lengths else None
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(scope, send)
+            await self._too_large(scope, receive, send)
             return
         framed = len(lengths) == 1 and lengths[0].isdigit()
         if framed and all(k.lower() != b"transfer-encoding" for k, _ in scope["headers"]):
@@ -170,24 +169,15 @@ class BodyLimitMiddleware:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.max_bytes:
-                await self._too_large(scope, send)
+                await self._too_large(scope, receive, send)
                 return
             if not message.get("more_body", False):
                 break
         await self.app(scope, _replay([b"".join(chunks)], None, receive), send)
 
-    async def _too_large(self, scope: Scope, send: Send) -> None:
-        request_id = scope.get("state", {}).get("request_id", "unknown")
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         error = PayloadTooLarge(f"request body is larger than {self.max_bytes} bytes")
-        body = json.dumps(error.to_problem(request_id=request_id, instance=scope["path"])).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_problem(scope, receive, send, error)
 
 
 def _replay(bodies: list[bytes], final: Message | None, receive: Receive | None = None) -> Receive:

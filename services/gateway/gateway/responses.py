@@ -99,6 +99,24 @@ def _errors(statuses: tuple[int, ...], media_type: str, ref: str) -> dict[int | 
     }
 
 
+def event_stream(
+    description: str, *, events: list[str] | None = None, data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A 200's `text/event-stream` content: the schema of each event (its `event` name, its
+    `data`, JSON of the `data` schema when given; `id` and `retry` as SSE defines them)."""
+    payload: dict[str, Any] = {"type": "string"}
+    if data is not None:
+        payload |= {"contentMediaType": "application/json", "contentSchema": data}
+    event: dict[str, Any] = {"type": "object", "description": description}
+    event["properties"] = {
+        "event": {"type": "string", **({"enum": events} if events else {})},
+        "data": payload,
+        "id": {"type": "string"},
+        "retry": {"type": "integer", "minimum": 0},
+    }
+    return {"text/event-stream": {"schema": event}}
+
+
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """These statuses, each a problem+json document."""
     return _errors(statuses, PROBLEM_JSON, PROBLEM_REF)

@@ -6,10 +6,9 @@ that has lost its job to another (it stalled past its lease) can no longer write
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -17,6 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from common.contracts import ImageJob, ImageRecord, JobStage
+from common.contracts.images import IMAGE_CURSOR_PATTERN
 from common.errors import ErrorBody, ValidationFailed
 from imagegen import jobs
 from imagegen.providers.base import GeneratedImage
@@ -109,19 +109,29 @@ def image_document(job: Doc, image: GeneratedImage, *, now: datetime) -> Doc:
     }
 
 
+# A gallery cursor is `<createdAt as epoch milliseconds>.<image id>`: the last image of a page,
+# in a form a pattern states exactly (IMAGE_CURSOR_PATTERN, which the gateway documents). BSON
+# dates hold milliseconds, so the instant is exact. An instant past the last a datetime holds
+# is taken as that last one (every image is older).
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LAST_MS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
+_CURSOR = re.compile(IMAGE_CURSOR_PATTERN)
+
+
 def _cursor(doc: Doc) -> str:
-    return base64.urlsafe_b64encode(f"{doc['createdAt'].isoformat()}|{doc['_id']}".encode()).decode()
+    created: datetime = doc["createdAt"]
+    ms = (created.replace(tzinfo=created.tzinfo or UTC) - _EPOCH) // timedelta(milliseconds=1)
+    return f"{ms}.{doc['_id']}"
 
 
 def _after_cursor(cursor: str) -> Doc:
-    try:
-        at_iso, _, last_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        at = datetime.fromisoformat(at_iso)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+    if not _CURSOR.match(cursor):
         raise ValidationFailed(
             "malformed cursor",
             errors=[{"field": "query.cursor", "message": "not a cursor from a previous page", "type": "value_error"}],
-        ) from exc
+        )
+    ms, _, last_id = cursor.partition(".")
+    at = _EPOCH + timedelta(milliseconds=min(int(ms), _LAST_MS))
     return {"$or": [{"createdAt": {"$lt": at}}, {"createdAt": at, "_id": {"$lt": last_id}}]}
 
 

@@ -104,13 +104,17 @@ class ImageRecord(Contract):
     updated_at: AwareDatetime
 
 
+# `<createdAt as epoch milliseconds>.<image id>` of a page's last image.
+IMAGE_CURSOR_PATTERN = r"^[0-9]{1,15}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
 class ListImages(Contract):
     """Query: images, newest first. A user lists their own; admins may name a user or list all."""
 
     user_id: str | None = Field(None, max_length=128, description="Whose images (admins only); default: the actor.")
     all_users: bool = Field(False, description="Every user's images (admins only).")
     limit: int = Field(20, ge=1, le=100)
-    before: str | None = Field(None, max_length=200, description="Cursor from the previous page.")
+    before: str | None = Field(None, pattern=IMAGE_CURSOR_PATTERN, description="Cursor from the previous page.")
 
 
 class ImagePage(Contract):

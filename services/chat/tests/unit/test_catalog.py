@@ -6,7 +6,7 @@ from chat.catalog import ModelCatalog
 from chat.costs import CostTable
 from chat.pricing import ModelPrice
 from chat.providers import LocalProvider
-from common.errors import NotFound, ValidationFailed
+from common.errors import NotFound
 from tests.support.chat_fakes import ScriptedProvider
 
 pytestmark = pytest.mark.unit
@@ -38,9 +38,14 @@ def test_only_the_defaults_and_the_priced_models_a_provider_serves_are_offered()
     assert offered.resolve("gpt-4o", 7) == ("gpt-4o", 7)
 
 
+def test_max_tokens_above_the_priced_cap_is_clamped_to_the_cap() -> None:
+    assert catalog().resolve(None, 101) == ("gemini-2.5-flash", 100)
+    assert catalog().resolve(None, 32_768) == ("gemini-2.5-flash", 100)
+
+
 @pytest.mark.parametrize(
     ("model", "max_tokens", "error"),
-    [("gpt-4o", None, NotFound), ("gemini-2.5-pro", None, NotFound), (None, 101, ValidationFailed)],
+    [("gpt-4o", None, NotFound), ("gemini-2.5-pro", None, NotFound)],
 )
 def test_anything_else_is_refused(model: str | None, max_tokens: int | None, error: type[Exception]) -> None:
     with pytest.raises(error):

@@ -15,7 +15,7 @@ from chat.providers import LocalProvider, ProviderRequest
 from common.bus import ReplyStream
 from common.contracts import ChatMessage, CompleteChat, Envelope, ListModels
 from common.contracts.chat import MAX_CONTENT_CHARS
-from common.errors import InsufficientCredits, NotFound, UpstreamFailed, ValidationFailed
+from common.errors import InsufficientCredits, NotFound, UpstreamFailed
 from tests.support.chat_fakes import ACTOR, FakeCredits, ScriptedProvider, failure
 
 pytestmark = pytest.mark.unit
@@ -118,17 +118,24 @@ async def test_a_long_prompt_is_reserved_in_full_before_the_provider_is_called()
     assert provider.calls[0].max_tokens == 50  # no max_tokens asked: sent with the priced cap
 
 
-async def test_an_unpriced_model_or_max_tokens_over_the_cap_is_refused_before_anything_happens() -> None:
+async def test_an_unpriced_model_is_refused_before_anything_happens() -> None:
     credits = FakeCredits()
     openai = ScriptedProvider("openai", prefixes=("gpt-",))
     chat = handlers(credits, openai, prices={"gpt-4o": ModelPrice(max_tokens=1000)})
     with pytest.raises(NotFound) as unknown:  # as OpenAI answers an unknown model
         await chat.complete_chat(envelope(("user", "hi"), model="gpt-4.5-preview"), NO_STREAM)
     assert "openai-default, gpt-4o" in unknown.value.detail
-    with pytest.raises(ValidationFailed) as too_long:
-        await chat.complete_chat(envelope(("user", "hi"), model="gpt-4o", max_tokens=1001), NO_STREAM)
-    assert too_long.value.extra["max_tokens"] == 1000
     assert credits.calls == [] and openai.calls == []
+
+
+async def test_max_tokens_over_the_cap_is_sent_at_the_cap_and_held_at_the_cap() -> None:
+    credits = FakeCredits()
+    openai = ScriptedProvider("openai", prefixes=("gpt-",))
+    per_token = ModelPrice(per_request=0, per_1k_tokens=1000, max_tokens=50)
+    chat = handlers(credits, openai, prices={"gpt-4o": per_token})
+    await chat.complete_chat(envelope(("user", "hi"), model="gpt-4o", max_tokens=1001), NO_STREAM)
+    assert openai.calls[0].max_tokens == 50
+    assert credits.calls[0] == ("reserve", len("hi") + 8 + 8 + 50)
 
 
 async def test_the_reply_names_the_provider_and_model_that_answered() -> None:

@@ -12,7 +12,7 @@ from common.errors import PlatformError
 from gateway.chatstream import ChatRelay, EventStream, sse, write_events
 from gateway.deps import Rpc, Settings, UserCaller
 from gateway.jsonbody import ParsedBodyRoute
-from gateway.responses import SPENDING
+from gateway.responses import PROBLEM_REF, SPENDING, event_stream
 
 router = APIRouter(tags=["chat"], route_class=ParsedBodyRoute)
 
@@ -27,6 +27,20 @@ THREAD_DOC = (
     "thread's system prompt, as many of its latest turns as fit the model's window, and the new messages, which are "
     "kept with the answer. System messages in `messages` stand in for the thread's system prompt for this request."
 )
+
+
+CHUNK = {
+    "type": "object",
+    "required": ["index", "delta", "provider", "model", "cached"],
+    "properties": {
+        "index": {"type": "integer", "minimum": 0},
+        "delta": {"type": "string"},
+        "provider": {"type": "string"},
+        "model": {"type": "string"},
+        "cached": {"type": "boolean"},
+    },
+}
+EVENT_DATA = {"anyOf": [CHUNK, {"$ref": "#/components/schemas/ChatCompletion"}, {"$ref": PROBLEM_REF}]}
 
 
 class ChatBody(BaseModel):
@@ -46,7 +60,9 @@ class ChatBody(BaseModel):
     )
     temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature.")
     top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
-    max_tokens: int | None = Field(None, ge=1, le=32_768, description="Most tokens the answer may have.")
+    max_tokens: int | None = Field(
+        None, ge=1, le=32_768, description="Most tokens the answer may have; at most the model's priced cap."
+    )
     stream: bool = Field(False, description="Send the answer as server-sent events as it is produced.")
     thread_id: uuid.UUID | None = Field(None, description=THREAD_DOC)
 
@@ -66,7 +82,10 @@ def wants_fresh(cache_control: str | None) -> bool:
     response_model=ChatCompletion,
     summary="Answer a conversation",
     description=STREAM_DOC,
-    responses={200: {"content": {"text/event-stream": {}}}, **SPENDING},
+    responses={
+        200: {"content": event_stream(STREAM_DOC, events=["chunk", "done", "error"], data=EVENT_DATA)},
+        **SPENDING,
+    },
 )
 async def chat(
     body: ChatBody, caller: UserCaller, rpc: Rpc, settings: Settings, cache_control: CacheControl = None

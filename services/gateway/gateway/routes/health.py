@@ -1,24 +1,47 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from common.errors import ServiceUnavailable
 from gateway.deps import RequestId
+from gateway.ratelimit import Mode
 from gateway.responses import PROBE, problems
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="The process is alive", responses=PROBE)
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+@router.get("/healthz", response_model=Liveness, summary="The process is alive", responses=PROBE)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The broker and stores are reachable", responses=PROBE | problems(503))
+class Checks(BaseModel):
+    broker: bool
+    redis: bool
+    mongodb: bool
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "degraded"] = Field(description="`degraded`: serving, with a store down (see checks).")
+    checks: Checks
+    rate_limiter: Mode = Field(description="Where rate limits are counted now.")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="The broker and stores are reachable",
+    responses=PROBE | problems(503),
+)
 async def readyz(request: Request, request_id: RequestId) -> Any:
     """Ready when the broker and MongoDB answer. Redis down is not unready under the default
     RATE_LIMIT_FALLBACK=local: the gateway keeps serving with an in-process rate limiter and

@@ -26,6 +26,7 @@ from fastapi.responses import StreamingResponse
 from fastapi.sse import format_sse_event
 
 from common.contracts import DeleteImage, GenerateImage, GetImage, ImageDeleted, ImagePage, ImageRecord, ListImages
+from common.contracts.images import IMAGE_CURSOR_PATTERN
 from common.errors import PlatformError
 from gateway.auth import CurrentUser
 from gateway.deps import Rpc, Settings, UserCaller
@@ -33,7 +34,17 @@ from gateway.imagejobs import Follower, failure_of, job_deadline, job_id_for, su
 from gateway.imageviews import ImageList, ImageReady, ImageRequest, ImageView, JobView, absolute, image_view, job_view
 from gateway.jsonbody import ParsedBodyRoute
 from gateway.params import IdempotencyKey, ImageId, JobId
-from gateway.responses import CALLER, FORBIDDEN, LOCATION, NOT_FOUND, RETRY_AFTER, SPENDING, UPSTREAM
+from gateway.responses import (
+    CALLER,
+    FORBIDDEN,
+    LOCATION,
+    NOT_FOUND,
+    PROBLEM_REF,
+    RETRY_AFTER,
+    SPENDING,
+    UPSTREAM,
+    event_stream,
+)
 from gateway.routes import image_files, image_generations
 from gateway.slots import SlottedStream, StreamSlots
 
@@ -41,6 +52,11 @@ router = APIRouter(tags=["images"], route_class=ParsedBodyRoute)
 
 SSE_GRACE_S = 120.0  # how long past a job's deadline its stream waits for the end
 KEEPALIVE_S = 15.0
+JOB_EVENTS = (
+    "Server-sent events: one named by the job's status (`queued`, `running`, `succeeded`, `failed`) "
+    "with the job (as GET answers it) each time it changes, comments as keep-alives, and `error` with "
+    "a problem document if following the job fails."
+)
 
 
 @router.post(
@@ -105,7 +121,17 @@ async def get_job(job_id: JobId, request: Request, follower: Follower) -> JobVie
     "/v1/images/jobs/{job_id:uuid}/events",
     summary="An image job's progress as server-sent events, until it succeeds or fails",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, **CALLER, **NOT_FOUND},
+    responses={
+        200: {
+            "content": event_stream(
+                JOB_EVENTS,
+                events=["queued", "running", "succeeded", "failed", "error"],
+                data={"anyOf": [{"$ref": "#/components/schemas/JobView"}, {"$ref": PROBLEM_REF}]},
+            )
+        },
+        **CALLER,
+        **NOT_FOUND,
+    },
 )
 async def job_events(job_id: JobId, request: Request, follower: Follower, caller: UserCaller) -> StreamingResponse:
     first = await follower.read(job_id)  # 404 here, before the stream starts
@@ -147,7 +173,9 @@ async def list_images(
     caller: UserCaller,
     rpc: Rpc,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200, description="nextCursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=IMAGE_CURSOR_PATTERN, description="nextCursor of the previous page")
+    ] = None,
     user: Annotated[str | None, Query(max_length=128, description="Admins: a user id, or * for everyone")] = None,
 ) -> ImageList:
     query = ListImages(user_id=None if user in (None, "*") else user, all_users=user == "*", limit=limit, before=cursor)

@@ -29,7 +29,8 @@ from common.logs import request_id_var
 from gateway.chatstream import ChatRelay, EventStream, sse, write_events
 from gateway.deps import Rpc, Settings, UserCaller
 from gateway.jsonbody import ParsedBodyRoute
-from gateway.responses import OPENAI, OPENAI_NOT_FOUND, OPENAI_SPENDING
+from gateway.openaiviews import STREAM, ChatCompletionView, ModelListView, ModelView
+from gateway.responses import OPENAI, OPENAI_NOT_FOUND, OPENAI_SPENDING, event_stream
 from gateway.routes.chat import THREAD_DOC, CacheControl, wants_fresh
 
 _TYPES = {
@@ -140,8 +141,8 @@ class ChatCompletionsBody(BaseModel):
     messages: list[Message] = Field(min_length=1, max_length=100)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    max_tokens: int | None = Field(None, ge=1, le=32_768)
-    max_completion_tokens: int | None = Field(None, ge=1, le=32_768)
+    max_tokens: int | None = Field(None, ge=1, le=32_768, description="At most the model's priced cap.")
+    max_completion_tokens: int | None = Field(None, ge=1, le=32_768, description="At most the model's priced cap.")
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     n: Literal[1] | None = Field(None, description="Only one choice is produced.")
@@ -153,11 +154,12 @@ class ChatCompletionsBody(BaseModel):
 
 @router.post(
     "/v1/chat/completions",
+    response_model=ChatCompletionView,
     summary="OpenAI-compatible chat completion (plain or streamed)",
     responses={
         200: {
             "description": "A `chat.completion`, or with `stream` `chat.completion.chunk` events and `[DONE]`.",
-            "content": {"text/event-stream": {}},
+            "content": event_stream(STREAM),
         },
         **OPENAI_SPENDING,
     },
@@ -190,13 +192,23 @@ async def chat_completions(
     return EventStream(lambda emit: write_events(relay, emit, events), write_timeout_s=settings.stream_write_timeout_s)
 
 
-@router.get("/v1/models", summary="OpenAI-compatible list of the models the platform answers with", responses=OPENAI)
+@router.get(
+    "/v1/models",
+    response_model=ModelListView,
+    summary="OpenAI-compatible list of the models the platform answers with",
+    responses=OPENAI,
+)
 async def models(caller: UserCaller, rpc: Rpc) -> dict[str, Any]:
     listed = await rpc.call(caller.envelope(ListModels()), reply_model=ModelList)
     return {"object": "list", "data": [_model(m.id, m.provider) for m in listed.models]}
 
 
-@router.get("/v1/models/{model_id:path}", summary="OpenAI-compatible model lookup", responses=OPENAI | OPENAI_NOT_FOUND)
+@router.get(
+    "/v1/models/{model_id:path}",
+    response_model=ModelView,
+    summary="OpenAI-compatible model lookup",
+    responses=OPENAI | OPENAI_NOT_FOUND,
+)
 async def model(model_id: str, caller: UserCaller, rpc: Rpc) -> dict[str, Any]:
     listed = await rpc.call(caller.envelope(ListModels()), reply_model=ModelList)
     found = next((m for m in listed.models if m.id == model_id), None)

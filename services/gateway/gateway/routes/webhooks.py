@@ -77,7 +77,14 @@ class ClerkEvent(BaseModel):
         return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-@router.post("/webhooks/clerk", summary="Clerk user events (Svix-signed)", responses=WEBHOOK)
+class WebhookAnswer(BaseModel):
+    received: str = Field(description="The event's type.")
+    handled: bool = Field(description="False for event types the platform does not act on.")
+
+
+@router.post(
+    "/webhooks/clerk", response_model=WebhookAnswer, summary="Clerk user events (Svix-signed)", responses=WEBHOOK
+)
 async def clerk_webhook(request: Request, settings: Settings, rpc: Rpc, request_id: RequestId) -> dict[str, Any]:
     if settings.clerk_webhook_secret is None:
         raise ServiceUnavailable("Clerk webhooks are not configured (CLERK_WEBHOOK_SECRET)")

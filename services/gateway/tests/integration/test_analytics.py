@@ -66,6 +66,7 @@ async def test_analytics_equal_independent_sums(
         )
         assert response.status_code == 200, response.text
         answered += 1
+
     async def stored() -> list[dict[str, Any]]:
         return [r for page in await database["usage"].find({}).to_list() for r in page["records"]]
 
@@ -110,10 +111,19 @@ async def test_analytics_equal_independent_sums(
     assert credits["granted_by_reason"] == {"signup": 7 * 3}
 
 
-async def test_analytics_are_for_admins_and_check_the_period(client: httpx.AsyncClient, issuer: DevIssuer) -> None:
+async def test_analytics_are_for_admins_and_a_period_that_holds_nothing_is_an_empty_report(
+    client: httpx.AsyncClient, issuer: DevIssuer
+) -> None:
     user = {"Authorization": "Bearer " + issuer.token(email="u@example.com", role="user")}
     admin = {"Authorization": "Bearer " + issuer.token(email="boss@example.com", role="admin")}
     assert (await client.get("/v1/admin/analytics/usage", headers=user)).status_code == 403
     backwards = {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}
     response = await client.get("/v1/admin/analytics/credits", params=backwards, headers=admin)
-    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "query.since"
+    assert response.status_code == 200, response.text
+    assert response.json() == {"granted": 0, "granted_by_reason": {}, "spent": 0, "released": 0}
+    far = {"since": "0001-01-01T00:00:00+14:00", "until": "0001-01-01T00:00:00-14:00", "group_by": "model"}
+    usage = await client.get("/v1/admin/analytics/usage", params=far, headers=admin)
+    assert usage.status_code == 200, usage.text
+    assert usage.json()["rows"] == [] and usage.json()["totals"]["requests"] == 0
+    seconds = await client.get("/v1/admin/analytics/usage", params={"until": "0.5"}, headers=admin)
+    assert seconds.status_code == 422 and seconds.json()["errors"][0]["field"] == "query.until"

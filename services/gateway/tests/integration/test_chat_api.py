@@ -150,6 +150,17 @@ async def test_oversize_body_is_413(
     )
 
 
+async def test_oversize_body_on_an_openai_route_is_413_in_openai_error_shape(
+    client: httpx.AsyncClient, auth: dict[str, str], gateway_settings: GatewaySettings
+) -> None:
+    big = {"model": "m", "messages": [{"role": "user", "content": "x" * (gateway_settings.max_body_bytes + 1)}]}
+    for path in ("/v1/chat/completions", "/v1/images/generations"):
+        response = await client.post(path, json=big, headers=auth)
+        assert response.status_code == 413 and response.headers["content-type"] == "application/json", path
+        error = response.json()["error"]
+        assert error["code"] == "payload_too_large" and error["request_id"] == response.headers["x-request-id"]
+
+
 @pytest.mark.parametrize(
     "authorization",
     [None, "Bearer", "Bearer not-a-token", "Basic YTpi", "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."],

@@ -1,5 +1,5 @@
 """What a chat request may ask for and what it costs, through the HTTP API: only the priced
-models, `max_tokens` within the model's priced cap, the worst case held before the provider is
+models, `max_tokens` clamped to the model's priced cap, the worst case held before the provider is
 called, and an answer of any length delivered rather than failing in the chat service."""
 
 from __future__ import annotations
@@ -45,13 +45,19 @@ async def test_a_model_nobody_priced_is_refused_naming_the_offered_ones_and_cost
         assert simulator.sim.count() == 0 and await balance(client, auth) == UNTOUCHED
 
 
-async def test_max_tokens_above_the_priced_cap_is_refused_and_costs_nothing(
+async def test_max_tokens_above_the_priced_cap_is_served_at_the_cap_and_charged_at_most_its_price(
     client: httpx.AsyncClient, auth: dict[str, str], gateway_settings: GatewaySettings, simulator: RunningSimulator
 ) -> None:
-    async with chat_services(gateway_settings, chat_settings(gateway_settings, simulator)):
-        response = await client.post("/v1/chat", json=question("write a novel", max_tokens=32_768), headers=auth)
-        assert "4096" in assert_refused(response, "body.max_tokens")
-        assert simulator.sim.count() == 0 and await balance(client, auth) == UNTOUCHED
+    per_token = {"per_request": 0, "per_1k_tokens": 1000, "max_tokens": 3}  # a credit a token
+    chat = chat_settings(gateway_settings, simulator, chat_price=per_token)
+    async with chat_services(gateway_settings, chat, credits=credits_settings(gateway_settings, signup_credits=1000)):
+        prompt = " ".join(f"w{n}" for n in range(60))
+        response = await client.post("/v1/chat", json=question(prompt, max_tokens=32_768), headers=auth)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["finish_reason"], body["usage"]["completion_tokens"]) == ("length", 3)  # clamped to the cap
+        assert body["credits"] == 60 + 3
+        assert (await balance(client, auth))["spent"] == 63
 
 
 async def test_an_answer_is_capped_at_the_priced_tokens_and_the_whole_prompt_is_charged(

@@ -88,6 +88,19 @@ async def test_a_deeply_nested_body_is_a_422_problem(
     assert problem["errors"][0]["type"] == "json_invalid"
 
 
+@pytest.mark.parametrize(("path", "role"), [("/v1/chat", "user"), ("/v1/admin/users/someone/role", "admin")])
+async def test_a_body_that_is_not_text_is_a_422_problem_not_a_400(
+    client: httpx.AsyncClient, issuer: DevIssuer, path: str, role: str
+) -> None:
+    """Bytes no JSON encoding can decode are invalid JSON, as any other (FastAPI alone answers 400)."""
+    headers = {"Authorization": "Bearer " + issuer.token(email="bytes@example.com", role=role)}
+    method = "PUT" if path.endswith("/role") else "POST"
+    body = b"\xff\xfe\x08\x18\x1e\xd8\t=\xff\xff\xff"
+    response = await client.request(method, path, content=body, headers=headers | {"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["type"] == "json_invalid"
+
+
 async def test_the_openai_route_answers_a_deeply_nested_body_in_its_own_shape(
     client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:

@@ -43,6 +43,22 @@ async def test_every_error_is_documented_with_its_shape_and_every_response_with_
                 ), (method, path, status)
 
 
+async def test_every_answer_with_a_body_declares_its_schema(client: httpx.AsyncClient) -> None:
+    """A generated client gets a type for every body: no empty schema, no bare object."""
+    doc = await document(client)
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                for media_type, content in response.get("content", {}).items():
+                    schema = content.get("schema", {})
+                    assert (
+                        schema.get("$ref")
+                        or schema.get("properties")
+                        or schema.get("anyOf")
+                        or (schema.get("type") == "string" and schema.get("description"))
+                    ), (method, path, status, media_type)
+
+
 async def test_parameters_say_what_is_accepted(client: httpx.AsyncClient) -> None:
     doc = await document(client)
     params = {p["name"]: p for p in doc["paths"]["/v1/images/{image_id}"]["get"]["parameters"]}
@@ -53,6 +69,8 @@ async def test_parameters_say_what_is_accepted(client: httpx.AsyncClient) -> Non
         "maximum": 120.0,
         "description": params["x-request-timeout"]["schema"]["description"],
     }
+    listing = {p["name"]: p for p in doc["paths"]["/v1/images"]["get"]["parameters"]}
+    assert listing["cursor"]["schema"]["pattern"].startswith("^[0-9]{1,15}\\.[0-9a-f]{8}-")
     grant = {p["name"]: p for p in doc["paths"]["/v1/admin/credits/grants"]["post"]["parameters"]}
     assert grant["idempotency-key"]["required"] is True and "anyOf" not in grant["idempotency-key"]["schema"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from common.contracts.images import IMAGE_CURSOR_PATTERN
 from common.errors import ValidationFailed
 from imagegen.repository import ImageRepository, LeaseLost
 
@@ -133,7 +135,9 @@ async def test_the_gallery_pages_newest_first_per_user_and_only_ready_images(rep
     first, cursor = await repo.list_images(user_id="u1", limit=3, before=None)
     rest, end = await repo.list_images(user_id="u1", limit=3, before=cursor)
     assert [i.name for i in first + rest] == [f"mine {i}" for i in range(4, -1, -1)]
-    assert end is None
+    assert end is None and cursor is not None and re.match(IMAGE_CURSOR_PATTERN, cursor)
+    far_future = f"999999999999999.{uuid.uuid4()}"  # past the last datetime: every image is older
+    assert len((await repo.list_images(user_id="u1", limit=10, before=far_future))[0]) == 5
     everyone, _ = await repo.list_images(user_id=None, limit=10, before=None)
     assert len(everyone) == 6
     with pytest.raises(ValidationFailed):

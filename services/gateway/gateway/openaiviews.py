@@ -1,0 +1,60 @@
+"""What the OpenAI-compatible routes answer, as OpenAI's own objects with the platform's few
+additions (`provider`, `cached`, `credits`), declared for the OpenAPI document: a client
+generated from it reads the same fields an OpenAI client does."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from common.contracts import Usage
+
+OpenAIFinish = Literal["stop", "length", "content_filter"]
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str
+    refusal: None = Field(description="Always null: the platform does not refuse in-band.")
+
+
+class CompletionChoice(BaseModel):
+    index: int = Field(ge=0)
+    message: AssistantMessage
+    logprobs: None
+    finish_reason: OpenAIFinish
+
+
+class ChatCompletionView(BaseModel):
+    """A `chat.completion` object."""
+
+    id: str = Field(pattern=r"^chatcmpl-[0-9a-f]{32}$")
+    object: Literal["chat.completion"]
+    created: int = Field(ge=0, description="Unix seconds.")
+    model: str
+    choices: list[CompletionChoice] = Field(min_length=1, max_length=1)
+    usage: Usage
+    system_fingerprint: None
+    provider: str = Field(description="The provider that answered.")
+    cached: bool = Field(description="Whether the answer came from the prompt cache.")
+    credits: int = Field(ge=0, description="Credits charged for this answer.")
+
+
+class ModelView(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int = Field(ge=0)
+    owned_by: str = Field(description="The provider that serves it.")
+
+
+class ModelListView(BaseModel):
+    object: Literal["list"]
+    data: list[ModelView]
+
+
+STREAM = (
+    "Server-sent events: `data: {chat.completion.chunk}` per piece of text, a last chunk with "
+    "`finish_reason` (and with `stream_options.include_usage` one with `usage` and `credits`), "
+    "then `data: [DONE]`; an error after the first event is `data: {OpenAIError}`."
+)
