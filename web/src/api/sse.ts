@@ -58,12 +58,16 @@ export class SseParser {
 /** The events of a response body, as they arrive. */
 export async function* readSse(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
   const parser = new SseParser();
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  const decoder = new TextDecoder(); // stream: true keeps a character cut between reads
+  const reader = body.getReader();
   try {
     for (;;) {
       const { done, value } = await reader.read();
-      if (done) return;
-      yield* parser.push(value);
+      if (done) {
+        yield* parser.push(decoder.decode());
+        return;
+      }
+      yield* parser.push(decoder.decode(value, { stream: true }));
     }
   } finally {
     reader.releaseLock();
