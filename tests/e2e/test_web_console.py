@@ -161,20 +161,24 @@ async def test_a_streamed_answer_appears_piece_by_piece_and_the_balance_drops_by
     assert problems == []
 
 
-@pytest.mark.stack_env(SIGNUP_CREDITS="0", WEB_DIST_DIR=DIST)
-async def test_a_402_renders_as_a_message_and_the_question_is_kept(
+@pytest.mark.stack_env(SIGNUP_CREDITS="1", WEB_DIST_DIR=DIST)
+async def test_when_credits_run_out_a_402_renders_as_a_message_and_the_question_is_kept(
     stack: Stack, web_dist: Path, browser: Browser
 ) -> None:
     problems: list[str] = []
     page = await open_console(browser, stack, problems)
     await sign_in(page, "web-broke@example.com")
-    await expect(page.locator("#balance")).to_have_attribute("data-available", "0", timeout=WAIT_MS)
+    balance = page.locator("#balance")
+    await expect(balance).to_have_attribute("data-available", "1", timeout=WAIT_MS)
+    await send(page, "hi")  # the last credit pays for this one
+    await expect(page.locator(".message.assistant .meta")).to_have_attribute("data-credits", "1", timeout=WAIT_MS)
+    await expect(balance).to_have_attribute("data-available", "0", timeout=WAIT_MS)
 
     await send(page, "an answer I cannot pay for")
     alert = page.get_by_role("alert").filter(has_text="enough credits")
     await expect(alert).to_have_text(re.compile(r"^You do not have enough credits for this request\."), timeout=WAIT_MS)
     await expect(page.get_by_label("Message", exact=True)).to_have_value("an answer I cannot pay for")
-    await expect(page.locator(".message")).to_have_count(0)
+    await expect(page.locator(".message")).to_have_count(2)  # the refused question is not left in the log
     assert await server_balance(stack, page) == 0
     await screenshots(page, "chat-402")
     assert [p for p in problems if "402" not in p] == []  # the browser logs the failed request itself

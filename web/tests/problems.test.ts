@@ -15,7 +15,7 @@ describe("errorFromResponse", () => {
     );
     expect(error).toBeInstanceOf(ApiError);
     expect(error.kind).toBe("insufficient_credits");
-    expect(error.message).toBe("You do not have enough credits for this request. needs 40, has 3");
+    expect(error.message).toBe("You do not have enough credits for this request. needs 40, has 3.");
     expect(error.requestId).toBe("r1");
   });
 

@@ -57,7 +57,8 @@ function seconds(s: number): string {
 
 /** What to tell a person: plain words first, the server's detail after, never a stack. */
 export function humanMessage(status: number, problem: Problem, retryAfterS?: number): string {
-  const detail = typeof problem.detail === "string" && problem.detail ? problem.detail : "";
+  let detail = typeof problem.detail === "string" ? problem.detail.trim() : "";
+  if (detail && !/[.!?]$/.test(detail)) detail += ".";
   switch (kindOf(status)) {
     case "network":
       return "The server could not be reached. Check your connection and try again.";
