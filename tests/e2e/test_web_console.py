@@ -21,6 +21,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from devstack import Stack
 from tests.simulator.fixtures import RunningSimulator
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -118,11 +119,15 @@ async def screenshots(page: Page, name: str) -> None:
     assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
 
-async def server_balance(stack: Stack, page: Page) -> int:
+async def server_credits(stack: Stack, page: Page) -> dict[str, int]:
     token = await page.evaluate("sessionStorage.getItem('aisaas.token')")
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=10) as http:
         response = await http.get("/v1/credits", headers={"Authorization": f"Bearer {token}"})
-    return int(response.json()["available"])
+    return response.json()
+
+
+async def server_balance(stack: Stack, page: Page) -> int:
+    return int((await server_credits(stack, page))["available"])
 
 
 @pytest.mark.provider_simulator
@@ -158,6 +163,34 @@ async def test_a_streamed_answer_appears_piece_by_piece_and_the_balance_drops_by
     await expect(page.locator("#credit-history li").first).to_be_visible(timeout=WAIT_MS)
     await expect(page.get_by_role("button", name="Stop")).to_be_disabled()
     await screenshots(page, "chat-streamed")
+    assert problems == []
+
+
+@pytest.mark.provider_simulator
+@pytest.mark.stack_env(SIGNUP_CREDITS="1000", WEB_DIST_DIR=DIST)
+async def test_the_stop_button_ends_the_stream_and_keeps_what_arrived(
+    stack: Stack, simulator: RunningSimulator, web_dist: Path, browser: Browser
+) -> None:
+    for provider in ("gemini", "openai"):
+        simulator.sim.add_fault(provider, stream_delay_ms=500)
+    problems: list[str] = []
+    page = await open_console(browser, stack, problems)
+    await sign_in(page, "web-stop@example.com")
+    words = " ".join(f"word{i}" for i in range(40))
+    await send(page, words)
+    answer = page.locator(".message.assistant .answer")
+    await expect(answer).not_to_be_empty(timeout=WAIT_MS)
+    await page.get_by_role("button", name="Stop").click()
+
+    meta = page.locator(".message.assistant .meta")
+    await expect(meta).to_have_text(re.compile(r"^Stopped\."), timeout=WAIT_MS)
+    await expect(page.get_by_role("button", name="Stop")).to_be_disabled()
+    await expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    shown = await answer.inner_text()
+    assert "word39" not in shown  # cut short, not the whole answer
+    settled = await wait_until(lambda: server_credits(stack, page), lambda c: c["reserved"] == 0, within=30)
+    assert settled["available"] < 1000  # what arrived is paid for
+    await screenshots(page, "chat-stopped")
     assert problems == []
 
 
