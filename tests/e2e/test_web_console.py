@@ -190,6 +190,9 @@ async def test_the_stop_button_ends_the_stream_and_keeps_what_arrived(
     assert "word39" not in shown  # cut short, not the whole answer
     settled = await wait_until(lambda: server_credits(stack, page), lambda c: c["reserved"] == 0, within=30)
     assert settled["available"] < 1000  # what arrived is paid for
+    header = page.locator("#balance")  # and the header catches up once nothing is held
+    await expect(header).to_have_attribute("data-available", str(settled["available"]), timeout=WAIT_MS)
+    await expect(header).not_to_contain_text("held", timeout=WAIT_MS)
     await screenshots(page, "chat-stopped")
     assert problems == []
 

@@ -26,9 +26,12 @@ function showSignIn(): void {
 function showConsole(): void {
   signOut.hidden = false;
   const history = historyView();
-  const refresh = async () => {
+  // Credits held by an answer just stopped are settled a moment later: look again until none are.
+  const refresh = async (again = 5) => {
     try {
-      showBalance(balance, await api.balance());
+      const now = await api.balance();
+      showBalance(balance, now);
+      if (now.reserved > 0 && again > 0) setTimeout(() => void refresh(again - 1), 1000);
       await history.refresh(api);
     } catch (caught) {
       if (caught instanceof ApiError && caught.kind === "unauthenticated") showSignIn();
