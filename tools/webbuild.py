@@ -55,6 +55,16 @@ def _lock_changed(web: Path) -> bool:
     return not installed.is_file() or installed.stat().st_mtime < (web / "package-lock.json").stat().st_mtime
 
 
+def npm_test(web: Path = WEB) -> subprocess.CompletedProcess[str]:
+    """The console's own unit tests (Vitest), installed from the lockfile first when needed."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise WebBuildError("npm is not installed (Debian: apt-get install nodejs npm)")
+    if _lock_changed(web):
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=web, capture_output=True, check=True)
+    return subprocess.run([npm, "test"], cwd=web, capture_output=True, text=True, check=False, timeout=300)
+
+
 def ensure_built(web: Path = WEB) -> None:
     if is_stale(web):
         build(web)
