@@ -99,14 +99,17 @@ async def open_console(browser: Browser, stack: Stack, problems: list[str]) -> P
 async def sign_in(page: Page, email: str) -> None:
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Role").select_option("user")
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_label("Email").press("Enter")  # the keyboard alone signs in
     await expect(page.locator("#balance")).to_be_visible(timeout=WAIT_MS)
     await expect(page.locator("#model option").first).to_be_attached(timeout=WAIT_MS)
 
 
-async def send(page: Page, text: str) -> None:
+async def send(page: Page, text: str, *, keyboard: bool = False) -> None:
     await page.get_by_label("Message", exact=True).fill(text)
-    await page.get_by_role("button", name="Send").click()
+    if keyboard:
+        await page.get_by_label("Message", exact=True).press("Control+Enter")
+    else:
+        await page.get_by_role("button", name="Send").click()
 
 
 async def screenshots(page: Page, name: str) -> None:
@@ -229,10 +232,31 @@ async def test_a_429_renders_with_the_time_to_wait(stack: Stack, web_dist: Path,
     await expect(page.locator(".message.assistant .meta")).to_have_attribute(
         "data-credits", re.compile(r"^[0-9]+$"), timeout=WAIT_MS
     )
-    await send(page, "second, too soon")
+    await send(page, "second, too soon", keyboard=True)
     alert = page.get_by_role("alert").filter(has_text="Too many requests")
     await expect(alert).to_have_text(
         re.compile(r"^Too many requests\. Please try again in [0-9]+ seconds?\.$"), timeout=WAIT_MS
     )
     await screenshots(page, "chat-429")
     assert [p for p in problems if "429" not in p] == []
+
+
+@pytest.mark.provider_simulator
+@pytest.mark.stack_env(SIGNUP_CREDITS="1000", WEB_DIST_DIR=DIST, CHAT_RETRY_ATTEMPTS="1")
+async def test_a_provider_outage_renders_as_a_message_and_costs_nothing(
+    stack: Stack, simulator: RunningSimulator, web_dist: Path, browser: Browser
+) -> None:
+    for provider in ("gemini", "openai"):
+        simulator.sim.add_fault(provider, status=503, times=-1)
+    problems: list[str] = []
+    page = await open_console(browser, stack, problems)
+    await sign_in(page, "web-outage@example.com")
+    await expect(page.locator("#balance")).to_have_attribute("data-available", "1000", timeout=WAIT_MS)
+    await send(page, "is anyone there")
+    alert = page.get_by_role("alert").filter(has_text="unavailable")
+    await expect(alert).to_have_text(re.compile(r"^The AI service is unavailable right now \("), timeout=WAIT_MS)
+    await expect(page.get_by_label("Message", exact=True)).to_have_value("is anyone there")
+    settled = await wait_until(lambda: server_credits(stack, page), lambda c: c["reserved"] == 0, within=30)
+    assert settled["available"] == 1000
+    await screenshots(page, "chat-outage")
+    assert [p for p in problems if " 50" not in p] == []  # the browser logs the failed request itself
