@@ -73,7 +73,10 @@ def chromium() -> Path:
     if not CHROMIUM.exists():
         apt = shutil.which("apt-get")
         assert apt, f"{CHROMIUM} is missing and there is no apt-get to install Debian's chromium"
-        subprocess.run([apt, "install", "-y", "--no-install-recommends", "chromium"], check=True, capture_output=True)
+        install = [apt, "install", "-y", "--no-install-recommends", "chromium"]
+        if subprocess.run(install, capture_output=True, check=False).returncode != 0:
+            subprocess.run([apt, "update"], capture_output=True, check=True)  # a fresh machine's lists may be stale
+            subprocess.run(install, capture_output=True, check=True)
     return CHROMIUM
 
 
