@@ -9,10 +9,10 @@ ROLE ?= user
 DURATION ?= 120
 CHAOS_FLAGS ?=
 
-.PHONY: help bootstrap run test test-local test-unit test-integration test-e2e lint token asyncapi bench reconcile broker-users broker-definitions chaos
+.PHONY: help bootstrap web run test test-local test-unit test-integration test-e2e lint token asyncapi bench reconcile broker-users broker-definitions chaos
 
 help:
-	@echo "make run | test | test-unit | test-integration | test-e2e | lint | token EMAIL=.. ROLE=.. | asyncapi | bench | chaos DURATION=.. | broker-users"
+	@echo "make run | web | test | test-unit | test-integration | test-e2e | lint | token EMAIL=.. ROLE=.. | asyncapi | bench | chaos DURATION=.. | broker-users"
 
 .venv/.synced: uv.lock pyproject.toml libs/common/pyproject.toml services/*/pyproject.toml tools/bootstrap.sh
 	./tools/bootstrap.sh
@@ -20,7 +20,12 @@ help:
 
 bootstrap: .venv/.synced
 
+# The web console (web/ -> web/dist, served by the gateway at /): a clean install from the lockfile.
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
+
 run: bootstrap
+	@$(PY) tools/webbuild.py  # only when web/dist is missing or older than web/; never fails the run
 	$(PY) tools/devstack.py
 
 test: bootstrap

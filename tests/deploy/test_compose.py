@@ -183,6 +183,16 @@ def test_dockerfile_copies_every_workspace_manifest() -> None:
     assert copied == members
 
 
+def test_dockerfile_ships_the_web_console_built_from_its_lockfile() -> None:
+    text = DOCKERFILE.read_text()
+    assert "npm ci" in text and "COPY web/package.json web/package-lock.json" in text
+    copied = re.search(r"^COPY --from=web /web/dist (\S+)$", text, flags=re.MULTILINE)
+    assert copied, "the runtime stage must copy the built console"
+    assert f"WEB_DIST_DIR={copied[1]}" in text  # and the gateway must look there
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "!web" in ignored and "web/node_modules" in ignored  # sources in, local installs out
+
+
 # --- deploy/k8s ------------------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from common.redis_client import redis_client
 from common.telemetry import configure_tracing
 from gateway import apidoc, guard, problems
 from gateway.middleware import RequestContextMiddleware
-from gateway.routes import admin, analytics, chat, credits, health, images, threads, webhooks
+from gateway.routes import admin, analytics, chat, credits, devsignin, health, images, threads, webapp, webhooks
 from gateway.routes import openai as openai_compatible
 from gateway.settings import GatewaySettings
 
@@ -69,6 +69,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(analytics.router)
     app.include_router(webhooks.router)
+    app.include_router(devsignin.router)
+    app.include_router(webapp.router)
     apidoc.install(app, settings)
     guard.install(app, settings)  # CORS, rate limits, authentication, body limits, idempotency
     app.add_middleware(

@@ -118,6 +118,10 @@ class GatewaySettings(CommonSettings):
         Path(".data/images"), description="Where imagegen's local storage keeps files; served at /files/images."
     )
 
+    web_dist_dir: Path = Field(
+        Path("web/dist"), description="The built web console (make web), served at `/` when its index.html exists."
+    )
+
     @field_validator("clerk_authorized_parties", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

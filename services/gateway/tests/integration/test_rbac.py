@@ -60,6 +60,9 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("GET", "/healthz"): Call("/healthz", everyone(200)),
     ("GET", "/readyz"): Call("/readyz", everyone(200)),
     ("GET", "/.well-known/jwks.json"): Call("/.well-known/jwks.json", everyone(404)),  # Clerk on: no dev issuer
+    ("POST", "/v1/dev/token"): Call("/v1/dev/token", everyone(404), json={"email": "a@example.com"}),  # likewise
+    ("GET", "/"): Call("/", everyone(404)),  # the web console is not built in this test's WEB_DIST_DIR
+    ("GET", "/assets/{name}"): Call("/assets/app.js", everyone(404)),
     ("POST", "/v1/chat"): Call("/v1/chat", SIGNED_IN, json=CHAT),
     ("POST", "/v1/chat/completions"): Call("/v1/chat/completions", SIGNED_IN, json={**CHAT, "model": "local-echo-1"}),
     ("GET", "/v1/models"): Call("/v1/models", SIGNED_IN),
@@ -123,7 +126,7 @@ async def seed_users(settings: GatewaySettings, mongodb_url: str) -> None:
 
 @pytest.fixture
 def clerk_settings(clerk_settings: GatewaySettings, tmp_path: Path) -> GatewaySettings:
-    return clerk_settings.model_copy(update={"image_data_dir": tmp_path / "images"})
+    return clerk_settings.model_copy(update={"image_data_dir": tmp_path / "images", "web_dist_dir": tmp_path / "web"})
 
 
 @pytest.fixture

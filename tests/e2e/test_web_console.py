@@ -1,0 +1,265 @@
+"""The web console in a real browser (Debian's Chromium driven by Playwright, never a
+downloaded browser) against the whole stack: sign in, a streamed answer that appears piece by
+piece while the balance drops by its cost, and a 402 and a 429 rendered as messages.
+
+Screenshots (desktop and phone viewports) go to web-results/ (gitignored)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import webbuild
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from devstack import Stack
+from tests.simulator.fixtures import RunningSimulator
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.e2e
+
+DIST = str(webbuild.WEB / "dist")
+RESULTS = webbuild.ROOT / "web-results"
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless, and quiet: this machine's network is closed, and Chromium's own background calls
+# (updates, sync, metrics) would only fail.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--metrics-recording-only",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+WAIT_MS = 30_000
+
+# Records every text the answer shows, as the page changes it.
+OBSERVE_ANSWER = """() => {
+  window.__answers = [];
+  const log = document.getElementById("conversation");
+  new MutationObserver(() => {
+    const answer = log.querySelector(".message.assistant:last-child .answer");
+    const text = answer ? answer.textContent : "";
+    const seen = window.__answers;
+    if (text && seen[seen.length - 1] !== text) seen.push(text);
+  }).observe(log, { subtree: true, childList: true, characterData: true });
+}"""
+
+
+@pytest.fixture(scope="session")
+def web_dist() -> Path:
+    """The console as `make web` builds it (only when older than its sources)."""
+    webbuild.ensure_built()
+    return Path(DIST)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium; installed with apt when missing (a test tool's own browser download
+    would be refused by this machine's closed network)."""
+    if not CHROMIUM.exists():
+        apt = shutil.which("apt-get")
+        assert apt, f"{CHROMIUM} is missing and there is no apt-get to install Debian's chromium"
+        install = [apt, "install", "-y", "--no-install-recommends", "chromium"]
+        if subprocess.run(install, capture_output=True, check=False).returncode != 0:
+            subprocess.run([apt, "update"], capture_output=True, check=True)  # a fresh machine's lists may be stale
+            subprocess.run(install, capture_output=True, check=True)
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: Path) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def open_console(browser: Browser, stack: Stack, problems: list[str]) -> Page:
+    page = await browser.new_page(viewport=DESKTOP)
+    # A CSP violation or an uncaught error shows up here: the page must run under its own policy.
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    await page.goto(stack.gateway_url + "/")
+    return page
+
+
+async def sign_in(page: Page, email: str) -> None:
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Role").select_option("user")
+    await page.get_by_label("Email").press("Enter")  # the keyboard alone signs in
+    await expect(page.locator("#balance")).to_be_visible(timeout=WAIT_MS)
+    await expect(page.locator("#model option").first).to_be_attached(timeout=WAIT_MS)
+
+
+async def send(page: Page, text: str, *, keyboard: bool = False) -> None:
+    await page.get_by_label("Message", exact=True).fill(text)
+    if keyboard:
+        await page.get_by_label("Message", exact=True).press("Control+Enter")
+    else:
+        await page.get_by_role("button", name="Send").click()
+
+
+async def screenshots(page: Page, name: str) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    await page.set_viewport_size(DESKTOP)
+    await page.screenshot(path=RESULTS / f"{name}-desktop.png", full_page=True)
+    await page.set_viewport_size(PHONE)
+    await page.screenshot(path=RESULTS / f"{name}-phone.png", full_page=True)
+    # Usable on a phone: nothing wider than the screen.
+    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+async def server_credits(stack: Stack, page: Page) -> dict[str, int]:
+    token = await page.evaluate("sessionStorage.getItem('aisaas.token')")
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=10) as http:
+        response = await http.get("/v1/credits", headers={"Authorization": f"Bearer {token}"})
+    return response.json()
+
+
+async def server_balance(stack: Stack, page: Page) -> int:
+    return int((await server_credits(stack, page))["available"])
+
+
+@pytest.mark.provider_simulator
+@pytest.mark.stack_env(SIGNUP_CREDITS="1000", WEB_DIST_DIR=DIST)
+async def test_a_streamed_answer_appears_piece_by_piece_and_the_balance_drops_by_its_cost(
+    stack: Stack, simulator: RunningSimulator, web_dist: Path, browser: Browser
+) -> None:
+    for provider in ("gemini", "openai"):
+        simulator.sim.add_fault(provider, stream_delay_ms=150)
+    problems: list[str] = []
+    page = await open_console(browser, stack, problems)
+    await sign_in(page, "web-stream@example.com")
+    balance = page.locator("#balance")
+    await expect(balance).to_have_attribute("data-available", "1000", timeout=WAIT_MS)
+
+    await page.evaluate(OBSERVE_ANSWER)
+    await send(page, "how do answers stream into a browser tab")
+    await expect(page.get_by_role("button", name="Stop")).to_be_enabled(timeout=WAIT_MS)
+    meta = page.locator(".message.assistant .meta")
+    await expect(meta).to_have_attribute("data-credits", re.compile(r"^[0-9]+$"), timeout=WAIT_MS)
+
+    final = await page.locator(".message.assistant .answer").inner_text()
+    seen: list[str] = await page.evaluate("window.__answers")
+    assert "how do answers stream into a browser tab" in final
+    assert len(seen) >= 4, f"the answer did not arrive piece by piece: {seen}"
+    assert all(len(a) < len(b) and b.startswith(a) for a, b in itertools.pairwise(seen)), seen
+    assert seen[0] != final.strip()  # the first text shown was a part, not the whole
+
+    cost = int(await meta.get_attribute("data-credits") or "")
+    assert cost > 0
+    await expect(balance).to_have_attribute("data-available", str(1000 - cost), timeout=WAIT_MS)
+    assert await server_balance(stack, page) == 1000 - cost
+    await expect(page.locator("#credit-history li").first).to_be_visible(timeout=WAIT_MS)
+    await expect(page.get_by_role("button", name="Stop")).to_be_disabled()
+    await screenshots(page, "chat-streamed")
+    assert problems == []
+
+
+@pytest.mark.provider_simulator
+@pytest.mark.stack_env(SIGNUP_CREDITS="1000", WEB_DIST_DIR=DIST)
+async def test_the_stop_button_ends_the_stream_and_keeps_what_arrived(
+    stack: Stack, simulator: RunningSimulator, web_dist: Path, browser: Browser
+) -> None:
+    for provider in ("gemini", "openai"):
+        simulator.sim.add_fault(provider, stream_delay_ms=500)
+    problems: list[str] = []
+    page = await open_console(browser, stack, problems)
+    await sign_in(page, "web-stop@example.com")
+    words = " ".join(f"word{i}" for i in range(40))
+    await send(page, words)
+    answer = page.locator(".message.assistant .answer")
+    await expect(answer).not_to_be_empty(timeout=WAIT_MS)
+    await page.get_by_role("button", name="Stop").click()
+
+    meta = page.locator(".message.assistant .meta")
+    await expect(meta).to_have_text(re.compile(r"^Stopped\."), timeout=WAIT_MS)
+    await expect(page.get_by_role("button", name="Stop")).to_be_disabled()
+    await expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    shown = await answer.inner_text()
+    assert "word39" not in shown  # cut short, not the whole answer
+    settled = await wait_until(lambda: server_credits(stack, page), lambda c: c["reserved"] == 0, within=30)
+    assert settled["available"] < 1000  # what arrived is paid for
+    header = page.locator("#balance")  # and the header catches up once nothing is held
+    await expect(header).to_have_attribute("data-available", str(settled["available"]), timeout=WAIT_MS)
+    await expect(header).not_to_contain_text("held", timeout=WAIT_MS)
+    await screenshots(page, "chat-stopped")
+    assert problems == []
+
+
+@pytest.mark.stack_env(SIGNUP_CREDITS="1", WEB_DIST_DIR=DIST)
+async def test_when_credits_run_out_a_402_renders_as_a_message_and_the_question_is_kept(
+    stack: Stack, web_dist: Path, browser: Browser
+) -> None:
+    problems: list[str] = []
+    page = await open_console(browser, stack, problems)
+    await sign_in(page, "web-broke@example.com")
+    balance = page.locator("#balance")
+    await expect(balance).to_have_attribute("data-available", "1", timeout=WAIT_MS)
+    await send(page, "hi")  # the last credit pays for this one
+    await expect(page.locator(".message.assistant .meta")).to_have_attribute("data-credits", "1", timeout=WAIT_MS)
+    await expect(balance).to_have_attribute("data-available", "0", timeout=WAIT_MS)
+
+    await send(page, "an answer I cannot pay for")
+    alert = page.get_by_role("alert").filter(has_text="enough credits")
+    await expect(alert).to_have_text(re.compile(r"^You do not have enough credits for this request\."), timeout=WAIT_MS)
+    await expect(page.get_by_label("Message", exact=True)).to_have_value("an answer I cannot pay for")
+    await expect(page.locator(".message")).to_have_count(2)  # the refused question is not left in the log
+    assert await server_balance(stack, page) == 0
+    await screenshots(page, "chat-402")
+    assert [p for p in problems if "402" not in p] == []  # the browser logs the failed request itself
+
+
+@pytest.mark.stack_env(SIGNUP_CREDITS="1000", WEB_DIST_DIR=DIST, RATE_LIMITS=json.dumps({"chat": {"user": "1/minute"}}))
+async def test_a_429_renders_with_the_time_to_wait(stack: Stack, web_dist: Path, browser: Browser) -> None:
+    problems: list[str] = []
+    page = await open_console(browser, stack, problems)
+    await sign_in(page, "web-hasty@example.com")
+    await send(page, "first")
+    await expect(page.locator(".message.assistant .meta")).to_have_attribute(
+        "data-credits", re.compile(r"^[0-9]+$"), timeout=WAIT_MS
+    )
+    await send(page, "second, too soon", keyboard=True)
+    alert = page.get_by_role("alert").filter(has_text="Too many requests")
+    await expect(alert).to_have_text(
+        re.compile(r"^Too many requests\. Please try again in [0-9]+ seconds?\.$"), timeout=WAIT_MS
+    )
+    await screenshots(page, "chat-429")
+    assert [p for p in problems if "429" not in p] == []
+
+
+@pytest.mark.provider_simulator
+@pytest.mark.stack_env(SIGNUP_CREDITS="1000", WEB_DIST_DIR=DIST, CHAT_RETRY_ATTEMPTS="1")
+async def test_a_provider_outage_renders_as_a_message_and_costs_nothing(
+    stack: Stack, simulator: RunningSimulator, web_dist: Path, browser: Browser
+) -> None:
+    for provider in ("gemini", "openai"):
+        simulator.sim.add_fault(provider, status=503, times=-1)
+    problems: list[str] = []
+    page = await open_console(browser, stack, problems)
+    await sign_in(page, "web-outage@example.com")
+    await expect(page.locator("#balance")).to_have_attribute("data-available", "1000", timeout=WAIT_MS)
+    await send(page, "is anyone there")
+    alert = page.get_by_role("alert").filter(has_text="unavailable")
+    await expect(alert).to_have_text(re.compile(r"^The AI service is unavailable right now \("), timeout=WAIT_MS)
+    await expect(page.get_by_label("Message", exact=True)).to_have_value("is anyone there")
+    settled = await wait_until(lambda: server_credits(stack, page), lambda c: c["reserved"] == 0, within=30)
+    assert settled["available"] == 1000
+    await screenshots(page, "chat-outage")
+    assert [p for p in problems if " 50" not in p] == []  # the browser logs the failed request itself
