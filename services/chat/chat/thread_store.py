@@ -11,14 +11,12 @@ another replica wrote, or everything after a restart."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import dataclasses
 import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
@@ -56,8 +54,8 @@ def info_of(doc: Doc) -> ThreadInfo:
     )
 
 
-def _encode(*parts: str) -> str:
-    return base64.urlsafe_b64encode("|".join(parts).encode()).decode()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LAST_MS = (datetime(9999, 12, 31, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _bad_cursor(field: str) -> ValidationFailed:
@@ -65,16 +63,6 @@ def _bad_cursor(field: str) -> ValidationFailed:
         "malformed cursor",
         errors=[{"field": field, "message": "not a cursor from a previous page", "type": "value_error"}],
     )
-
-
-def _decode(cursor: str, field: str) -> tuple[str, str]:
-    try:
-        first, sep, second = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise _bad_cursor(field) from exc
-    if not sep:
-        raise _bad_cursor(field)
-    return first, second
 
 
 class _Recent:
@@ -144,11 +132,10 @@ class ThreadStore:
         """The owner's threads, newest first, by keyset pagination on (createdAt, _id)."""
         query: Doc = {"ownerId": owner_id}
         if before:
-            at_iso, last_id = _decode(before, "query.cursor")
-            try:
-                at = datetime.fromisoformat(at_iso)
-            except ValueError as exc:
-                raise _bad_cursor("query.cursor") from exc
+            ms, _, last_id = before.partition(".")  # `<created epoch-ms>.<thread id>` (the contract's pattern)
+            if not ms.isdigit() or not last_id:
+                raise _bad_cursor("query.cursor")
+            at = _EPOCH + timedelta(milliseconds=min(int(ms), _LAST_MS))  # past year 9999: from the newest
             query["$or"] = [{"createdAt": {"$lt": at}}, {"createdAt": at, "_id": {"$lt": last_id}}]
         docs = (
             await self.threads.find(query)
@@ -159,7 +146,8 @@ class ThreadStore:
         cursor = None
         if len(docs) > limit:
             last = docs[limit - 1]
-            cursor = _encode(last["createdAt"].isoformat(), last["_id"])
+            created = last["createdAt"] if last["createdAt"].tzinfo else last["createdAt"].replace(tzinfo=UTC)
+            cursor = f"{(created - _EPOCH) // timedelta(milliseconds=1)}.{last['_id']}"
         return docs[:limit], cursor
 
     async def update(
@@ -187,7 +175,8 @@ class ThreadStore:
     async def newest_first(self, thread: Doc, *, below: int | None = None) -> AsyncIterator[KeptTurn]:
         """The thread's turns from its newest (or the one below `below`) back to its first, from
         memory or read by key, READ_CHUNK at a time; a number never written (a lost race) is skipped."""
-        seq = thread.get("last", -1) if below is None else below - 1
+        last = thread.get("last", -1)
+        seq = last if below is None else min(below - 1, last)  # a cursor past the newest turn starts there
         while seq >= 0:
             chunk = range(seq, max(-1, seq - READ_CHUNK), -1)
             for turn in await self._read(thread["_id"], chunk):
@@ -208,11 +197,10 @@ class ThreadStore:
         """The latest whole turns holding at least `limit` messages (or all), oldest first; the cursor
         (the number of the oldest turn returned) reaches the turns before them."""
         below = None
-        if before:
-            seq_s, _ = _decode(before, "query.cursor")
-            if not seq_s.isdigit():
+        if before:  # the number of the oldest turn of the previous page (the contract's pattern)
+            if not before.isdigit():
                 raise _bad_cursor("query.cursor")
-            below = int(seq_s)
+            below = int(before)
         picked: list[KeptTurn] = []  # newest first
         count = 0
         async for turn in self.newest_first(thread, below=below):
@@ -220,7 +208,7 @@ class ThreadStore:
             count += len(turn.messages)
             if count >= limit:
                 break
-        cursor = _encode(str(picked[-1].seq), "") if picked and count >= limit and picked[-1].seq > 0 else None
+        cursor = str(picked[-1].seq) if picked and count >= limit and picked[-1].seq > 0 else None
         messages = [
             ThreadMessage(role=m.role, content=m.content, turn_id=uuid.UUID(t.turn_id), at=t.at)
             for t in reversed(picked)

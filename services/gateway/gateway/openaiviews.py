@@ -39,6 +39,7 @@ class ChatCompletionView(BaseModel):
     provider: str = Field(description="The provider that answered.")
     cached: bool = Field(description="Whether the answer came from the prompt cache.")
     credits: int = Field(ge=0, description="Credits charged for this answer.")
+    thread_id: str | None = Field(None, description="Not OpenAI's: the thread this answer was kept in, when named.")
 
 
 class ModelView(BaseModel):

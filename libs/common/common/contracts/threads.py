@@ -16,6 +16,12 @@ from common.contracts.envelope import Contract
 MAX_TITLE_CHARS = 200
 
 
+# Cursors a pattern can state (so the API document says what is accepted): a thread list's is
+# `<created epoch-ms>.<thread id>`, a thread's messages' the number of the oldest turn returned.
+THREAD_CURSOR_PATTERN = r"^[0-9]{1,15}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+TURN_CURSOR_PATTERN = r"^[0-9]{1,9}$"
+
+
 class ThreadInfo(Contract):
     """A thread without its messages: what it is called, how long it is and what it has cost."""
 
@@ -51,7 +57,7 @@ class ListThreads(Contract):
     """Query: the acting user's threads, newest first."""
 
     limit: int = Field(20, ge=1, le=100)
-    before: str | None = Field(None, max_length=200, description="Cursor from the previous page.")
+    before: str | None = Field(None, pattern=THREAD_CURSOR_PATTERN, description="Cursor from the previous page.")
 
 
 class ThreadPage(Contract):
@@ -64,7 +70,9 @@ class GetThread(Contract):
 
     thread_id: uuid.UUID
     limit: int = Field(100, ge=1, le=500, description="Messages wanted; whole turns are returned.")
-    before: str | None = Field(None, max_length=200, description="Cursor from the previous page (older messages).")
+    before: str | None = Field(
+        None, pattern=TURN_CURSOR_PATTERN, description="Cursor from the previous page (older messages)."
+    )
 
 
 class ThreadMessages(Contract):

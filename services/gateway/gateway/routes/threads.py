@@ -25,7 +25,7 @@ from common.contracts import (
     UpdateThread,
 )
 from common.contracts.chat import MAX_CONTENT_CHARS
-from common.contracts.threads import MAX_TITLE_CHARS
+from common.contracts.threads import MAX_TITLE_CHARS, THREAD_CURSOR_PATTERN, TURN_CURSOR_PATTERN
 from gateway.deps import Rpc, UserCaller
 from gateway.jsonbody import ParsedBodyRoute
 from gateway.params import ThreadId
@@ -33,7 +33,10 @@ from gateway.responses import BODY, CALLER, LOCATION, NOT_FOUND
 
 router = APIRouter(tags=["threads"], route_class=ParsedBodyRoute)
 
-Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
+ThreadCursor = Annotated[
+    str | None, Query(pattern=THREAD_CURSOR_PATTERN, description="next_cursor of the previous page")
+]
+TurnCursor = Annotated[str | None, Query(pattern=TURN_CURSOR_PATTERN, description="next_cursor of the previous page")]
 
 
 class ThreadBody(BaseModel):
@@ -49,8 +52,17 @@ class ThreadBody(BaseModel):
     )
 
 
-class ThreadPatch(ThreadBody):
-    """Body of PATCH /v1/threads/{id}: what to change."""
+class ThreadPatch(BaseModel):
+    """Body of PATCH /v1/threads/{id}: what to change (at least one of the two)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"anyOf": [{"required": ["title"]}, {"required": ["system"]}]}
+    )
+
+    title: str = Field(None, min_length=1, max_length=MAX_TITLE_CHARS, description="New title.")  # type: ignore[assignment]
+    system: str = Field(  # type: ignore[assignment]
+        None, min_length=1, max_length=MAX_CONTENT_CHARS, description="New system prompt, sent first with every turn."
+    )
 
     @model_validator(mode="after")
     def _something(self) -> ThreadPatch:
@@ -75,7 +87,7 @@ async def create_thread(body: ThreadBody, response: Response, caller: UserCaller
 
 @router.get("/v1/threads", response_model=ThreadPage, summary="Your threads, newest first", responses=CALLER)
 async def list_threads(
-    caller: UserCaller, rpc: Rpc, limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: Cursor = None
+    caller: UserCaller, rpc: Rpc, limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: ThreadCursor = None
 ) -> ThreadPage:
     return await rpc.call(caller.envelope(ListThreads(limit=limit, before=cursor)), reply_model=ThreadPage)
 
@@ -91,7 +103,7 @@ async def get_thread(
     caller: UserCaller,
     rpc: Rpc,
     limit: Annotated[int, Query(ge=1, le=500, description="Messages wanted; whole turns are returned.")] = 100,
-    cursor: Cursor = None,
+    cursor: TurnCursor = None,
 ) -> ThreadMessages:
     query = GetThread(thread_id=thread_id, limit=limit, before=cursor)
     return await rpc.call(caller.envelope(query), reply_model=ThreadMessages)
