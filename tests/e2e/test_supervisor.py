@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
 
@@ -37,7 +37,7 @@ def alive(pid: int) -> bool:
     return False
 
 
-def wait_for(condition, *, within: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def wait_for(condition: Callable[[], bool], *, within: float, what: str) -> None:
     deadline = time.monotonic() + within
     while not condition():
         if time.monotonic() > deadline:
