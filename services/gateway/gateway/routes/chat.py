@@ -9,10 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from common.contracts import ChatChunk, ChatCompletion, ChatMessage, CompleteChat
 from common.errors import PlatformError
-from gateway.chatstream import ChatRelay, EventStream, sse, write_events
+from gateway.chat_relay import ChatRelay, EventStream, sse, write_events
 from gateway.deps import Rpc, Settings, UserCaller
-from gateway.jsonbody import ParsedBodyRoute
-from gateway.responses import PROBLEM_REF, SPENDING, event_stream
+from gateway.http.json_body import ParsedBodyRoute
+from gateway.http.responses import PROBLEM_REF, SPENDING, event_stream
 
 router = APIRouter(tags=["chat"], route_class=ParsedBodyRoute)
 
