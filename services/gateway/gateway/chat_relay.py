@@ -15,22 +15,14 @@ comes in time, everything it sent."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Protocol
 
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
-
 from common.bus import RpcClient, RpcStream, StreamOverflow
 from common.contracts import ChatChunk, ChatCompletion, CompleteChat, Envelope
 from common.errors import PlatformError
-
-log = logging.getLogger(__name__)
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+from gateway.http.sse import ClientTooSlow
 
 
 class ChatRelay:
@@ -75,76 +67,6 @@ class ChatRelay:
         if self.reported is None:
             self.reported = self.delivered
             await self._stream.acknowledge(self.delivered)
-
-
-Writer = Callable[[Callable[[bytes], Awaitable[None]]], Awaitable[None]]
-
-
-class EventStream(Response):
-    """A text/event-stream response whose writer is cancelled when the client disconnects, and
-    fails with ClientTooSlow when one write waits more than `write_timeout_s` for the client."""
-
-    media_type = "text/event-stream"
-
-    def __init__(self, writer: Writer, *, write_timeout_s: float, headers: dict[str, str] | None = None) -> None:
-        self._writer = writer
-        self._write_timeout_s = write_timeout_s
-        self.status_code = 200
-        self.background = None
-        self.init_headers({**SSE_HEADERS, **(headers or {})})
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        # Watching starts first, so a client already gone is seen before anything is counted as delivered.
-        watching = asyncio.create_task(_disconnected(receive))
-
-        async def emit(data: bytes) -> None:
-            if watching.done():
-                raise ClientGone
-            try:
-                # A server waits for a client's reading before it takes more (uvicorn: before it
-                # writes), so a write cut short here never reaches the client and is not counted.
-                async with asyncio.timeout(self._write_timeout_s):
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
-            except TimeoutError:
-                raise ClientTooSlow(f"a write waited {self._write_timeout_s:g}s for the client") from None
-
-        writing = asyncio.create_task(self._writer(emit))
-        try:
-            await asyncio.wait({writing, watching}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            watching.cancel()
-            if not writing.done():  # the client left (or the server is stopping): stop writing
-                writing.cancel()
-            await asyncio.gather(writing, watching, return_exceptions=True)
-        error = None if writing.cancelled() else writing.exception()
-        if isinstance(error, ClientTooSlow):
-            log.info("client stopped reading during a stream; cut off", extra={"reason": str(error)})
-            return
-        if writing.cancelled() or isinstance(error, ClientGone | OSError):
-            log.info("client left during a stream")
-            return
-        if error is not None:
-            raise error
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-class ClientGone(Exception):
-    """The client disconnected: nothing more can be delivered."""
-
-
-class ClientTooSlow(ClientGone):
-    """The client stopped reading (a write waited too long, or too many chunks waited): it is cut off."""
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-def sse(data: str, *, event: str | None = None) -> bytes:
-    head = f"event: {event}\n" if event else ""
-    return f"{head}data: {data}\n\n".encode()
 
 
 async def write_events(relay: ChatRelay, emit: Callable[[bytes], Awaitable[None]], fmt: EventFormat) -> None:

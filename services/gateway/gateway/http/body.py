@@ -1,36 +1,39 @@
-"""Small pieces the gateway's pure ASGI middleware share: reading a (bounded) body once and
-handing it on, and answering with a problem from inside the middleware stack."""
+"""A request body read once inside the middleware stack and handed on: the one body reader and
+the one replay every middleware that looks at a body uses."""
 
 from __future__ import annotations
 
-from fastapi.responses import JSONResponse
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope
 
-from common.errors import PlatformError
-from gateway.http.problems import problem_response
-from gateway.openai.errors import error_response as openai_error
-
-OPENAI_PATHS = frozenset({"/v1/chat/completions", "/v1/images/generations"})
+from common.errors import PayloadTooLarge
 
 
-async def read_body(receive: Receive) -> tuple[bytes, Message | None]:
-    """The whole request body, and the non-body message (a disconnect) that ended it early, if any.
-    BodyLimitMiddleware runs first, so the body is already bounded."""
+async def read_body(receive: Receive, *, max_bytes: int | None = None) -> tuple[bytes, Message | None]:
+    """The whole request body, and the non-body message (a disconnect) that ended it early, if
+    any. More than `max_bytes` raises PayloadTooLarge as soon as it is exceeded; without it the
+    body is bounded already (BodyLimitMiddleware runs first)."""
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             return b"".join(chunks), message
         chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if max_bytes is not None and size > max_bytes:
+            raise too_large(max_bytes)
         if not message.get("more_body", False):
             return b"".join(chunks), None
 
 
+def too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
+
+
 def replaying(body: bytes, ended: Message | None, receive: Receive) -> Receive:
-    """A receive() that hands back `body` once, then defers to the real one."""
-    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
-    if ended is not None:
-        pending.append(ended)
+    """A receive() that hands back `body` once, then defers to the real one. A body that a
+    disconnect cut short is not handed on as if it were whole: only the disconnect is."""
+    pending: list[Message] = [ended] if ended is not None else [{"type": "http.request", "body": body}]
 
     async def replay() -> Message:
         if pending:
@@ -38,33 +41,6 @@ def replaying(body: bytes, ended: Message | None, receive: Receive) -> Receive:
         return await receive()
 
     return replay
-
-
-def request_id(scope: Scope) -> str:
-    return str(scope.get("state", {}).get("request_id", "unknown"))
-
-
-def is_openai_path(path: str) -> bool:
-    """The OpenAI-compatible routes, whose clients parse OpenAI's error shape."""
-    return path in OPENAI_PATHS or path == "/v1/models" or path.startswith("/v1/models/")
-
-
-def error_response(scope: Scope, error: PlatformError) -> JSONResponse:
-    """The gateway's one error writer: `error` as problem+json, or in OpenAI's error shape on
-    the OpenAI-compatible routes (the status and headers are the same either way)."""
-    path = scope["path"]
-    if is_openai_path(path):
-        return openai_error(error, request_id(scope))
-    return problem_response(error, request_id=request_id(scope), instance=path)
-
-
-async def send_problem(
-    scope: Scope, receive: Receive, send: Send, error: PlatformError, headers: dict[str, str] | None = None
-) -> None:
-    """Answer with `error_response` from inside the middleware stack."""
-    response = error_response(scope, error)
-    response.headers.update(headers or {})
-    await response(scope, receive, send)
 
 
 def header(scope: Scope, name: bytes) -> str | None:

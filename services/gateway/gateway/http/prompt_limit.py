@@ -13,7 +13,8 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common.errors import PayloadTooLarge
-from gateway.http.body import read_body, replaying, send_problem
+from gateway.http.body import read_body, replaying
+from gateway.http.errors import send_error
 from gateway.http.json_body import loads, remember
 from gateway.ratelimit.policy import group_of
 
@@ -61,6 +62,6 @@ class PromptLimitMiddleware:
                 prompt_chars=size,
                 max_prompt_chars=self.max_chars,
             )
-            await send_problem(scope, receive, send, error)
+            await send_error(scope, receive, send, error)
             return
         await self.app(scope, replaying(body, ended, receive), send)

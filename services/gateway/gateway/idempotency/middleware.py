@@ -44,8 +44,9 @@ from common.errors import (
     ValidationFailed,
 )
 from common.redis_client import REDIS_ERRORS
-from gateway.http.body import error_response, header, read_body, replaying, send_problem
+from gateway.http.body import header, read_body, replaying
 from gateway.http.deadlines import deadline_from
+from gateway.http.errors import error_response, send_error
 from gateway.http.json_body import NOT_DECODED, decoded, loads
 from gateway.idempotency.store import LEASE_S, IdempotencyStore, Kept
 
@@ -96,12 +97,12 @@ class IdempotencyMiddleware:
             return
         if not _WELL_FORMED.match(key):
             error = BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters")
-            await send_problem(scope, receive, send, error)
+            await send_error(scope, receive, send, error)
             return
         try:
             wait_s = self._wait_s(scope)
         except ValidationFailed as exc:
-            await send_problem(scope, receive, send, exc)
+            await send_error(scope, receive, send, exc)
             return
         store: IdempotencyStore = scope["app"].state.idempotency
         body, ended = await read_body(receive)
@@ -111,11 +112,11 @@ class IdempotencyMiddleware:
             first = await self._first(store, record, fp, owner, deadline=time.monotonic() + wait_s)
         except REDIS_ERRORS as exc:
             log.warning("idempotency store unreachable", extra={"error": repr(exc)})
-            await send_problem(scope, receive, send, ServiceUnavailable("idempotency keys cannot be honoured now"))
+            await send_error(scope, receive, send, ServiceUnavailable("idempotency keys cannot be honoured now"))
         except Conflict as exc:
-            await send_problem(scope, receive, send, exc, {"Retry-After": "1"})
+            await send_error(scope, receive, send, exc, {"Retry-After": "1"})
         except RateLimited as exc:
-            await send_problem(scope, receive, send, exc, {"Retry-After": str(exc.extra["retry_after"])})
+            await send_error(scope, receive, send, exc, {"Retry-After": str(exc.extra["retry_after"])})
         else:
             if first is None:
                 await self._run(scope, replaying(body, ended, receive), send, store, record, owner)
@@ -226,7 +227,3 @@ async def _send_kept(response: Kept, send: Send) -> None:
     ]
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
-
-
-def _json(value: object) -> bytes:
-    return json.dumps(value).encode()

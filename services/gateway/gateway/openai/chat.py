@@ -13,15 +13,17 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
+from fastapi.sse import format_sse_event
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.contracts import ChatChunk, ChatCompletion, ChatMessage, CompleteChat, FinishReason, ListModels, ModelList
 from common.contracts.chat import MAX_CONTENT_CHARS
 from common.errors import NotFound, PlatformError
-from gateway.chat_relay import ChatRelay, EventStream, sse, write_events
+from gateway.chat_relay import ChatRelay, write_events
 from gateway.deps import Rpc, Settings, UserCaller
 from gateway.http.responses import OPENAI, OPENAI_NOT_FOUND, OPENAI_SPENDING, event_stream
-from gateway.openai.errors import OpenAIRoute, error_response
+from gateway.http.sse import EventStream
+from gateway.openai.errors import OpenAIRoute, error_body
 from gateway.openai.views import STREAM, ChatCompletionView, ModelListView, ModelView
 from gateway.routes.chat import THREAD_DOC, CacheControl, wants_fresh
 
@@ -199,7 +201,7 @@ class OpenAIEvents:
             **({"usage": None} if self._include_usage else {}),
             **extra,
         }
-        return sse(json.dumps(body, separators=(",", ":")))
+        return format_sse_event(data_str=json.dumps(body, separators=(",", ":")))
 
     def _delta(self, text: str) -> dict[str, Any]:
         delta: dict[str, Any] = {"content": text}
@@ -225,8 +227,8 @@ class OpenAIEvents:
         out += self._event(**common, choices=[finish])
         if self._include_usage:
             out += self._event(**common, choices=[], usage=completion.usage.model_dump(), credits=completion.credits)
-        return out + sse("[DONE]")
+        return out + format_sse_event(data_str="[DONE]")
 
     def error(self, error: PlatformError) -> bytes:
-        body = json.loads(error_response(error, self._request_id).body)
-        return sse(json.dumps(body, separators=(",", ":")))
+        body = error_body(error, self._request_id)
+        return format_sse_event(data_str=json.dumps(body, separators=(",", ":")))

@@ -14,8 +14,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from common.errors import BadRequest, PlatformError
-from common.logs import request_id_var
 from gateway.http.json_body import ParsedBodyRoute
+from gateway.http.problems import error_headers, request_id_of
 
 _TYPES = {
     400: "invalid_request_error",
@@ -30,7 +30,7 @@ _TYPES = {
 }
 
 
-def error_response(error: PlatformError, request_id: str, *, param: str | None = None) -> JSONResponse:
+def error_body(error: PlatformError, request_id: str, *, param: str | None = None) -> dict[str, Any]:
     status = error.status
     body = {
         "message": error.detail,
@@ -39,13 +39,12 @@ def error_response(error: PlatformError, request_id: str, *, param: str | None =
         "code": error.code,
         "request_id": request_id,
     }
-    headers = {"X-Request-ID": request_id}
-    if status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="aisaas"'
-    retry_after = error.extra.get("retry_after")
-    if isinstance(retry_after, int | float):
-        headers["Retry-After"] = str(max(1, round(retry_after)))
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    return {"error": body}
+
+
+def error_response(error: PlatformError, request_id: str, *, param: str | None = None) -> JSONResponse:
+    body = error_body(error, request_id, param=param)
+    return JSONResponse(body, status_code=error.status, headers=error_headers(error, request_id))
 
 
 class OpenAIRoute(ParsedBodyRoute):
@@ -55,7 +54,7 @@ class OpenAIRoute(ParsedBodyRoute):
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
-            request_id = request_id_var.get() or getattr(request.state, "request_id", "unknown")
+            request_id = request_id_of(request)
             try:
                 return await handler(request)
             except RequestValidationError as exc:

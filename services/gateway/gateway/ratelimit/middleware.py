@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from common.contracts import Actor, Role
 from common.errors import PlatformError, RateLimited
 from gateway.auth.caller import bearer_token, known_caller, record_caller
-from gateway.http.body import send_problem
+from gateway.http.errors import send_error
 from gateway.metrics import RATE_LIMITED
 from gateway.ratelimit.policy import OUTCOMES, Budget, group_of, parse_budgets
 from gateway.ratelimit.store import RateLimiter
@@ -41,7 +41,7 @@ async def _count(scope: Scope, receive: Receive, send: Send, checks: list[tuple[
     try:
         outcomes = await limiter.check_all(checks)
     except PlatformError as exc:
-        await send_problem(scope, receive, send, exc)
+        await send_error(scope, receive, send, exc)
         return False
     scope["state"].setdefault(OUTCOMES, []).extend(outcomes)
     last = outcomes[-1]
@@ -54,7 +54,7 @@ async def _count(scope: Scope, receive: Receive, send: Send, checks: list[tuple[
         limit=budget.name,
         retry_after=last.retry_after_s,
     )
-    await send_problem(scope, receive, send, error, {"Retry-After": str(last.retry_after_s)})
+    await send_error(scope, receive, send, error, {"Retry-After": str(last.retry_after_s)})
     return False
 
 

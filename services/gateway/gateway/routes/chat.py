@@ -5,14 +5,16 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
+from fastapi.sse import format_sse_event
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.contracts import ChatChunk, ChatCompletion, ChatMessage, CompleteChat
 from common.errors import PlatformError
-from gateway.chat_relay import ChatRelay, EventStream, sse, write_events
+from gateway.chat_relay import ChatRelay, write_events
 from gateway.deps import Rpc, Settings, UserCaller
 from gateway.http.json_body import ParsedBodyRoute
 from gateway.http.responses import PROBLEM_REF, SPENDING, event_stream
+from gateway.http.sse import EventStream
 
 router = APIRouter(tags=["chat"], route_class=ParsedBodyRoute)
 
@@ -114,10 +116,12 @@ class NativeEvents:
         self._request_id = request_id
 
     def chunk(self, chunk: ChatChunk) -> bytes:
-        return sse(chunk.model_dump_json(exclude={"last", "finish_reason"}), event="chunk")
+        return format_sse_event(data_str=chunk.model_dump_json(exclude={"last", "finish_reason"}), event="chunk")
 
     def done(self, completion: ChatCompletion, *, streamed_any: bool) -> bytes:
-        return sse(completion.model_dump_json(), event="done")
+        return format_sse_event(data_str=completion.model_dump_json(), event="done")
 
     def error(self, error: PlatformError) -> bytes:
-        return sse(json.dumps(error.to_problem(request_id=self._request_id, instance="/v1/chat")), event="error")
+        return format_sse_event(
+            data_str=json.dumps(error.to_problem(request_id=self._request_id, instance="/v1/chat")), event="error"
+        )

@@ -43,6 +43,7 @@ from gateway.http.responses import (
     UPSTREAM,
     event_stream,
 )
+from gateway.http.sse import SSE_HEADERS
 from gateway.image_jobs import Follower, failure_of, job_deadline, job_id_for, submit
 from gateway.image_views import ImageList, ImageReady, ImageRequest, ImageView, JobView, absolute, image_view, job_view
 from gateway.ratelimit.stream_slots import SlottedStream, StreamSlots
@@ -162,7 +163,7 @@ async def job_events(job_id: JobId, request: Request, follower: Follower, caller
         slots=slots,
         user_id=caller.actor.id,
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers=SSE_HEADERS,
     )
 
 
