@@ -31,7 +31,7 @@ from gateway.http.prompt_limit import PromptLimitMiddleware
 from gateway.http.security_headers import add_cors
 from gateway.idempotency.middleware import IdempotencyMiddleware
 from gateway.idempotency.store import IdempotencyStore
-from gateway.ratelimit.middleware import TrafficMiddleware
+from gateway.ratelimit.middleware import RateLimitMiddleware
 from gateway.ratelimit.policy import parse_budget
 from gateway.ratelimit.store import RateLimiter
 from gateway.ratelimit.stream_slots import StreamSlots
@@ -111,6 +111,6 @@ def install(app: FastAPI, settings: GatewaySettings) -> None:
     app.add_middleware(PromptLimitMiddleware, max_chars=settings.max_prompt_chars)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
-        TrafficMiddleware, ip_budget=parse_budget(settings.rate_limit_ip, name="ip"), limits=settings.rate_limits
+        RateLimitMiddleware, ip_budget=parse_budget(settings.rate_limit_ip, name="ip"), limits=settings.rate_limits
     )
     add_cors(app, settings.cors_origins)

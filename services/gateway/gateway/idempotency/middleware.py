@@ -48,7 +48,7 @@ from gateway.http.body import header, read_body, replaying
 from gateway.http.deadlines import deadline_from
 from gateway.http.errors import error_response, send_error
 from gateway.http.json_body import NOT_DECODED, decoded, loads
-from gateway.idempotency.store import LEASE_S, IdempotencyStore, Kept
+from gateway.idempotency.store import LEASE_S, IdempotencyStore, StoredResponse
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def fingerprint(method: str, path: str, query: bytes, body: bytes, value: Any = 
     return digest.hexdigest()
 
 
-def kept(status: int) -> bool:
+def replayed_later(status: int) -> bool:
     """Whether a response is kept for replays (see the module docstring)."""
     return not (400 <= status < 500 or status in (502, 503))
 
@@ -121,11 +121,11 @@ class IdempotencyMiddleware:
             if first is None:
                 await self._run(scope, replaying(body, ended, receive), send, store, record, owner)
             else:
-                await _send_kept(first, send)
+                await _send_stored(first, send)
 
     async def _first(
         self, store: IdempotencyStore, record: str, fp: str, owner: str, *, deadline: float
-    ) -> Kept | None:
+    ) -> StoredResponse | None:
         """None once this request owns the key; else the first request's kept response (waiting for it)."""
         pause = _POLL_S[0]
         while True:
@@ -172,7 +172,7 @@ class IdempotencyMiddleware:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
-        if not kept(status):
+        if not replayed_later(status):
             try:
                 await store.release(record, owner)
             except REDIS_ERRORS as exc:
@@ -182,7 +182,7 @@ class IdempotencyMiddleware:
             too_large = Conflict("the first response to this Idempotency-Key was too large to keep; it was sent once")
             await _finish(store, record, owner, _problem_response(too_large, scope))
         else:
-            await _finish(store, record, owner, Kept(status, headers, b"".join(chunks)))
+            await _finish(store, record, owner, StoredResponse(status, headers, b"".join(chunks)))
 
     def _wait_s(self, scope: Scope) -> float:
         """How long a retry waits for a running first request: its own X-Request-Timeout, checked
@@ -205,7 +205,7 @@ async def _keep_renewing(store: IdempotencyStore, record: str, owner: str) -> No
             log.warning("idempotency lease not renewed", extra={"error": repr(exc)})
 
 
-async def _finish(store: IdempotencyStore, record: str, owner: str, response: Kept) -> None:
+async def _finish(store: IdempotencyStore, record: str, owner: str, response: StoredResponse) -> None:
     try:
         if not await store.complete(record, owner, response):
             log.warning("idempotency lease lost before the response was kept")
@@ -213,13 +213,13 @@ async def _finish(store: IdempotencyStore, record: str, owner: str, response: Ke
         log.warning("response not kept for replays", extra={"error": repr(exc)})
 
 
-def _problem_response(error: PlatformError, scope: Scope) -> Kept:
+def _problem_response(error: PlatformError, scope: Scope) -> StoredResponse:
     response = error_response(scope, error)
     content_type = response.headers["content-type"].encode()
-    return Kept(error.status, [(b"content-type", content_type)], bytes(response.body))
+    return StoredResponse(error.status, [(b"content-type", content_type)], bytes(response.body))
 
 
-async def _send_kept(response: Kept, send: Send) -> None:
+async def _send_stored(response: StoredResponse, send: Send) -> None:
     headers = [
         *response.headers,
         (b"content-length", str(len(response.body)).encode()),

@@ -60,7 +60,7 @@ return 0
 
 
 @dataclass(frozen=True, slots=True)
-class Kept:
+class StoredResponse:
     status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
@@ -108,7 +108,7 @@ class IdempotencyStore:
     async def renew(self, record: str, owner: str) -> None:
         await self._renew(keys=[record], args=[owner, int(LEASE_S * 1000)])
 
-    async def complete(self, record: str, owner: str, response: Kept) -> bool:
+    async def complete(self, record: str, owner: str, response: StoredResponse) -> bool:
         """Keep `response` for replays (False: the lease was lost)."""
         args = [owner, self._ttl_s, *_fields(response)]
         return bool(await self._complete(keys=[record, self.usage(record)], args=args))
@@ -120,12 +120,12 @@ class IdempotencyStore:
         state, fp = await self._redis.hmget(record, ["state", "fp"])
         return None if state is None else (state.decode(), fp.decode())
 
-    async def replay(self, record: str) -> Kept | None:
+    async def replay(self, record: str) -> StoredResponse | None:
         status, headers, body = await self._redis.hmget(record, ["status", "headers", "body"])
         if status is None:
             return None
         pairs = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in json.loads(headers)]
-        return Kept(int(status), pairs, body or b"")
+        return StoredResponse(int(status), pairs, body or b"")
 
 
 def _slot(user_id: str) -> str:
@@ -133,6 +133,6 @@ def _slot(user_id: str) -> str:
     return "{" + hashlib.sha256(user_id.encode()).hexdigest()[:32] + "}"
 
 
-def _fields(response: Kept) -> list[object]:
+def _fields(response: StoredResponse) -> list[object]:
     headers = json.dumps([[k.decode("latin-1"), v.decode("latin-1")] for k, v in response.headers])
     return [response.status, headers, response.body]

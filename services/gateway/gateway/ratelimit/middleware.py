@@ -58,7 +58,7 @@ async def _count(scope: Scope, receive: Receive, send: Send, checks: list[tuple[
     return False
 
 
-class TrafficMiddleware:
+class RateLimitMiddleware:
     def __init__(self, app: ASGIApp, *, ip_budget: Budget, limits: dict[str, dict[Role, str]]) -> None:
         self.app = app
         self.ip_budget = ip_budget

@@ -1,6 +1,6 @@
 import pytest
 
-from gateway.idempotency.middleware import fingerprint, kept
+from gateway.idempotency.middleware import fingerprint, replayed_later
 
 pytestmark = pytest.mark.unit
 
@@ -19,4 +19,4 @@ FREED = [400, 402, 409, 422, 429, 502, 503]  # nothing was charged: a retry may 
 
 @pytest.mark.parametrize(("status", "is_kept"), [(s, True) for s in KEPT] + [(s, False) for s in FREED])
 def test_which_responses_are_kept_for_replays(status: int, is_kept: bool) -> None:
-    assert kept(status) is is_kept
+    assert replayed_later(status) is is_kept
