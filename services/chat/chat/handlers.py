@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import time
 
-from chat.accounting import Accounts
 from chat.cache import CachedAnswer, Lead, PromptCache
 from chat.catalog import ModelCatalog
 from chat.conversations import Conversations
-from chat.costs import CostTable
 from chat.failover import Failover
 from chat.job import Job, completion, fitted, streamed_completion, usage_of
+from chat.provider_costs import CostTable
 from chat.providers.base import ProviderAnswer, ProviderRequest
+from chat.settlement import Accounts
 from chat.streaming import Pumped, delivered_usage, produced_usage, pump, replay
 from chat.usage import UsageRecorder
 from common.bus import ReplyStream, RpcClient

@@ -10,8 +10,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from chat.costs import CostTable
 from chat.job import Job
+from chat.provider_costs import CostTable
 from chat.providers.base import ProviderAnswer
 from chat.usage import UsageRecorder, usage_id
 from common.contracts import Reservation, UsageRecord

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.costs import CostTable
+from chat.provider_costs import CostTable
 
 pytestmark = pytest.mark.unit
 
