@@ -28,7 +28,7 @@ from gateway.image_views import absolute
 from gateway.openai.errors import OpenAIRoute
 from gateway.routes.image_files import local_path
 
-router = APIRouter(tags=["openai"], route_class=OpenAIRoute)
+router = APIRouter(tags=["images", "openai"], route_class=OpenAIRoute)
 
 
 class OpenAIImageRequest(BaseModel):
