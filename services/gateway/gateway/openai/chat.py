@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from common.contracts import ChatChunk, ChatCompletion, ChatMessage, CompleteChat, FinishReason, ListModels, ModelList
 from common.contracts.chat import MAX_CONTENT_CHARS
 from common.errors import NotFound, PlatformError
+from gateway.chat_limits import MaxTokens, ModelName, Temperature, TopP, limits
 from gateway.chat_relay import ChatRelay, write_events
 from gateway.deps import Rpc, Settings, UserCaller
 from gateway.http.responses import OPENAI, OPENAI_NOT_FOUND, OPENAI_SPENDING, event_stream
@@ -71,12 +72,12 @@ class ChatCompletionsBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:/-]+$")
-    messages: list[Message] = Field(min_length=1, max_length=100)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    max_tokens: int | None = Field(None, ge=1, le=32_768, description="At most the model's priced cap.")
-    max_completion_tokens: int | None = Field(None, ge=1, le=32_768, description="At most the model's priced cap.")
+    model: ModelName
+    messages: Annotated[list[Message], *limits("messages")]
+    temperature: Temperature | None = None
+    top_p: TopP | None = None
+    max_tokens: MaxTokens | None = Field(None, description="At most the model's priced cap.")
+    max_completion_tokens: MaxTokens | None = Field(None, description="At most the model's priced cap.")
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     n: Literal[1] | None = Field(None, description="Only one choice is produced.")
