@@ -9,9 +9,9 @@ from chat.breaker import CircuitBreaker
 from chat.cache import PromptCache
 from chat.catalog import ModelCatalog
 from chat.conversations import Conversations
-from chat.costs import CostTable
 from chat.failover import Failover, RetryPolicy
 from chat.handlers import ChatHandlers
+from chat.provider_costs import CostTable
 from chat.providers.base import ChatProvider
 from chat.providers.gemini import GeminiProvider
 from chat.providers.local import LocalProvider
