@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 from starlette.types import Scope
 
+from common.bus.retry import TRANSIENT
 from common.errors import (
     BadRequest,
     Forbidden,
@@ -21,6 +22,7 @@ from common.errors import (
     NotFound,
     PayloadTooLarge,
     PlatformError,
+    ServiceUnavailable,
     Unauthenticated,
     ValidationFailed,
 )
@@ -118,6 +120,14 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:
+    """A store a route uses directly (the users collection, Redis) is unreachable: 503 with a
+    Retry-After, as for any dependency down, not a 500 that reads as a bug."""
+    log.warning("dependency unreachable", extra={"error": repr(exc), "path": request.url.path})
+    error = ServiceUnavailable("a store this request needs is unreachable; try again shortly", retry_after=2)
+    return problem_response(error, request_id=request_id_of(request), instance=request.url.path)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error")
     return problem_response(InternalError(), request_id=request_id_of(request), instance=request.url.path)
@@ -127,4 +137,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(PlatformError, _platform_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    for down in TRANSIENT:
+        if not issubclass(down, PlatformError):
+            app.add_exception_handler(down, _dependency_down)
     app.add_exception_handler(Exception, _unexpected)
