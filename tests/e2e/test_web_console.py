@@ -1,6 +1,7 @@
 """The web console in a real browser (Debian's Chromium driven by Playwright, never a
 downloaded browser) against the whole stack: sign in, a streamed answer that appears piece by
-piece while the balance drops by its cost, and a 402 and a 429 rendered as messages.
+piece while the balance drops by its cost, a 402 and a 429 rendered as messages, an image job
+followed live into the gallery and deleted from it.
 
 Screenshots (desktop and phone viewports) go to web-results/ (gitignored)."""
 
@@ -166,7 +167,11 @@ async def test_a_streamed_answer_appears_piece_by_piece_and_the_balance_drops_by
     assert cost > 0
     await expect(balance).to_have_attribute("data-available", str(1000 - cost), timeout=WAIT_MS)
     assert await server_balance(stack, page) == 1000 - cost
-    await expect(page.locator("#credit-history li").first).to_be_visible(timeout=WAIT_MS)
+    await page.get_by_role("link", name="Credits").click()
+    charged = page.locator('#credit-history tr[data-kind="commit"]').first
+    await expect(charged).to_contain_text("Charged", timeout=WAIT_MS)
+    await expect(page.locator('#credit-history tr[data-reason="signup"]')).to_contain_text("welcome credits")
+    await page.get_by_role("link", name="Chat").click()
     await expect(page.get_by_role("button", name="Stop")).to_be_disabled()
     await screenshots(page, "chat-streamed")
     assert problems == []
@@ -263,3 +268,75 @@ async def test_a_provider_outage_renders_as_a_message_and_costs_nothing(
     assert settled["available"] == 1000
     await screenshots(page, "chat-outage")
     assert [p for p in problems if " 50" not in p] == []  # the browser logs the failed request itself
+
+
+# Records each state the image job shows (status, stage and progress), as the page changes it.
+OBSERVE_JOB = """() => {
+  window.__job = [];
+  const job = document.getElementById("image-job");
+  const bar = document.getElementById("image-progress");
+  new MutationObserver(() => {
+    const state = `${job.dataset.status}/${document.getElementById("image-stage").dataset.stage}/${bar.value}`;
+    const seen = window.__job;
+    if (seen[seen.length - 1] !== state) seen.push(state);
+  }).observe(job, { subtree: true, attributes: true, childList: true, characterData: true });
+}"""
+
+
+async def server_images(stack: Stack, page: Page) -> list[dict[str, object]]:
+    token = await page.evaluate("sessionStorage.getItem('aisaas.token')")
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=10) as http:
+        response = await http.get("/v1/images", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    images: list[dict[str, object]] = response.json()["images"]
+    return images
+
+
+@pytest.mark.stack_env(SIGNUP_CREDITS="100", WEB_DIST_DIR=DIST, IMAGE_PRICE="5", LOCAL_IMAGE_LATENCY_S="2")
+async def test_an_image_job_shows_progress_lands_in_the_gallery_and_deleting_it_removes_it(
+    stack: Stack, web_dist: Path, browser: Browser
+) -> None:
+    problems: list[str] = []
+    page = await open_console(browser, stack, problems)
+    await sign_in(page, "web-images@example.com")
+    balance = page.locator("#balance")
+    await expect(balance).to_have_attribute("data-available", "100", timeout=WAIT_MS)
+    await page.get_by_role("link", name="Images").click()
+    await expect(page.get_by_label("Image prompt")).to_be_focused()
+    await expect(page.locator("#gallery-empty")).to_be_visible(timeout=WAIT_MS)
+
+    await page.evaluate(OBSERVE_JOB)
+    await page.get_by_label("Image prompt").fill("a red lighthouse at dusk")
+    await page.get_by_label("Size").select_option("256x256")
+    await page.get_by_role("button", name="Generate").click()
+    tiles = page.locator("#gallery li")
+    await expect(tiles).to_have_count(1, timeout=WAIT_MS)
+    seen: list[str] = await page.evaluate("window.__job")
+    assert seen[-1] == "succeeded/done/100", seen
+    assert any(state.startswith(("queued/", "running/")) for state in seen[:-1]), f"no progress was shown: {seen}"
+    shown = [int(state.rsplit("/", 1)[1]) for state in seen]
+    assert shown == sorted(shown), f"progress went back: {seen}"
+    await expect(balance).to_have_attribute("data-available", "95", timeout=WAIT_MS)
+
+    listed = await server_images(stack, page)
+    assert [image["prompt"] for image in listed] == ["a red lighthouse at dusk"]
+    assert listed[0]["size"] == "256x256"
+    await expect(tiles.first).to_have_attribute("data-image-id", str(listed[0]["id"]))
+    picture = tiles.first.get_by_role("img", name="a red lighthouse at dusk")
+    assert await picture.evaluate("img => img.complete && img.naturalWidth") == 256  # the file itself is served
+
+    await page.get_by_role("button", name="Open a red lighthouse at dusk").click()
+    viewer = page.get_by_role("dialog")
+    await expect(viewer).to_be_visible()
+    await expect(viewer.get_by_role("img")).to_have_attribute("src", str(listed[0]["url"]))
+    await screenshots(page, "images-open")
+    await page.keyboard.press("Escape")
+    await expect(viewer).to_be_hidden()
+    await screenshots(page, "images")
+
+    await page.get_by_role("button", name="Delete a red lighthouse at dusk").click()
+    await expect(tiles).to_have_count(0, timeout=WAIT_MS)
+    await expect(page.locator("#gallery-empty")).to_be_visible()
+    assert await server_images(stack, page) == []
+    assert await server_balance(stack, page) == 95  # deleting is free, and refunds nothing
+    assert problems == []

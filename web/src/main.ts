@@ -4,17 +4,22 @@ import { ApiError } from "./api/problems";
 import { session } from "./session";
 import { chatView } from "./views/chat";
 import { historyView, showBalance } from "./views/credits";
+import { imagesView } from "./views/images";
+import { navigation, type Navigation, type Section } from "./views/nav";
 import { signInView } from "./views/signin";
 
 const main = document.getElementById("main")!;
 const balance = document.getElementById("balance")!;
 const signOut = document.getElementById("sign-out") as HTMLButtonElement;
 const api = new Api(() => session.token());
+let sections: Navigation | null = null;
 
 function showSignIn(): void {
   session.signOut();
   balance.hidden = true;
   signOut.hidden = true;
+  sections?.close();
+  sections = null;
   main.replaceChildren(
     signInView(api, (token) => {
       session.signIn(token);
@@ -25,21 +30,27 @@ function showSignIn(): void {
 
 function showConsole(): void {
   signOut.hidden = false;
-  const history = historyView();
-  // Credits held by an answer just stopped are settled a moment later: look again until none are.
+  const history = historyView(api);
+  // Credits held by work just stopped are settled a moment later: look again until none are.
   const refresh = async (again = 5) => {
     try {
       const now = await api.balance();
       showBalance(balance, now);
       if (now.reserved > 0 && again > 0) setTimeout(() => void refresh(again - 1), 1000);
-      await history.refresh(api);
+      await history.refresh();
     } catch (caught) {
       if (caught instanceof ApiError && caught.kind === "unauthenticated") showSignIn();
     }
   };
-  main.replaceChildren(chatView(api, () => void refresh(), showSignIn), history.element);
+  const changed = () => void refresh();
+  const views: Section[] = [
+    { id: "chat", title: "Chat", element: chatView(api, changed, showSignIn), focus: "prompt" },
+    { id: "images", title: "Images", element: imagesView(api, changed, showSignIn), focus: "image-prompt" },
+    { id: "credits", title: "Credits", element: history.element },
+  ];
+  main.replaceChildren(...views.map((s) => s.element));
+  sections = navigation(views, main);
   void refresh();
-  document.getElementById("prompt")?.focus();
 }
 
 signOut.addEventListener("click", showSignIn);
