@@ -124,6 +124,7 @@ async def screenshots(page: Page, name: str) -> None:
     await page.screenshot(path=RESULTS / f"{name}-phone.png", full_page=True)
     # Usable on a phone: nothing wider than the screen.
     assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    await page.set_viewport_size(DESKTOP)
 
 
 async def server_credits(stack: Stack, page: Page) -> dict[str, int]:
@@ -146,6 +147,8 @@ async def test_a_streamed_answer_appears_piece_by_piece_and_the_balance_drops_by
         simulator.sim.add_fault(provider, stream_delay_ms=150)
     problems: list[str] = []
     page = await open_console(browser, stack, problems)
+    await expect(page.get_by_label("Email")).to_be_focused()
+    await screenshots(page, "signin")
     await sign_in(page, "web-stream@example.com")
     balance = page.locator("#balance")
     await expect(balance).to_have_attribute("data-available", "1000", timeout=WAIT_MS)
@@ -171,6 +174,7 @@ async def test_a_streamed_answer_appears_piece_by_piece_and_the_balance_drops_by
     charged = page.locator('#credit-history tr[data-kind="commit"]').first
     await expect(charged).to_contain_text("Charged", timeout=WAIT_MS)
     await expect(page.locator('#credit-history tr[data-reason="signup"]')).to_contain_text("welcome credits")
+    await screenshots(page, "credits")
     await page.get_by_role("link", name="Chat").click()
     await expect(page.get_by_role("button", name="Stop")).to_be_disabled()
     await screenshots(page, "chat-streamed")
