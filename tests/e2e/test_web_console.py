@@ -1,7 +1,8 @@
 """The web console in a real browser (Debian's Chromium driven by Playwright, never a
 downloaded browser) against the whole stack: sign in, a streamed answer that appears piece by
 piece while the balance drops by its cost, a 402 and a 429 rendered as messages, an image job
-followed live into the gallery and deleted from it.
+followed live into the gallery and deleted from it, and the admin view's charts showing the
+numbers the analytics API returns (a plain user neither sees it nor gets the data).
 
 Screenshots (desktop and phone viewports) go to web-results/ (gitignored)."""
 
@@ -100,9 +101,9 @@ async def open_console(browser: Browser, stack: Stack, problems: list[str]) -> P
     return page
 
 
-async def sign_in(page: Page, email: str) -> None:
+async def sign_in(page: Page, email: str, role: str = "user") -> None:
     await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Role").select_option("user")
+    await page.get_by_label("Role").select_option(role)
     await page.get_by_label("Email").press("Enter")  # the keyboard alone signs in
     await expect(page.locator("#balance")).to_be_visible(timeout=WAIT_MS)
     await expect(page.locator("#model option").first).to_be_attached(timeout=WAIT_MS)
@@ -116,6 +117,12 @@ async def send(page: Page, text: str, *, keyboard: bool = False) -> None:
         await page.get_by_role("button", name="Send").click()
 
 
+# The elements reaching past the right edge of the screen, to say what overflows.
+WIDER_THAN_SCREEN = """() => [...document.querySelectorAll("body *")]
+  .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+  .slice(0, 5).map(e => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`)"""
+
+
 async def screenshots(page: Page, name: str) -> None:
     RESULTS.mkdir(exist_ok=True)
     await page.set_viewport_size(DESKTOP)
@@ -123,7 +130,8 @@ async def screenshots(page: Page, name: str) -> None:
     await page.set_viewport_size(PHONE)
     await page.screenshot(path=RESULTS / f"{name}-phone.png", full_page=True)
     # Usable on a phone: nothing wider than the screen.
-    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    wide = await page.evaluate(WIDER_THAN_SCREEN)
+    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], wide
     await page.set_viewport_size(DESKTOP)
 
 
@@ -343,4 +351,134 @@ async def test_an_image_job_shows_progress_lands_in_the_gallery_and_deleting_it_
     await expect(page.locator("#gallery-empty")).to_be_visible()
     assert await server_images(stack, page) == []
     assert await server_balance(stack, page) == 95  # deleting is free, and refunds nothing
+    assert problems == []
+
+
+async def api_as(stack: Stack, token: str, path: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=10) as http:
+        return await http.get(path, headers={"Authorization": f"Bearer {token}"})
+
+
+async def dev_token(stack: Stack, email: str, role: str) -> str:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=10) as http:
+        response = await http.post("/v1/dev/token", json={"email": email, "role": role})
+    response.raise_for_status()
+    token: str = response.json()["token"]
+    return token
+
+
+async def chart_numbers(page: Page, table_id: str) -> dict[str, float]:
+    """A chart's numbers as its table gives them to assistive technology: label -> value."""
+    rows: list[list[str]] = await page.locator(f"table#{table_id} tbody tr").evaluate_all(
+        "rows => rows.map(r => [...r.querySelectorAll('[data-value]')].map(c => c.dataset.value))"
+    )
+    return {label: float(value) for label, value in rows}
+
+
+async def table_rows(page: Page, table_id: str) -> dict[str, dict[str, str]]:
+    rows: list[dict[str, str]] = await page.locator(f"table#{table_id} tbody tr").evaluate_all(
+        "rows => rows.map(r => Object.fromEntries("
+        "[...r.querySelectorAll('[data-key]')].map(c => [c.dataset.key, c.dataset.value])))"
+    )
+    return {row["key"] if "key" in row else row["id"]: row for row in rows}
+
+
+@pytest.mark.provider_simulator
+@pytest.mark.stack_env(SIGNUP_CREDITS="1000", WEB_DIST_DIR=DIST)
+async def test_an_admin_sees_charts_with_the_numbers_the_analytics_api_returns_and_grants_credits(
+    stack: Stack, simulator: RunningSimulator, web_dist: Path, browser: Browser
+) -> None:
+    problems: list[str] = []
+    plain = await dev_token(stack, "web-granted@example.com", "user")
+    assert (await api_as(stack, plain, "/v1/credits")).json()["available"] == 1000  # now a known user
+    page = await open_console(browser, stack, problems)
+    await sign_in(page, "web-admin@example.com", role="admin")
+    await send(page, "what does a day of usage cost")
+    await expect(page.locator(".message.assistant .meta")).to_have_attribute(
+        "data-credits", re.compile(r"^[0-9]+$"), timeout=WAIT_MS
+    )
+    token = await page.evaluate("sessionStorage.getItem('aisaas.token')")
+
+    async def usage(group_by: str) -> dict[str, object]:
+        response = await api_as(stack, token, f"/v1/admin/analytics/usage?group_by={group_by}")
+        assert response.status_code == 200, response.text
+        report: dict[str, object] = response.json()
+        return report
+
+    await wait_until(lambda: usage("day"), lambda r: r["totals"]["requests"] >= 1, within=30)  # type: ignore[index]
+
+    await page.get_by_role("link", name="Admin").click()
+    await expect(page.get_by_role("heading", name="Admin")).to_be_visible()
+    users = await table_rows(page, "users")
+    granted_id = next(uid for uid, row in users.items() if row["email"] == "web-granted@example.com")
+    assert users[granted_id]["role"] == "user"
+    await page.get_by_label("User id").fill(granted_id)
+    await page.get_by_label("Amount").fill("250")
+    await page.get_by_label("Reason").select_option("purchase")
+    async with page.expect_request("**/v1/admin/credits/grants") as sent:
+        await page.get_by_label("Amount").press("Enter")  # the keyboard alone grants
+    assert re.fullmatch(r"[!-~]{1,64}", (await sent.value).headers["idempotency-key"])
+    await expect(page.locator("#grant-status")).to_have_text(
+        "Granted 250 credits to " + granted_id + "; they now have 1250 available.", timeout=WAIT_MS
+    )
+    assert (await api_as(stack, plain, "/v1/credits")).json()["available"] == 1250
+    flow = page.locator('table#credits-flow [data-key="value"]').first
+    await expect(flow).to_have_attribute("data-value", re.compile(r"^[0-9]+$"), timeout=WAIT_MS)
+    await expect(page.locator("#reports")).to_have_attribute("aria-busy", "false", timeout=WAIT_MS)
+
+    report = await api_as(stack, token, "/v1/admin/analytics/credits")
+    credits = report.json()
+    assert credits["granted_by_reason"]["purchase"] == 250
+    assert await chart_numbers(page, "credits-flow") == {
+        "granted": credits["granted"],
+        "spent": credits["spent"],
+        "released": credits["released"],
+    }
+    assert await chart_numbers(page, "granted-by-reason") == credits["granted_by_reason"]
+
+    day = await usage("day")
+    rows = day["rows"]
+    assert isinstance(rows, list) and rows
+    by_day = {r["key"]: r["figures"] for r in rows}
+    assert await chart_numbers(page, "requests-by-day") == {k: f["requests"] for k, f in by_day.items()}
+    assert await chart_numbers(page, "tokens-by-day") == {
+        k: f["prompt_tokens"] + f["completion_tokens"] for k, f in by_day.items()
+    }
+    assert await chart_numbers(page, "cost-by-day") == {k: f["cost_usd"] for k, f in by_day.items()}
+    assert await chart_numbers(page, "cache-by-day") == {k: f["cache_hit_ratio"] for k, f in by_day.items()}
+    assert sum(f["requests"] for f in by_day.values()) >= 1
+    for grouping, table in (("model", "usage-by-model"), ("provider", "usage-by-provider"), ("user", "top-users")):
+        expected = {r["key"]: r["figures"] for r in (await usage(grouping))["rows"]}  # type: ignore[attr-defined]
+        assert expected, grouping
+        shown = await table_rows(page, table)
+        assert set(shown) == set(expected), grouping
+        for key, figures in expected.items():
+            assert float(shown[key]["requests"]) == figures["requests"]
+            assert float(shown[key]["tokens"]) == figures["prompt_tokens"] + figures["completion_tokens"]
+            assert float(shown[key]["cost_usd"]) == figures["cost_usd"]
+            assert float(shown[key]["cache_hit_ratio"]) == figures["cache_hit_ratio"]
+        assert await chart_numbers(page, f"{table}-chart") == {k: f["cost_usd"] for k, f in expected.items()}
+    await screenshots(page, "admin")
+    assert problems == []
+
+
+@pytest.mark.stack_env(SIGNUP_CREDITS="1000", WEB_DIST_DIR=DIST)
+async def test_a_plain_user_has_no_admin_view_and_the_admin_api_refuses_them(
+    stack: Stack, web_dist: Path, browser: Browser
+) -> None:
+    problems: list[str] = []
+    page = await open_console(browser, stack, problems)
+    await sign_in(page, "web-plain@example.com")
+    await expect(page.get_by_role("link", name="Images")).to_be_visible()
+    await page.goto(stack.gateway_url + "/#admin")  # asked for by address: the first section instead
+    await expect(page.get_by_role("link", name="Chat")).to_have_attribute("aria-current", "page", timeout=WAIT_MS)
+    await expect(page.get_by_role("link", name="Admin")).to_have_count(0)
+    assert await page.locator("#admin-title, #reports, #grant-user").count() == 0
+
+    token = await page.evaluate("sessionStorage.getItem('aisaas.token')")
+    for path in ("/v1/admin/analytics/usage", "/v1/admin/analytics/credits", "/v1/admin/users"):
+        refused = await api_as(stack, token, path)
+        assert refused.status_code == 403, path
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["request_id"]
     assert problems == []

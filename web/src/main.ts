@@ -1,7 +1,9 @@
 import "./style.css";
 import { Api } from "./api/client";
+import { isAdmin } from "./api/admin";
 import { ApiError } from "./api/problems";
-import { session } from "./session";
+import { claimedRole, session } from "./session";
+import { adminView } from "./views/admin";
 import { chatView } from "./views/chat";
 import { historyView, showBalance } from "./views/credits";
 import { imagesView } from "./views/images";
@@ -49,8 +51,12 @@ function showConsole(): void {
     { id: "credits", title: "Credits", element: history.element },
   ];
   main.replaceChildren(...views.map((s) => s.element));
-  sections = navigation(views, main);
+  const nav = (sections = navigation(views, main));
   void refresh();
+  // The admin section exists only for whom the server lets in (it answers 403 to the others).
+  void isAdmin(api, claimedRole(session.token())).then((yes) => {
+    if (yes && sections === nav) nav.add({ id: "admin", title: "Admin", element: adminView(api, changed) });
+  });
 }
 
 signOut.addEventListener("click", showSignIn);
