@@ -482,3 +482,94 @@ async def test_a_plain_user_has_no_admin_view_and_the_admin_api_refuses_them(
         assert refused.headers["content-type"].startswith("application/problem+json")
         assert refused.json()["request_id"]
     assert problems == []
+
+
+AXE = webbuild.WEB / "node_modules" / "axe-core" / "axe.min.js"
+# axe-core's WCAG 2 A and AA rules (contrast among them) over the whole page.
+AXE_RUN = """() => axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] }).then(
+  r => r.violations.map(v => `${v.id}: ${v.nodes.map(n => n.target.join(" ")).join(", ")}`))"""
+# Form controls with no accessible name from a label or aria-label(ledby).
+UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea")]
+  .filter(e => !e.labels.length && !e.getAttribute("aria-label") && !e.getAttribute("aria-labelledby"))
+  .map(e => e.id || e.name || e.outerHTML)"""
+# Marks each control the keyboard should reach (visible, enabled; only an open modal's while
+# one is open, since the page behind it is inert) and names them.
+MARK_REACHABLE = """() => {
+  document.querySelectorAll("[data-kb]").forEach(e => delete e.dataset.kb);
+  const all = [...(document.querySelector("dialog[open]") ?? document).querySelectorAll(
+    "a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled])")]
+    .filter(e => e.getClientRects().length && !e.closest(".sr-only, dialog:not([open])"));
+  all.forEach((e, i) => e.dataset.kb = String(i));
+  return all.map(e => e.id || e.getAttribute("aria-label") || e.textContent.trim());
+}"""
+# The focused control: its mark, and whether focus is drawn around it.
+FOCUSED = """() => {
+  const e = document.activeElement;
+  const style = getComputedStyle(e);
+  return [e.dataset.kb ?? null, style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2];
+}"""
+
+
+async def assert_accessible(page: Page, view: str) -> None:
+    """axe-core finds nothing, every control has a label, and Tab alone reaches every control
+    with a visible focus ring."""
+    await page.evaluate(AXE.read_text())  # from node_modules, nothing from the network
+    violations = await page.evaluate(AXE_RUN)
+    assert violations == [], f"{view}: {violations}"
+    assert await page.evaluate(UNLABELLED) == [], view
+    controls: list[str] = await page.evaluate(MARK_REACHABLE)
+    await page.evaluate("document.activeElement && document.activeElement.blur()")
+    reached: set[int] = set()
+    for _ in range(len(controls) + 10):
+        await page.keyboard.press("Tab")
+        mark, ring = await page.evaluate(FOCUSED)
+        if mark is not None:
+            assert ring, f"{view}: no visible focus on {controls[int(mark)]}"
+            reached.add(int(mark))
+    missed = [name for i, name in enumerate(controls) if i not in reached]
+    assert missed == [], f"{view}: the keyboard does not reach {missed}"
+
+
+@pytest.mark.stack_env(SIGNUP_CREDITS="1000", WEB_DIST_DIR=DIST)  # offline providers: the local chat and drawing
+async def test_every_view_passes_axe_has_labelled_controls_and_is_reachable_by_keyboard(
+    stack: Stack, web_dist: Path, browser: Browser
+) -> None:
+    problems: list[str] = []
+    page = await open_console(browser, stack, problems)
+    await expect(page.get_by_label("Email")).to_be_focused()
+    await assert_accessible(page, "sign-in")
+    await sign_in(page, "web-a11y@example.com", role="admin")
+    await send(page, "a short answer for the record", keyboard=True)
+    await expect(page.locator(".message.assistant .meta")).to_have_attribute(
+        "data-credits", re.compile(r"^[0-9]+$"), timeout=WAIT_MS
+    )
+    await assert_accessible(page, "chat")
+    await screenshots(page, "chat")
+
+    # Sections open from the keyboard too: focus a tab, Enter, and the keyboard lands in it.
+    await page.locator("#to-images").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_label("Image prompt")).to_be_focused()
+    await page.keyboard.type("a lighthouse drawn for the accessibility check")
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Generate")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#gallery li")).to_have_count(1, timeout=WAIT_MS)
+    await assert_accessible(page, "images")
+    await page.locator("#gallery button.open").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("dialog")).to_be_visible()
+    await assert_accessible(page, "image viewer")
+    await page.keyboard.press("Escape")
+    await expect(page.get_by_role("dialog")).to_be_hidden()
+
+    for section in ("credits", "admin"):
+        await page.locator(f"#to-{section}").focus()
+        await page.keyboard.press("Enter")
+        await expect(page.locator(f"#to-{section}")).to_have_attribute("aria-current", "page")
+        if section == "admin":
+            await expect(page.locator("#reports")).to_have_attribute("aria-busy", "false", timeout=WAIT_MS)
+            await expect(page.locator("table#users tbody tr")).not_to_have_count(0, timeout=WAIT_MS)
+        await assert_accessible(page, section)
+    assert problems == []

@@ -144,7 +144,7 @@ export function imagesView(api: Api, onChanged: () => void, onUnauthenticated: (
   return h(
     "section",
     { class: "card images", "aria-labelledby": "images-title" },
-    h("h2", { id: "images-title" }, "Images"),
+    h("h2", { id: "images-title", tabindex: "-1" }, "Images"),
     form,
     job,
     error,
