@@ -573,3 +573,38 @@ async def test_every_view_passes_axe_has_labelled_controls_and_is_reachable_by_k
             await expect(page.locator("table#users tbody tr")).not_to_have_count(0, timeout=WAIT_MS)
         await assert_accessible(page, section)
     assert problems == []
+
+
+@pytest.mark.stack_env(SIGNUP_CREDITS="1000", WEB_DIST_DIR=DIST, IMAGE_PRICE="5")
+async def test_the_gallery_lists_newest_first_and_shows_older_images_a_page_at_a_time(
+    stack: Stack, web_dist: Path, browser: Browser
+) -> None:
+    problems: list[str] = []
+    page = await open_console(browser, stack, problems)
+    await sign_in(page, "web-gallery@example.com")
+    token = await page.evaluate("sessionStorage.getItem('aisaas.token')")
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as http:
+        for n in range(14):  # more than the console's page of 12
+            made = await http.post(
+                "/v1/images?wait=30",
+                json={"prompt": f"picture number {n}", "size": "256x256"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert made.status_code == 200, made.text
+        listed = await http.get("/v1/images?limit=100", headers={"Authorization": f"Bearer {token}"})
+    newest_first = [image["id"] for image in listed.json()["images"]]
+    assert len(newest_first) == 14
+
+    await page.get_by_role("link", name="Images").click()
+    tiles = page.locator("#gallery li")
+    await expect(tiles).to_have_count(12, timeout=WAIT_MS)
+    older = page.get_by_role("button", name="Show older images")
+    await expect(older).to_be_visible()
+    async with page.expect_request(re.compile(r"/v1/images\?limit=12&cursor=")) as asked:
+        await older.click()
+    assert (await asked.value).url.split("cursor=")[1]  # the API's cursor, passed back
+    await expect(tiles).to_have_count(14, timeout=WAIT_MS)
+    await expect(older).to_be_hidden()
+    shown = await tiles.evaluate_all("items => items.map(i => i.dataset.imageId)")
+    assert shown == newest_first
+    assert problems == []

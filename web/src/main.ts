@@ -45,9 +45,10 @@ function showConsole(): void {
     }
   };
   const changed = () => void refresh();
+  const images = imagesView(api, changed, showSignIn);
   const views: Section[] = [
     { id: "chat", title: "Chat", element: chatView(api, changed, showSignIn), focus: "prompt" },
-    { id: "images", title: "Images", element: imagesView(api, changed, showSignIn), focus: "image-prompt" },
+    { id: "images", title: "Images", element: images.element, focus: "image-prompt", onShow: () => void images.refresh() },
     { id: "credits", title: "Credits", element: history.element },
   ];
   main.replaceChildren(...views.map((s) => s.element));

@@ -42,7 +42,7 @@ function row(e: JournalEntry): HTMLElement {
   return h(
     "tr",
     { "data-kind": e.kind, "data-reason": e.reason ?? "" },
-    h("td", {}, when ? h("time", { datetime: when }, new Date(when).toLocaleString()) : ""),
+    h("td", {}, when ? h("time", { datetime: when }, new Date(when).toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" })) : ""),
     h("td", { class: "what" }, describe(e)),
     h("td", { class: "num" }, String(e.amount)),
     h("td", { class: "num" }, signed(e.available)),

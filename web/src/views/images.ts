@@ -22,7 +22,11 @@ function errorText(caught: unknown): string {
   return caught instanceof Error ? caught.message : String(caught);
 }
 
-export function imagesView(api: Api, onChanged: () => void, onUnauthenticated: () => void): HTMLElement {
+export function imagesView(
+  api: Api,
+  onChanged: () => void,
+  onUnauthenticated: () => void,
+): { element: HTMLElement; refresh: () => Promise<void> } {
   const gallery = new Gallery();
   const prompt = h("textarea", { id: "image-prompt", name: "image-prompt", rows: "2", required: true, maxlength: "4000" });
   const size = h("select", { id: "image-size", name: "image-size" }, ...SIZES.map((s) => h("option", { value: s }, s.replace("x", " × "))));
@@ -140,8 +144,7 @@ export function imagesView(api: Api, onChanged: () => void, onUnauthenticated: (
     }
   });
 
-  void load(true);
-  return h(
+  const element = h(
     "section",
     { class: "card images", "aria-labelledby": "images-title" },
     h("h2", { id: "images-title", tabindex: "-1" }, "Images"),
@@ -154,4 +157,5 @@ export function imagesView(api: Api, onChanged: () => void, onUnauthenticated: (
     more,
     viewer,
   );
+  return { element, refresh: () => load(true) };
 }

@@ -9,6 +9,8 @@ export interface Section {
   element: HTMLElement;
   /** The control to put the keyboard on when the section opens. */
   focus?: string;
+  /** Called each time the section opens (to show what changed elsewhere meanwhile). */
+  onShow?: () => void;
 }
 
 export interface Navigation {
@@ -21,6 +23,7 @@ export function navigation(sections: Section[], main: HTMLElement): Navigation {
   const nav = h("nav", { id: "sections", class: "sections", "aria-label": "Sections" }, list);
   main.before(nav);
   const links = new Map<string, HTMLAnchorElement>();
+  let shown: Section | undefined;
 
   const show = (moved: boolean) => {
     const wanted = location.hash.slice(1);
@@ -31,6 +34,8 @@ export function navigation(sections: Section[], main: HTMLElement): Navigation {
       if (section === current) link.setAttribute("aria-current", "page");
       else link.removeAttribute("aria-current");
     }
+    if (current !== shown) current.onShow?.();
+    shown = current;
     document.title = `${current.title} · AI SaaS console`;
     if (moved) (document.getElementById(current.focus ?? "") ?? current.element.querySelector("h2"))?.focus();
   };
