@@ -20,6 +20,7 @@ from common.telemetry import configure_tracing
 from gateway import apidoc, guard, problems
 from gateway.middleware import RequestContextMiddleware
 from gateway.routes import admin, analytics, chat, credits, devsignin, health, images, threads, webapp, webhooks
+from gateway.routes import embeddings as openai_embeddings
 from gateway.routes import openai as openai_compatible
 from gateway.settings import GatewaySettings
 
@@ -64,6 +65,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(threads.router)
     app.include_router(openai_compatible.router)
+    app.include_router(openai_embeddings.router)
     app.include_router(credits.router)
     app.include_router(images.router)
     app.include_router(admin.router)

@@ -10,7 +10,7 @@ from common.errors import PlatformError
 from gateway.problems import problem_response
 from gateway.routes.openai import error_response as openai_error
 
-OPENAI_PATHS = frozenset({"/v1/chat/completions", "/v1/images/generations"})
+OPENAI_PATHS = frozenset({"/v1/chat/completions", "/v1/images/generations", "/v1/embeddings"})
 
 
 async def read_body(receive: Receive) -> tuple[bytes, Message | None]:
