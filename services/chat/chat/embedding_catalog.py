@@ -13,12 +13,13 @@ from chat.catalog import Offer
 from chat.costs import CostTable
 from chat.pricing import ModelPrice
 from chat.providers.embedding import EmbeddingProvider, EmbeddingRequest
-from common.errors import NotFound
+from common.errors import BadRequest, NotFound
 
 
 class EmbeddingCatalog:
-    def __init__(self, offers: Sequence[Offer]) -> None:
+    def __init__(self, offers: Sequence[Offer], *, sizes: dict[str, int | None] | None = None) -> None:
         self._offers = {o.model: o for o in offers}
+        self._sizes = sizes or {}
 
     @classmethod
     def build(
@@ -30,28 +31,38 @@ class EmbeddingCatalog:
         costs: CostTable,
     ) -> EmbeddingCatalog:
         offers: dict[str, Offer] = {}
+        sizes: dict[str, int | None] = {}
         for provider in providers:
             for model in (provider.default_model, *(m for m in prices if provider.owns(m))):
-                offers.setdefault(model, Offer(model, provider.name, prices.get(model, default_price)))
+                if model not in offers:
+                    offers[model] = Offer(model, provider.name, prices.get(model, default_price))
+                    sizes[model] = provider.max_dimensions(model)
         unpriced = [o.model for o in offers.values() if o.provider != "local" and not costs.priced(o.model)]
         if unpriced:
             raise ValueError(
                 f"embedding models without a USD price (add them to CHAT_USD_PRICES): {', '.join(unpriced)}"
             )
-        return cls(list(offers.values()))
+        return cls(list(offers.values()), sizes=sizes)
 
     @property
     def names(self) -> list[str]:
         return list(self._offers)
 
-    def resolve(self, model: str) -> Offer:
-        """The offer of `model`; NotFound (as OpenAI answers a model it does not have) when there is none."""
+    def resolve(self, model: str, *, dimensions: int | None = None) -> Offer:
+        """The offer of `model`; NotFound (as OpenAI answers a model it does not have) when there is none,
+        BadRequest when `dimensions` asks for longer vectors than the model gives."""
         offer = self._offers.get(model)
         if offer is None:
             raise NotFound(
                 f"model {model!r} is not offered for embeddings; choose one of: {', '.join(self._offers)}",
                 errors=[{"field": "body.model", "message": "unknown model", "type": "value_error"}],
                 models=list(self._offers),
+            )
+        size = self._sizes.get(model)
+        if dimensions is not None and size is not None and dimensions > size:
+            raise BadRequest(
+                f"model {model!r} gives vectors of at most {size} dimensions; {dimensions} were asked for",
+                errors=[{"field": "body.dimensions", "message": f"at most {size}", "type": "less_than_equal"}],
             )
         return offer
 

@@ -25,6 +25,9 @@ class LocalEmbeddings:
     def model_for(self, requested: str) -> str:
         return requested
 
+    def max_dimensions(self, model: str) -> int | None:
+        return None  # any length the contract allows
+
     async def embed(self, request: EmbeddingRequest) -> EmbeddingAnswer:
         size = request.dimensions or DIMENSIONS
         vectors = tuple(pack(vector(text, size)) for text in request.inputs)

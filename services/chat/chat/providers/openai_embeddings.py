@@ -13,6 +13,9 @@ from chat.providers.base import ProviderError
 from chat.providers.embedding import EmbeddingAnswer, EmbeddingRequest, pack
 from chat.providers.openai import NAME, _error
 
+# The models' full vector lengths, which `dimensions` may shorten (OpenAI's model pages).
+SIZES = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072}
+
 
 class OpenAIEmbeddings:
     name = NAME
@@ -32,6 +35,9 @@ class OpenAIEmbeddings:
 
     def model_for(self, requested: str) -> str:
         return requested
+
+    def max_dimensions(self, model: str) -> int | None:
+        return SIZES.get(model)
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingAnswer:
         params: dict[str, Any] = {"model": request.model, "input": list(request.inputs), "encoding_format": "base64"}

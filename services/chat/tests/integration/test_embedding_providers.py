@@ -48,6 +48,22 @@ async def test_the_models_own_size_without_dimensions(embedder: EmbeddingProvide
     assert len(unpack(answer.vectors[0])) == {"gemini": 3072, "openai": 1536}[embedder.name]
 
 
+async def test_gemini_takes_a_long_list_in_parts_of_100(simulator: RunningSimulator) -> None:
+    embedder = GeminiEmbeddings(
+        api_key="k", base_url=simulator.base_urls.gemini, default_model="gemini-embedding-001", timeout_s=5
+    )
+    texts = tuple(f"text number {n}" for n in range(250))
+    try:
+        answer = await embedder.embed(EmbeddingRequest(inputs=texts, model="gemini-embedding-001", dimensions=4))
+    finally:
+        await embedder.aclose()
+    assert simulator.sim.count("gemini", "batchEmbedContents") == 3
+    assert [unpack(v) for v in answer.vectors[199:201]] == [
+        pytest.approx(vector("gemini-embedding-001", t, 4), abs=1e-6) for t in texts[199:201]
+    ]
+    assert answer.prompt_tokens == 750
+
+
 @pytest.mark.parametrize(("status", "retryable", "counts"), [(503, True, True), (429, True, True), (400, False, False)])
 async def test_failures_are_classified(
     embedder: EmbeddingProvider, simulator: RunningSimulator, status: int, retryable: bool, counts: bool

@@ -8,7 +8,7 @@ from chat.pricing import ModelPrice
 from chat.providers.embedding import EmbeddingRequest
 from chat.providers.local_embeddings import LocalEmbeddings
 from chat.providers.openai_embeddings import OpenAIEmbeddings
-from common.errors import NotFound
+from common.errors import BadRequest, NotFound
 
 pytestmark = pytest.mark.unit
 
@@ -40,6 +40,16 @@ def test_held_at_one_token_a_byte_charged_for_the_tokens_counted_never_above_the
     assert catalog.reservation(request) == 1 + 20  # 200 bytes at 100 credits per 1,000
     assert catalog.charge(request, prompt_tokens=30) == 1 + 3
     assert catalog.charge(request, prompt_tokens=10_000) == 21
+
+
+def test_dimensions_beyond_the_models_own_are_refused() -> None:
+    catalog = EmbeddingCatalog.build(
+        [openai_embeddings(), LocalEmbeddings()], default_price=ModelPrice(), prices={}, costs=CostTable({})
+    )
+    assert catalog.resolve("text-embedding-3-small", dimensions=1536).model == "text-embedding-3-small"
+    with pytest.raises(BadRequest, match="at most 1536"):
+        catalog.resolve("text-embedding-3-small", dimensions=1537)
+    assert catalog.resolve("local-embed-1", dimensions=4096).provider == "local"
 
 
 def test_a_model_without_a_usd_price_is_refused_at_start() -> None:

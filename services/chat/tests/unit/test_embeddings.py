@@ -20,7 +20,7 @@ from chat.providers.base import ProviderError
 from chat.providers.embedding import EmbeddingAnswer, EmbeddingRequest, pack, unpack
 from chat.providers.local_embeddings import LocalEmbeddings
 from common.contracts import CreateEmbeddings, Envelope
-from common.errors import InsufficientCredits, NotFound, ServiceUnavailable, UpstreamFailed
+from common.errors import BadRequest, InsufficientCredits, NotFound, ServiceUnavailable, UpstreamFailed
 from tests.support.chat_fakes import ACTOR, FakeCredits, failure
 
 pytestmark = pytest.mark.unit
@@ -42,6 +42,9 @@ class ScriptedEmbedder:
 
     def model_for(self, requested: str) -> str:
         return requested
+
+    def max_dimensions(self, model: str) -> int | None:
+        return 2
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingAnswer:
         self.calls.append(request)
@@ -95,6 +98,15 @@ async def test_an_unknown_model_is_refused_before_anything_is_held() -> None:
     with pytest.raises(NotFound) as refused:
         await handlers(credits, embedder).create_embeddings(envelope("x", model="gpt-4o-mini"))
     assert refused.value.extra["models"] == ["a-embed"]
+    assert credits.calls == [] and embedder.calls == []
+
+
+async def test_longer_vectors_than_the_model_gives_are_refused_before_anything_is_held() -> None:
+    credits = FakeCredits()
+    embedder = ScriptedEmbedder("a")
+    with pytest.raises(BadRequest) as refused:
+        await handlers(credits, embedder).create_embeddings(envelope("x", model="a-embed", dimensions=3))
+    assert refused.value.extra["errors"][0]["field"] == "body.dimensions"
     assert credits.calls == [] and embedder.calls == []
 
 

@@ -169,6 +169,17 @@ async def test_an_unknown_model_is_404_like_chat_and_charges_nothing(
     assert await available(http) == before
 
 
+async def test_longer_vectors_than_the_model_gives_are_a_400_and_charge_nothing(
+    api: openai.AsyncOpenAI, http: httpx.AsyncClient, system: None, simulator: RunningSimulator
+) -> None:
+    before = await available(http)
+    with pytest.raises(openai.BadRequestError) as refused:
+        await api.embeddings.create(model="text-embedding-3-small", input="x", dimensions=2000)
+    assert isinstance(refused.value.body, dict) and refused.value.body["param"] == "dimensions"
+    assert simulator.sim.count() == 0
+    assert await available(http) == before
+
+
 async def test_an_outage_answers_502_then_503_with_nothing_charged(
     api: openai.AsyncOpenAI, http: httpx.AsyncClient, system: None, simulator: RunningSimulator
 ) -> None:
