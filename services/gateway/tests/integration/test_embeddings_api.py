@@ -8,11 +8,13 @@ import base64
 import math
 import struct
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import openai
 import pytest
 from fastapi import FastAPI
+from pymongo import AsyncMongoClient
 
 from chat.pricing import ModelPrice
 from gateway.devissuer import DevIssuer
@@ -127,6 +129,47 @@ async def test_a_priced_model_and_base64_on_the_wire(
     assert len(values) == 3072 and math.isclose(math.hypot(*values), 1.0, abs_tol=1e-4)
     assert response.json()["credits"] == 2 + 4
     assert await settled(http, before - 6) == before - 6
+
+
+async def test_each_request_leaves_a_usage_record_like_a_chat_answer(
+    http: httpx.AsyncClient, system: None, gateway_settings: GatewaySettings, mongodb_url: str
+) -> None:
+    response = await http.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": ["a b", "c"]})
+    assert response.status_code == 200, response.text
+    request_id = response.headers["x-request-id"]
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True)
+    usage = mongo[f"t_{gateway_settings.bus_namespace}"]["usage"]
+
+    async def records() -> list[dict[str, Any]]:
+        pages = usage.find({"records.request_id": request_id})
+        return [r async for page in pages for r in page["records"] if r["request_id"] == request_id]
+
+    try:
+        (record,) = await wait_until(records, bool, within=10)
+    finally:
+        await mongo.close()
+    assert (record["provider"], record["model"], record["prompt_tokens"], record["completion_tokens"]) == (
+        "openai",
+        "text-embedding-3-small",
+        3,
+        0,
+    )
+    assert (record["credits"], record["cached"], record["streamed"]) == (3, False, False)
+    assert record["cost_usd"] == pytest.approx(3 * 0.02 / 1_000_000)
+
+
+async def test_a_retry_with_its_idempotency_key_is_charged_once(
+    http: httpx.AsyncClient, system: None, simulator: RunningSimulator
+) -> None:
+    before = await available(http)
+    body = {"model": "text-embedding-3-small", "input": "say it once"}
+    first = await http.post("/v1/embeddings", json=body, headers={"Idempotency-Key": "emb-1"})
+    retry = await http.post("/v1/embeddings", json=body, headers={"Idempotency-Key": "emb-1"})
+
+    assert first.status_code == retry.status_code == 200
+    assert retry.headers["idempotent-replayed"] == "true" and retry.content == first.content
+    assert simulator.sim.count("openai", "embeddings") == 1
+    assert await settled(http, before - 3) == before - 3
 
 
 @pytest.mark.parametrize(
