@@ -13,6 +13,7 @@ from chat.catalog import Offer
 from chat.costs import CostTable
 from chat.pricing import ModelPrice
 from chat.providers.embedding import EmbeddingProvider, EmbeddingRequest
+from common.contracts.embeddings import MAX_VALUES
 from common.errors import BadRequest, NotFound
 
 
@@ -48,9 +49,10 @@ class EmbeddingCatalog:
     def names(self) -> list[str]:
         return list(self._offers)
 
-    def resolve(self, model: str, *, dimensions: int | None = None) -> Offer:
+    def resolve(self, model: str, *, dimensions: int | None = None, inputs: int = 1) -> Offer:
         """The offer of `model`; NotFound (as OpenAI answers a model it does not have) when there is none,
-        BadRequest when `dimensions` asks for longer vectors than the model gives."""
+        BadRequest when `dimensions` asks for longer vectors than the model gives, or when `inputs`
+        vectors of that length would be more than one reply carries (MAX_VALUES)."""
         offer = self._offers.get(model)
         if offer is None:
             raise NotFound(
@@ -63,6 +65,13 @@ class EmbeddingCatalog:
             raise BadRequest(
                 f"model {model!r} gives vectors of at most {size} dimensions; {dimensions} were asked for",
                 errors=[{"field": "body.dimensions", "message": f"at most {size}", "type": "less_than_equal"}],
+            )
+        length = dimensions or size
+        if length is not None and inputs * length > MAX_VALUES:
+            raise BadRequest(
+                f"{inputs} vectors of {length} dimensions are more than one request returns ({MAX_VALUES:,} "
+                "numbers): send fewer inputs at a time, or ask for fewer dimensions",
+                errors=[{"field": "body.input", "message": "too many inputs", "type": "too_long"}],
             )
         return offer
 

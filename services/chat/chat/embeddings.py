@@ -45,7 +45,7 @@ class EmbeddingHandlers:
         if envelope.actor is None:
             raise Unauthenticated("an embeddings request needs an acting user")
         payload = envelope.payload
-        offer = self._catalog.resolve(payload.model, dimensions=payload.dimensions)
+        offer = self._catalog.resolve(payload.model, dimensions=payload.dimensions, inputs=len(payload.input))
         request = EmbeddingRequest(inputs=tuple(payload.input), model=offer.model, dimensions=payload.dimensions)
         caller = Caller.of(envelope)
         started = time.perf_counter()

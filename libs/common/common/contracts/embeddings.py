@@ -16,6 +16,9 @@ from common.contracts.envelope import Contract
 MAX_INPUTS = 2048
 MAX_INPUT_CHARS = 32_000
 MAX_DIMENSIONS = 4096
+# The most numbers one reply carries (inputs times dimensions), which bounds its message at 16 MiB
+# of float32 (22 MiB in base64): 2,048 vectors of 2,048, or 1,365 of 3,072.
+MAX_VALUES = 2048 * 2048
 
 EmbeddingInput = Annotated[str, Field(min_length=1, max_length=MAX_INPUT_CHARS)]
 

@@ -52,6 +52,21 @@ def test_dimensions_beyond_the_models_own_are_refused() -> None:
     assert catalog.resolve("local-embed-1", dimensions=4096).provider == "local"
 
 
+def test_no_more_numbers_than_one_reply_carries() -> None:
+    large = {"text-embedding-3-large": ModelPrice()}
+    catalog = EmbeddingCatalog.build(
+        [openai_embeddings(), LocalEmbeddings()], default_price=ModelPrice(), prices=large, costs=CostTable({})
+    )
+    assert catalog.resolve("text-embedding-3-large", inputs=2048, dimensions=2048)
+    assert catalog.resolve("text-embedding-3-large", inputs=1365)
+    with pytest.raises(BadRequest, match="fewer inputs") as refused:
+        catalog.resolve("text-embedding-3-large", inputs=1366)
+    assert refused.value.extra["errors"][0]["field"] == "body.input"
+    assert catalog.resolve("local-embed-1", inputs=2048)  # its own length is its provider's concern
+    with pytest.raises(BadRequest):
+        catalog.resolve("local-embed-1", inputs=2048, dimensions=4096)
+
+
 def test_a_model_without_a_usd_price_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="text-embedding-9"):
         EmbeddingCatalog.build(
