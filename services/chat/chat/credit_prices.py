@@ -59,3 +59,9 @@ def reservation(price: ModelPrice, *, messages: Sequence[ChatMessage], max_token
 
 def charge(price: ModelPrice, *, total_tokens: int, reserved: int) -> int:
     return min(reserved, price.per_request + math.ceil(price.per_1k_tokens * total_tokens / 1000))
+
+
+def embedding_reservation(price: ModelPrice, *, inputs: Sequence[str]) -> int:
+    """The most embedding `inputs` can cost: each counted at one token per UTF-8 byte."""
+    tokens = sum(len(text.encode()) for text in inputs)
+    return max(1, price.per_request + math.ceil(price.per_1k_tokens * tokens / 1000))

@@ -31,6 +31,10 @@ DEFAULT_USD_PRICES: dict[str, UsdPrice] = {
     "gpt-4.1-mini": UsdPrice(input_per_1m=0.40, output_per_1m=1.60),
     "gpt-4.1": UsdPrice(input_per_1m=2.00, output_per_1m=8.00),
     "local-echo-1": UsdPrice(input_per_1m=0.0, output_per_1m=0.0),
+    "text-embedding-3-small": UsdPrice(input_per_1m=0.02, output_per_1m=0.0),
+    "text-embedding-3-large": UsdPrice(input_per_1m=0.13, output_per_1m=0.0),
+    "gemini-embedding-001": UsdPrice(input_per_1m=0.15, output_per_1m=0.0),
+    "local-embed-1": UsdPrice(input_per_1m=0.0, output_per_1m=0.0),
 }
 
 

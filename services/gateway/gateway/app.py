@@ -21,6 +21,7 @@ from gateway import openapi_document, protections
 from gateway.http import problems
 from gateway.http.request_context import RequestContextMiddleware
 from gateway.openai import chat as openai_chat
+from gateway.openai import embeddings as openai_embeddings
 from gateway.openai import images as openai_images
 from gateway.routes import (
     admin,
@@ -78,6 +79,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(threads.router)
     app.include_router(openai_chat.router)
+    app.include_router(openai_embeddings.router)
     app.include_router(credits.router)
     app.include_router(images.router)
     app.include_router(openai_images.router)

@@ -11,7 +11,7 @@ from common.errors import PlatformError
 from gateway.http.problems import problem_response, scope_request_id
 from gateway.openai.errors import error_response as openai_error
 
-OPENAI_PATHS = frozenset({"/v1/chat/completions", "/v1/images/generations"})
+OPENAI_PATHS = frozenset({"/v1/chat/completions", "/v1/images/generations", "/v1/embeddings"})
 
 
 def is_openai_path(path: str) -> bool:

@@ -53,7 +53,14 @@ from gateway.idempotency.store import LEASE_S, IdempotencyStore, StoredResponse
 log = logging.getLogger(__name__)
 
 PATHS = frozenset(
-    {"/v1/chat", "/v1/chat/completions", "/v1/images", "/v1/images/generations", "/v1/admin/credits/grants"}
+    {
+        "/v1/chat",
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "/v1/images",
+        "/v1/images/generations",
+        "/v1/admin/credits/grants",
+    }
 )
 KEY_HEADER = b"idempotency-key"
 _WELL_FORMED = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as a header value allows

@@ -17,6 +17,8 @@ OUTCOMES = "ratelimits"
 RATELIMIT_FIELDS = frozenset({b"ratelimit", b"ratelimit-policy"})
 # A group is a family of expensive requests with a budget of its own, by path prefix.
 GROUPS: dict[str, str] = {"chat": "/v1/chat", "images": "/v1/images"}
+# Paths outside those prefixes that draw on a group's budget: embeddings are tokens priced as chat's.
+MEMBERS: dict[str, str] = {"/v1/embeddings": "chat"}
 # Only requests that make work (POST) draw on a group's budget; reads, polls and deletes are
 # held by the per-IP budget.
 _SPENDING_METHODS = frozenset({"POST"})
@@ -60,6 +62,8 @@ def group_of(method: str, path: str) -> str | None:
     """The group whose budget this request draws on, if any."""
     if method not in _SPENDING_METHODS:
         return None
+    if path in MEMBERS:
+        return MEMBERS[path]
     for group, prefix in GROUPS.items():
         if path == prefix or path.startswith(prefix + "/"):
             return group

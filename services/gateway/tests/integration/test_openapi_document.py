@@ -10,7 +10,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-OPENAI_ROUTES = ("/v1/chat/completions", "/v1/images/generations", "/v1/models")
+OPENAI_ROUTES = ("/v1/chat/completions", "/v1/embeddings", "/v1/images/generations", "/v1/models")
 
 
 async def document(client: httpx.AsyncClient) -> dict[str, Any]:

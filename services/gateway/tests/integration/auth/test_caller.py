@@ -65,6 +65,7 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("GET", "/assets/{name}"): Call("/assets/app.js", everyone(404)),
     ("POST", "/v1/chat"): Call("/v1/chat", SIGNED_IN, json=CHAT),
     ("POST", "/v1/chat/completions"): Call("/v1/chat/completions", SIGNED_IN, json={**CHAT, "model": "local-echo-1"}),
+    ("POST", "/v1/embeddings"): Call("/v1/embeddings", SIGNED_IN, json={"model": "local-embed-1", "input": "hi"}),
     ("GET", "/v1/models"): Call("/v1/models", SIGNED_IN),
     ("GET", "/v1/models/{model_id:path}"): Call("/v1/models/local-echo-1", SIGNED_IN),
     ("GET", "/v1/credits"): Call("/v1/credits", SIGNED_IN),

@@ -33,6 +33,7 @@ def test_budgets_by_group_and_role() -> None:
     [
         ("POST", "/v1/chat", "chat"),
         ("POST", "/v1/chat/completions", "chat"),
+        ("POST", "/v1/embeddings", "chat"),
         ("POST", "/v1/images/generations", "images"),
         ("POST", "/v1/images", "images"),
         ("GET", "/v1/images/abc", None),  # reads and deletes are held by the per-IP budget only
