@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
 from chat.credit_prices import ModelPrice
-from gateway.devissuer import DevIssuer
+from gateway.auth.dev_issuer import DevIssuer
 from gateway.settings import GatewaySettings
 from tests.simulator.embeddings import vector
 from tests.simulator.server import RunningSimulator
