@@ -26,7 +26,10 @@ pytestmark = pytest.mark.integration
 
 SIGNUP = 100_000
 PRICE = {"per_request": 1, "per_1k_tokens": 1000, "max_tokens": 60}  # a credit per choice and per token
-PROVIDERS = [pytest.param("gpt-4o-mini", "OpenAI", id="openai")]
+PROVIDERS = [
+    pytest.param("gpt-4o-mini", "OpenAI", id="openai"),
+    pytest.param("gemini-2.5-flash", "Gemini", id="gemini"),
+]
 WEATHER_TOOL: Any = {
     "type": "function",
     "function": {
