@@ -206,7 +206,7 @@ async def test_a_json_schema_answer_is_parsed_by_the_sdk_into_a_pydantic_model(
 
 
 @pytest.mark.parametrize(
-    ("model", "provider", "image_tokens"), [(*p.values, t) for p, t in zip(PROVIDERS, (85, 258), strict=False)]
+    ("model", "provider", "image_tokens"), [(*p.values, t) for p, t in zip(PROVIDERS, (85, 258), strict=True)]
 )
 async def test_an_image_part_is_shown_to_the_model_and_priced(
     api: openai.AsyncOpenAI, system: None, ledger: Ledger, model: str, provider: str, image_tokens: int
@@ -237,3 +237,66 @@ async def test_n_choices_are_answered_and_each_is_charged(
     assert reply.usage is not None and reply.usage.completion_tokens == 7 + 9
     assert credits_of(reply) == priced(reply, choices=2)
     assert (await ledger.settled())["spent"] == credits_of(reply)
+
+
+@pytest.mark.parametrize(
+    ("model", "provider", "image_tokens"), [(*p.values, t) for p, t in zip(PROVIDERS, (765, 258), strict=True)]
+)
+async def test_an_https_image_is_passed_by_reference(
+    api: openai.AsyncOpenAI,
+    system: None,
+    ledger: Ledger,
+    simulator: RunningSimulator,
+    model: str,
+    provider: str,
+    image_tokens: int,
+) -> None:
+    content: Any = [{"type": "image_url", "image_url": {"url": "https://images.example.com/cat.webp"}}]
+    reply = await api.chat.completions.create(model=model, messages=[{"role": "user", "content": content}])
+    assert reply.choices[0].message.content == f"Simulated {provider} answer to: (empty prompt) [1 image seen]"
+    assert simulator.sim.calls.recent()[-1]["images"] == 1
+    assert reply.usage is not None and reply.usage.prompt_tokens == image_tokens
+    assert credits_of(reply) == priced(reply)
+    assert (await ledger.settled())["spent"] == credits_of(reply)
+
+
+@pytest.mark.parametrize(
+    ("message", "param"),
+    [
+        (
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://example.com/a.png"}}]},
+            "messages.0.content.0.image_url.url",
+        ),
+        ({"role": "tool", "content": "21"}, "messages.0.tool_call_id"),
+        ({"role": "assistant", "content": None}, "messages.0"),
+        ({"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}, "messages.0.content.0.type"),
+    ],
+)
+async def test_bad_input_is_400_naming_the_field_and_changes_nothing(
+    api: openai.AsyncOpenAI, system: None, ledger: Ledger, simulator: RunningSimulator, message: Any, param: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as bad:
+        await api.chat.completions.create(model="gpt-4o-mini", messages=[message])
+    body = bad.value.body
+    assert isinstance(body, dict) and body["param"] == param and body["request_id"] == bad.value.request_id
+    assert simulator.sim.count() == 0
+    assert await ledger.settled() == {"available": SIGNUP, "reserved": 0, "spent": 0, "granted": SIGNUP}
+
+
+async def test_a_tool_choice_naming_no_declared_tool_and_unsupported_fields_are_400(
+    api: openai.AsyncOpenAI, system: None, ledger: Ledger, simulator: RunningSimulator
+) -> None:
+    asked: Any = [{"role": "user", "content": "hi"}]
+    with pytest.raises(openai.BadRequestError) as bad:
+        await api.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=asked,
+            tools=[WEATHER_TOOL],
+            tool_choice={"type": "function", "function": {"name": "get_time"}},
+        )
+    assert isinstance(bad.value.body, dict) and bad.value.body["param"] == "tool_choice"
+    with pytest.raises(openai.BadRequestError) as unsupported:
+        await api.chat.completions.create(model="gpt-4o-mini", messages=asked, logit_bias={"50256": -100})
+    assert isinstance(unsupported.value.body, dict) and unsupported.value.body["param"] == "logit_bias"
+    assert simulator.sim.count() == 0
+    assert (await ledger.settled())["spent"] == 0
