@@ -12,6 +12,7 @@ import time
 
 from chat.accounting import Accounts
 from chat.cache import CachedAnswer, Lead, PromptCache
+from chat.cachekey import cacheable
 from chat.catalog import ModelCatalog
 from chat.conversations import Conversations
 from chat.costs import CostTable
@@ -105,7 +106,7 @@ class ChatHandlers:
         )
         if job.streaming and self._inbox is not None:
             stream.listen(self._inbox)
-        if self._cache is None:
+        if self._cache is None or not cacheable(job.request):
             return await self._fresh(job, None)
         key = self._cache.key(job.request, user_id=job.user_id)
         found = await self._cache.lead_or_wait(key, deadline=job.deadline, lookup=payload.use_cache)

@@ -300,3 +300,29 @@ async def test_a_tool_choice_naming_no_declared_tool_and_unsupported_fields_are_
     assert isinstance(unsupported.value.body, dict) and unsupported.value.body["param"] == "logit_bias"
     assert simulator.sim.count() == 0
     assert (await ledger.settled())["spent"] == 0
+
+
+@pytest.mark.parametrize(("model", "provider"), PROVIDERS)
+async def test_tool_calls_are_cached_only_for_a_deterministic_request(
+    api: openai.AsyncOpenAI, system: None, ledger: Ledger, simulator: RunningSimulator, model: str, provider: str
+) -> None:
+    asked: Any = [{"role": "user", "content": "Weather in Lima?"}]
+    sampled = [await api.chat.completions.create(model=model, messages=asked, tools=[WEATHER_TOOL]) for _ in "ab"]
+    assert [(r.model_extra or {})["cached"] for r in sampled] == [False, False]
+    assert simulator.sim.count(provider.lower()) == 2  # asked twice: a random sample is not handed out again
+
+    seeded = [
+        await api.chat.completions.create(model=model, messages=asked, tools=[WEATHER_TOOL], seed=4) for _ in "ab"
+    ]
+    assert [(r.model_extra or {})["cached"] for r in seeded] == [False, True]
+    assert simulator.sim.count(provider.lower()) == 3
+    first, again = (r.choices[0].message.tool_calls for r in seeded)
+    assert first == again and first is not None and first[0].function.name == "get_weather"
+    assert credits_of(seeded[1]) == 0  # a hit costs CHAT_CACHE_HIT_PRICE, 0 by default
+
+    with_other_format = await api.chat.completions.create(
+        model=model, messages=asked, tools=[WEATHER_TOOL], seed=4, response_format={"type": "json_object"}
+    )
+    assert (with_other_format.model_extra or {})["cached"] is False
+    spent = sum(credits_of(r) for r in (*sampled, *seeded, with_other_format))
+    assert (await ledger.settled())["spent"] == spent
