@@ -366,7 +366,8 @@ class ChatCompletionsBody(BaseModel):
         tools = [FunctionTool(**t.function.model_dump()) for t in self.tools or ()]
         choice = self.tool_choice
         if isinstance(choice, NamedToolChoice) and choice.function.name not in {t.name for t in tools}:
-            raise BadRequest(
+            # 404 as for a model that is not offered: a name the request refers to that does not exist.
+            raise NotFound(
                 f"Invalid value for 'tool_choice': no function named '{choice.function.name}' in 'tools'",
                 errors=[{"field": "body.tool_choice", "message": "unknown function", "type": "value_error"}],
             )

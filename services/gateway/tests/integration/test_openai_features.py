@@ -283,11 +283,11 @@ async def test_bad_input_is_400_naming_the_field_and_changes_nothing(
     assert await ledger.settled() == {"available": SIGNUP, "reserved": 0, "spent": 0, "granted": SIGNUP}
 
 
-async def test_a_tool_choice_naming_no_declared_tool_and_unsupported_fields_are_400(
+async def test_a_tool_choice_naming_no_declared_tool_is_404_and_unsupported_fields_are_400(
     api: openai.AsyncOpenAI, system: None, ledger: Ledger, simulator: RunningSimulator
 ) -> None:
     asked: Any = [{"role": "user", "content": "hi"}]
-    with pytest.raises(openai.BadRequestError) as bad:
+    with pytest.raises(openai.NotFoundError) as bad:
         await api.chat.completions.create(
             model="gpt-4o-mini",
             messages=asked,
