@@ -326,3 +326,48 @@ async def test_tool_calls_are_cached_only_for_a_deterministic_request(
     assert (with_other_format.model_extra or {})["cached"] is False
     spent = sum(credits_of(r) for r in (*sampled, *seeded, with_other_format))
     assert (await ledger.settled())["spent"] == spent
+
+
+@pytest.mark.parametrize(("model", "provider"), PROVIDERS)
+async def test_n_choices_stream_and_each_is_charged(
+    api: openai.AsyncOpenAI, system: None, ledger: Ledger, model: str, provider: str
+) -> None:
+    stream = await api.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "Pick a colour"}],
+        n=2,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    texts: dict[int, str] = {}
+    finishes: dict[int, str] = {}
+    usage, credits = None, None
+    async for chunk in stream:
+        if chunk.usage is not None:
+            usage, credits = chunk.usage, (chunk.model_extra or {})["credits"]
+        for c in chunk.choices:
+            texts[c.index] = texts.get(c.index, "") + (c.delta.content or "")
+            if c.finish_reason:
+                finishes[c.index] = c.finish_reason
+    answer = f"Simulated {provider} answer to: Pick a colour"
+    assert texts == {0: answer, 1: f"{answer} (choice 2)"} and finishes == {0: "stop", 1: "stop"}
+    assert usage is not None and usage.completion_tokens == 7 + 9 and credits == 2 + usage.total_tokens
+    assert (await ledger.settled())["spent"] == credits
+
+
+async def test_a_threaded_request_with_tools_is_400_and_changes_nothing(
+    api: openai.AsyncOpenAI, system: None, ledger: Ledger, gateway_url: str, token: str, simulator: RunningSimulator
+) -> None:
+    async with httpx.AsyncClient(base_url=gateway_url, headers={"Authorization": f"Bearer {token}"}) as client:
+        created = await client.post("/v1/threads", json={"title": "weather"})
+        assert created.status_code == 201, created.text
+    with pytest.raises(openai.BadRequestError) as bad:
+        await api.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "Weather?"}],
+            tools=[WEATHER_TOOL],
+            extra_body={"thread_id": created.json()["thread_id"]},
+        )
+    assert isinstance(bad.value.body, dict) and bad.value.body["param"] == "tools"
+    assert simulator.sim.count() == 0
+    assert await ledger.settled() == {"available": SIGNUP, "reserved": 0, "spent": 0, "granted": SIGNUP}
