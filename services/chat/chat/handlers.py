@@ -239,8 +239,8 @@ def _threadable(payload: CompleteChat) -> None:
     for field, present in _NOT_THREADED.items():
         if present(payload):
             raise BadRequest(
-                f"a threaded request keeps text turns: `{field}` with tools, tool results, images or n > 1 "
-                "cannot be kept in a thread",
+                f"`{field}`: a thread keeps text turns, so a threaded request cannot carry tools, tool calls "
+                "or results, images or n > 1",
                 errors=[{"field": f"body.{field}", "message": "not supported with thread_id", "type": "value_error"}],
             )
 

@@ -60,7 +60,7 @@ class GeminiProvider:
         except Exception as exc:
             raise _error(exc) from exc
         first = read[0]
-        if not (first.text or first.tool_calls):
+        if not all(c.text or c.tool_calls for c in read):  # a reply cannot carry an empty choice
             raise ProviderError(NAME, f"empty answer (finish reason {first.finish_reason})", retryable=False)
         usage = reply.usage_metadata
         return ProviderAnswer(
@@ -105,7 +105,7 @@ class GeminiProvider:
             for i in range(max(request.n, 1))
         ]
         first = read[0]
-        if not (first.text or first.tool_calls):
+        if not all(c.text or c.tool_calls for c in read):  # a reply cannot carry an empty choice
             raise ProviderError(NAME, f"empty answer (finish reason {first.finish_reason})", retryable=False)
         yield ProviderAnswer(
             text=first.text,

@@ -65,7 +65,7 @@ class OpenAIProvider:
             usage = reply.get("usage") or {}
         except Exception as exc:
             raise _error(exc) from exc
-        if not read or not (read[0].text or read[0].tool_calls):
+        if not read or not all(c.text or c.tool_calls for c in read):  # a reply cannot carry an empty choice
             raise ProviderError(NAME, "empty answer", retryable=False)
         first, more = read[0], tuple(read[1:])
         return ProviderAnswer(
@@ -121,7 +121,7 @@ class OpenAIProvider:
         except Exception as exc:
             raise _error(exc) from exc
         first = read[0]
-        if not (first.text or first.tool_calls):
+        if not all(c.text or c.tool_calls for c in read):  # a reply cannot carry an empty choice
             raise ProviderError(NAME, "empty answer", retryable=False)
         yield ProviderAnswer(
             text=first.text,

@@ -371,3 +371,20 @@ async def test_a_threaded_request_with_tools_is_400_and_changes_nothing(
     assert isinstance(bad.value.body, dict) and bad.value.body["param"] == "tools"
     assert simulator.sim.count() == 0
     assert await ledger.settled() == {"available": SIGNUP, "reserved": 0, "spent": 0, "granted": SIGNUP}
+
+
+@pytest.mark.parametrize(("model", "provider"), PROVIDERS)
+async def test_a_streamed_json_schema_answer_is_parsed_by_the_sdks_stream_helper(
+    api: openai.AsyncOpenAI, system: None, ledger: Ledger, model: str, provider: str
+) -> None:
+    async with api.chat.completions.stream(
+        model=model,
+        messages=[{"role": "user", "content": "The weather in Oslo?"}],
+        response_format=Weather,
+        stream_options={"include_usage": True},
+    ) as stream:
+        async for _ in stream:
+            pass
+        final = await stream.get_final_completion()
+    assert final.choices[0].message.parsed == Weather(city="sample", temperature_c=1.5, conditions=["sample"])
+    assert (await ledger.settled())["spent"] == priced(final)  # the helper's final object drops our `credits`
