@@ -10,6 +10,7 @@ present; any value is accepted. Endpoint names in the call log: `generateContent
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from tests.simulator import text
+from tests.simulator import structured, text
 from tests.simulator.wire import json_body, sse, sse_event
 
 if TYPE_CHECKING:
@@ -88,21 +89,30 @@ def routes(sim: Simulator) -> list[BaseRoute]:
         request.state.sim_call["messages"] = [{"role": "system", "text": _text(system)} for _ in [system] if system] + [
             {"role": c.get("role", "user"), "text": _text(c)} for c in contents if isinstance(c, dict)
         ]
-        prompt_tokens = text.count_tokens(*(_text(c) for c in contents), _text(system))
+        images = sum(_images(c) for c in contents)
+        request.state.sim_call["images"] = images
+        prompt_tokens = text.count_tokens(*(_text(c) for c in contents), _text(system)) + (
+            images * structured.GEMINI_IMAGE_TOKENS
+        )
         if method == "countTokens":
             return JSONResponse({"totalTokens": prompt_tokens})
-        users = [c for c in contents if isinstance(c, dict) and c.get("role", "user") == "user"]
+        users = [c for c in contents if isinstance(c, dict) and c.get("role", "user") == "user" and _text(c)]
         prompt = _text(users[-1]) if users else ""
         config = body.get("generationConfig") if isinstance(body.get("generationConfig"), dict) else {}
+        asked = _Asked.read(body, config)
+        if isinstance(asked, Response):
+            return asked
         limit = config.get("maxOutputTokens")
-        answer, cut = text.truncate(text.answer("Gemini", prompt), limit if isinstance(limit, int) else None)
-        reply = _Reply(model, prompt_tokens, "MAX_TOKENS" if cut else "STOP")
+        candidates = [
+            asked.candidate(i, prompt, contents, images, limit if isinstance(limit, int) else None)
+            for i in range(asked.n)
+        ]
+        reply = _Reply(model, prompt_tokens, candidates)
         if not stream:
-            return JSONResponse(reply.chunk(answer, text.count_tokens(answer), last=True))
-        pieces = text.chunks(answer)
+            return JSONResponse(reply.whole())
         if request.query_params.get("alt") != "sse":  # without alt=sse Google streams one JSON array
-            return JSONResponse(reply.all_chunks(pieces))
-        return sse(reply.events(pieces, sim.stream_delay(PROVIDER)))
+            return JSONResponse(reply.all_chunks())
+        return sse(reply.events(sim.stream_delay(PROVIDER)))
 
     async def not_found(request: Request) -> Response:
         return error(404, f"Method not found: {request.method} {request.url.path}")
@@ -113,21 +123,101 @@ def routes(sim: Simulator) -> list[BaseRoute]:
     ]
 
 
-class _Reply:
-    """Builds GenerateContentResponse bodies for one answer."""
+def _images(content: object) -> int:
+    parts = content.get("parts") if isinstance(content, dict) else None
+    if not isinstance(parts, list):
+        return 0
+    return sum(1 for p in parts if isinstance(p, dict) and ("inlineData" in p or "fileData" in p))
 
-    def __init__(self, model: str, prompt_tokens: int, finish: str) -> None:
+
+def _tool_results(content: object) -> list[str]:
+    parts = content.get("parts") if isinstance(content, dict) else None
+    if not isinstance(parts, list):
+        return []
+    found = [
+        p["functionResponse"] for p in parts if isinstance(p, dict) and isinstance(p.get("functionResponse"), dict)
+    ]
+    return [json.dumps(f.get("response")) for f in found]
+
+
+class _Candidate:
+    def __init__(self, content: str, calls: list[dict[str, Any]], finish: str) -> None:
+        self.content = content
+        self.calls = calls
+        self.finish = finish
+        self.tokens = text.count_tokens(content, *(json.dumps(c["args"]) for c in calls))
+
+
+class _Asked:
+    """What a request asks for beyond a text answer: function declarations, a JSON answer, candidates, stops."""
+
+    def __init__(self, config: dict[str, Any], tools: dict[str, Any], mode: str, allowed: list[str]) -> None:
+        self.tools = tools
+        self.mode = mode
+        self.allowed = allowed
+        self.json = config.get("responseMimeType") == "application/json"
+        self.schema = config.get("responseJsonSchema") or config.get("responseSchema")
+        self.n = config.get("candidateCount") or 1
+        self.stop = [s for s in config.get("stopSequences") or [] if isinstance(s, str)]
+
+    @classmethod
+    def read(cls, body: dict[str, Any], config: dict[str, Any]) -> _Asked | Response:
+        tools: dict[str, Any] = {}
+        for tool in body.get("tools") or []:
+            for declaration in (tool or {}).get("functionDeclarations") or []:
+                if not isinstance(declaration, dict) or not isinstance(declaration.get("name"), str):
+                    return error(
+                        400, "* GenerateContentRequest.tools[0].function_declarations[0].name: Name cannot be empty."
+                    )
+                # Proto JSON takes a field's original name too, and google-genai sends this one so.
+                schema = declaration.get("parametersJsonSchema") or declaration.get("parameters_json_schema")
+                tools[declaration["name"]] = schema or declaration.get("parameters")
+        calling = ((body.get("toolConfig") or {}).get("functionCallingConfig")) or {}
+        mode = calling.get("mode", "AUTO")
+        allowed = calling.get("allowedFunctionNames") or []
+        if mode not in ("AUTO", "ANY", "NONE", "VALIDATED"):
+            return error(400, f"Invalid value at 'tool_config.function_calling_config.mode' ({mode})")
+        if unknown := [a for a in allowed if a not in tools]:
+            return error(
+                400,
+                "* GenerateContentRequest.tool_config.function_calling_config.allowed_function_names: "
+                f"{unknown[0]} is not declared",
+            )
+        n = config.get("candidateCount") or 1
+        if not isinstance(n, int) or not 1 <= n <= 8:
+            return error(400, "* GenerateContentRequest.generation_config.candidate_count: must be between 1 and 8")
+        return cls(config, tools, mode, allowed)
+
+    def candidate(self, index: int, prompt: str, contents: list[Any], images: int, limit: int | None) -> _Candidate:
+        results = _tool_results(contents[-1]) if contents else []
+        if self.tools and self.mode != "NONE" and (self.mode == "ANY" or not results):
+            name = (self.allowed or list(self.tools))[0]
+            return _Candidate("", [{"name": name, "args": json.loads(structured.arguments(self.tools[name]))}], "STOP")
+        words = (
+            structured.after_tool("Gemini", results)
+            if results
+            else structured.seen(text.answer("Gemini", prompt), images)
+        )
+        words = structured.choice_text(words, index)
+        if self.json:
+            words = json.dumps(structured.instance(self.schema) if self.schema else {"answer": words})
+        words, stopped = structured.cut_at_stop(words, self.stop)
+        answer, cut = text.truncate(words, limit)
+        return _Candidate(answer, [], "MAX_TOKENS" if cut and not stopped else "STOP")
+
+
+class _Reply:
+    """Builds GenerateContentResponse bodies for one answer (its candidates)."""
+
+    def __init__(self, model: str, prompt_tokens: int, candidates: list[_Candidate]) -> None:
         self.model = model
         self.prompt_tokens = prompt_tokens
-        self.finish = finish
+        self.candidates = candidates
         self.response_id = uuid.uuid4().hex[:22]
 
-    def chunk(self, piece: str, answer_tokens: int, *, last: bool) -> dict[str, Any]:
-        candidate: dict[str, Any] = {"content": {"parts": [{"text": piece}], "role": "model"}, "index": 0}
-        if last:
-            candidate["finishReason"] = self.finish
+    def _body(self, candidates: list[dict[str, Any]], answer_tokens: int) -> dict[str, Any]:
         return {
-            "candidates": [candidate],
+            "candidates": candidates,
             "usageMetadata": {
                 "promptTokenCount": self.prompt_tokens,
                 "candidatesTokenCount": answer_tokens,
@@ -137,16 +227,43 @@ class _Reply:
             "responseId": self.response_id,
         }
 
-    def all_chunks(self, pieces: list[str]) -> list[dict[str, Any]]:
-        so_far = 0
+    @staticmethod
+    def _candidate(index: int, parts: list[dict[str, Any]], finish: str | None) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": index}
+        if finish:
+            candidate["finishReason"] = finish
+        return candidate
+
+    @staticmethod
+    def _parts(candidate: _Candidate) -> list[dict[str, Any]]:
+        parts: list[dict[str, Any]] = [{"text": candidate.content}] if candidate.content else []
+        return parts + [{"functionCall": call} for call in candidate.calls]
+
+    def whole(self) -> dict[str, Any]:
+        listed = [self._candidate(i, self._parts(c), c.finish) for i, c in enumerate(self.candidates)]
+        return self._body(listed, sum(c.tokens for c in self.candidates))
+
+    def all_chunks(self) -> list[dict[str, Any]]:
+        """Each candidate's text word by word, its function calls whole in its last chunk; one candidate after
+        the other."""
         out = []
-        for i, piece in enumerate(pieces):
-            so_far += text.count_tokens(piece)
-            out.append(self.chunk(piece, so_far, last=i == len(pieces) - 1))
+        so_far = 0
+        for index, candidate in enumerate(self.candidates):
+            pieces = text.chunks(candidate.content) if candidate.content else []
+            for i, piece in enumerate(pieces):
+                so_far += text.count_tokens(piece)
+                last = i == len(pieces) - 1 and not candidate.calls
+                out.append(
+                    self._body([self._candidate(index, [{"text": piece}], candidate.finish if last else None)], so_far)
+                )
+            if candidate.calls:
+                so_far += sum(text.count_tokens(json.dumps(c["args"])) for c in candidate.calls)
+                calls = [{"functionCall": call} for call in candidate.calls]
+                out.append(self._body([self._candidate(index, calls, candidate.finish)], so_far))
         return out
 
-    async def events(self, pieces: list[str], delay: float) -> AsyncIterator[bytes]:
-        for i, chunk in enumerate(self.all_chunks(pieces)):
+    async def events(self, delay: float) -> AsyncIterator[bytes]:
+        for i, chunk in enumerate(self.all_chunks()):
             if i:
                 await asyncio.sleep(delay)
             yield sse_event(chunk, linesep="\r\n")

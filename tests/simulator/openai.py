@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from tests.simulator import images, text
+from tests.simulator import images, structured, text
 from tests.simulator.wire import bearer, json_body, origin, sse, sse_event
 
 if TYPE_CHECKING:
@@ -81,30 +82,37 @@ def routes(sim: Simulator) -> list[BaseRoute]:
         if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
             return error(400, "Invalid 'messages': expected a non-empty array of message objects.", param="messages")
         request.state.sim_call["messages"] = [{"role": m.get("role"), "text": _message_text(m)} for m in messages]
+        asked = _Asked.read(body)
+        if isinstance(asked, Response):
+            return asked
         user = [m for m in messages if m.get("role") == "user"]
         prompt = _message_text(user[-1]) if user else ""
+        images = sum(_images(m) for m in messages)
+        request.state.sim_call["images"] = images
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
-        answer, cut = text.truncate(text.answer("OpenAI", prompt), limit if isinstance(limit, int) else None)
-        usage = _usage(text.count_tokens(*(_message_text(m) for m in messages)), text.count_tokens(answer))
+        choices = [
+            asked.choice(i, prompt, messages, images, limit if isinstance(limit, int) else None) for i in range(asked.n)
+        ]
+        prompt_tokens = text.count_tokens(*(_message_text(m) for m in messages)) + sum(
+            _image_tokens(m) for m in messages
+        )
+        usage = _usage(prompt_tokens, sum(c.tokens for c in choices))
         head = {
             "id": f"chatcmpl-sim{uuid.uuid4().hex[:24]}",
             "created": int(time.time()),
             "model": model,
             "system_fingerprint": "fp_simulator",
         }
-        finish = "length" if cut else "stop"
         if not stream:
-            choice = {
-                "index": 0,
-                "message": {"role": "assistant", "content": answer, "refusal": None, "annotations": []},
-                "logprobs": None,
-                "finish_reason": finish,
-            }
-            return JSONResponse({**head, "object": "chat.completion", "choices": [choice], "usage": usage})
+            listed = [
+                {"index": i, "message": c.message(), "logprobs": None, "finish_reason": c.finish}
+                for i, c in enumerate(choices)
+            ]
+            return JSONResponse({**head, "object": "chat.completion", "choices": listed, "usage": usage})
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         delay = sim.stream_delay(PROVIDER)
-        return sse(_chunks({**head, "object": "chat.completion.chunk"}, answer, finish, usage, include_usage, delay))
+        return sse(_chunks({**head, "object": "chat.completion.chunk"}, choices, usage, include_usage, delay))
 
     async def image_generations(request: Request) -> Response:
         body = await json_body(request, error)
@@ -186,19 +194,160 @@ def _model(model_id: str) -> dict[str, Any]:
 
 
 async def _chunks(
-    head: dict[str, Any], answer: str, finish: str, usage: dict[str, int], include_usage: bool, delay: float
+    head: dict[str, Any], choices: list[_Choice], usage: dict[str, int], include_usage: bool, delay: float
 ) -> AsyncIterator[bytes]:
     extra = {"usage": None} if include_usage else {}
 
-    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+    def chunk(index: int, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
         return sse_event({**head, "choices": [choice], **extra})
 
-    yield chunk({"role": "assistant", "content": "", "refusal": None})
-    for piece in text.chunks(answer):
-        await asyncio.sleep(delay)
-        yield chunk({"content": piece})
-    yield chunk({}, finish)
+    for index, choice in enumerate(choices):  # one choice after the other, as OpenAI may interleave them
+        yield chunk(index, {"role": "assistant", "content": "", "refusal": None})
+        for piece in text.chunks(choice.content) if choice.content else ():
+            await asyncio.sleep(delay)
+            yield chunk(index, {"content": piece})
+        for n, call in enumerate(choice.calls):
+            start = {
+                "index": n,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["name"], "arguments": ""},
+            }
+            yield chunk(index, {"tool_calls": [start]})
+            for piece in text.chunks(call["arguments"]):
+                await asyncio.sleep(delay)
+                yield chunk(index, {"tool_calls": [{"index": n, "function": {"arguments": piece}}]})
+        yield chunk(index, {}, choice.finish)
     if include_usage:
         yield sse_event({**head, "choices": [], "usage": usage})
     yield sse_event("[DONE]")
+
+
+def _images(message: dict[str, Any]) -> int:
+    content = message.get("content")
+    if not isinstance(content, list):
+        return 0
+    return sum(1 for p in content if isinstance(p, dict) and p.get("type") == "image_url")
+
+
+def _image_tokens(message: dict[str, Any]) -> int:
+    content = message.get("content")
+    if not isinstance(content, list):
+        return 0
+    parts = [p.get("image_url") for p in content if isinstance(p, dict) and p.get("type") == "image_url"]
+    return sum(structured.OPENAI_IMAGE_TOKENS.get(str((p or {}).get("detail", "auto")), 765) for p in parts)
+
+
+class _Choice:
+    def __init__(self, content: str, calls: list[dict[str, str]], finish: str) -> None:
+        self.content = content
+        self.calls = calls
+        self.finish = finish
+        self.tokens = text.count_tokens(content, *(c["arguments"] for c in calls))
+
+    def message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": self.content if self.content or not self.calls else None,
+            "refusal": None,
+            "annotations": [],
+        }
+        if self.calls:
+            message["tool_calls"] = [
+                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for c in self.calls
+            ]
+        return message
+
+
+class _Asked:
+    """What a request asks for beyond a text answer: tools, a response format, choices, stop sequences."""
+
+    def __init__(self, body: dict[str, Any], tools: dict[str, Any], forced: str | None, mode: str) -> None:
+        self.tools = tools
+        self.forced = forced
+        self.mode = mode
+        fmt = body.get("response_format")
+        self.format = fmt if isinstance(fmt, dict) else {}
+        self.n = body.get("n") or 1
+        stop = body.get("stop")
+        self.stop = [stop] if isinstance(stop, str) else [s for s in stop or [] if isinstance(s, str)]
+
+    @classmethod
+    def read(cls, body: dict[str, Any]) -> _Asked | Response:
+        tools: dict[str, Any] = {}
+        for tool in body.get("tools") or []:
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if (
+                not isinstance(function, dict)
+                or not isinstance(function.get("name"), str)
+                or tool.get("type") != "function"
+            ):
+                return error(
+                    400, "Invalid 'tools': each tool needs type 'function' and a function name.", param="tools"
+                )
+            tools[function["name"]] = function.get("parameters")
+        choice = body.get("tool_choice", "auto")
+        forced = None
+        if isinstance(choice, dict):
+            forced, choice = ((choice.get("function") or {}).get("name"), "required")
+            if forced not in tools:
+                return error(400, f"Invalid 'tool_choice': no tool named '{forced}'.", param="tool_choice")
+        if choice not in ("none", "auto", "required"):
+            return error(400, "Invalid 'tool_choice'.", param="tool_choice")
+        if body.get("tool_choice") is not None and not tools:
+            return error(
+                400,
+                "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
+                param="tool_choice",
+            )
+        n = body.get("n") or 1
+        if not isinstance(n, int) or not 1 <= n <= 128:
+            return error(400, "Invalid 'n': must be between 1 and 128.", param="n")
+        fmt = body.get("response_format")
+        if fmt is not None and (
+            not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema")
+        ):
+            return error(400, "Invalid 'response_format.type'.", param="response_format")
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+            spec = fmt.get("json_schema")
+            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+                return error(
+                    400,
+                    "Missing required parameter: 'response_format.json_schema.name'.",
+                    param="response_format.json_schema.name",
+                )
+        return cls(body, tools, forced, str(choice))
+
+    def choice(
+        self, index: int, prompt: str, messages: list[dict[str, Any]], images: int, limit: int | None
+    ) -> _Choice:
+        last = messages[-1] if messages else {}
+        answered_tool = last.get("role") == "tool"
+        if self.tools and self.mode != "none" and (self.mode == "required" or not answered_tool):
+            name = self.forced or next(iter(self.tools))
+            call = {
+                "id": f"call_sim{uuid.uuid4().hex[:20]}",
+                "name": name,
+                "arguments": structured.arguments(self.tools[name]),
+            }
+            return _Choice("", [call], "tool_calls")
+        if answered_tool:
+            results = []
+            for m in reversed(messages):
+                if m.get("role") != "tool":
+                    break
+                results.insert(0, _message_text(m))
+            words = structured.after_tool("OpenAI", results)
+        else:
+            words = structured.seen(text.answer("OpenAI", prompt), images)
+        words = structured.choice_text(words, index)
+        kind = self.format.get("type")
+        if kind == "json_object":
+            words = json.dumps({"answer": words})
+        elif kind == "json_schema":
+            words = json.dumps(structured.instance((self.format.get("json_schema") or {}).get("schema") or {}))
+        words, stopped = structured.cut_at_stop(words, self.stop)
+        answer, cut = text.truncate(words, limit)
+        return _Choice(answer, [], "length" if cut and not stopped else "stop")

@@ -150,3 +150,44 @@ async def test_malformed_body_makes_the_sdk_raise(simulator: RunningSimulator, g
     with pytest.raises(ValueError):  # errors.UnknownApiResponseError for a stream
         async for _ in await gemini.aio.models.generate_content_stream(model=MODEL, contents="hi"):
             pass
+
+
+WEATHER = types.FunctionDeclaration(
+    name="get_weather",
+    parameters_json_schema={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+
+
+async def test_a_declared_function_is_called_and_its_response_answered(gemini: genai.Client) -> None:
+    config = types.GenerateContentConfig(tools=[types.Tool(function_declarations=[WEATHER])])
+    asked = types.Content(role="user", parts=[types.Part(text="Weather in Oslo?")])
+    reply = await gemini.aio.models.generate_content(model=MODEL, contents=[asked], config=config)
+    assert reply.function_calls is not None and len(reply.function_calls) == 1
+    call = reply.function_calls[0]
+    assert (call.name, call.args) == ("get_weather", {"city": "sample"})
+
+    answered = types.Content(
+        role="user",
+        parts=[types.Part(function_response=types.FunctionResponse(name="get_weather", response={"temp_c": 21}))],
+    )
+    assert reply.candidates is not None and reply.candidates[0].content is not None
+    contents = [asked, reply.candidates[0].content, answered]
+    final = await gemini.aio.models.generate_content(model=MODEL, contents=contents, config=config)
+    assert final.text == 'Simulated Gemini answer from the tool results: {"temp_c": 21}'
+
+
+async def test_a_json_schema_answer_and_several_candidates(gemini: genai.Client) -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}, "tags": {"type": "array", "items": {}}}}
+    config = types.GenerateContentConfig(
+        response_mime_type="application/json", response_json_schema=schema, candidate_count=2
+    )
+    reply = await gemini.aio.models.generate_content(model=MODEL, contents="Count", config=config)
+    assert reply.candidates is not None and [c.index for c in reply.candidates] == [0, 1]
+    assert reply.parsed == {"n": 1, "tags": ["sample"]} or reply.text == '{"n": 1, "tags": ["sample"]}'
+
+
+async def test_an_inline_image_counts_258_tokens(gemini: genai.Client) -> None:
+    image = types.Part(inline_data=types.Blob(mime_type="image/png", data=b"\x89PNG"))
+    reply = await gemini.aio.models.generate_content(model=MODEL, contents=[types.Part(text="What is it"), image])
+    assert reply.text == "Simulated Gemini answer to: What is it [1 image seen]"
+    assert reply.usage_metadata is not None and reply.usage_metadata.prompt_token_count == 3 + 258

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from typing import Any
 
 import httpx
 import openai
@@ -159,3 +160,28 @@ async def test_fault_limited_to_one_endpoint_leaves_the_others_alone(simulator: 
             await api.images.generate(model="dall-e-3", prompt="a red fox")
 
     assert chat.choices[0].message.content
+
+
+async def test_tools_n_and_json_schema_follow_the_protocol(simulator: RunningSimulator) -> None:
+    tool: Any = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+    async with client(simulator) as api:
+        called = await api.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "go"}], tools=[tool], tool_choice="required"
+        )
+        assert called.choices[0].finish_reason == "tool_calls"
+        assert called.choices[0].message.tool_calls is not None
+        assert called.choices[0].message.tool_calls[0].function.arguments == "{}"
+
+        schema: Any = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "integer"}}}
+        several = await api.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "go"}], n=3, response_format=schema
+        )
+        assert [c.message.content for c in several.choices] == ["1", "1", "1"]
+
+        with pytest.raises(openai.BadRequestError):
+            await api.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": "go"}],
+                tools=[tool],
+                tool_choice={"type": "function", "function": {"name": "nope"}},
+            )

@@ -45,7 +45,8 @@ from redis.asyncio.client import PubSub
 
 from chat import metrics
 from chat.cachekey import cache_key
-from chat.providers.base import ProviderAnswer, ProviderRequest
+from chat.providers.base import Choice, ProviderAnswer, ProviderRequest
+from common.contracts.chatfeatures import ToolCall
 from common.errors import ErrorBody, PlatformError, error_from_body
 from common.redis_client import REDIS_ERRORS, RedisClient, subscriber
 
@@ -84,12 +85,27 @@ class CachedAnswer:
     answer: ProviderAnswer
 
     def to_json(self) -> bytes:
-        return json.dumps({"provider": self.provider, **asdict(self.answer)}).encode()
+        return json.dumps({"provider": self.provider, **asdict(self.answer)}, default=_model).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> CachedAnswer:
         data = json.loads(raw)
-        return cls(provider=data.pop("provider"), answer=ProviderAnswer(**data))
+        calls = tuple(ToolCall(**c) for c in data.pop("tool_calls", ()))
+        more = tuple(
+            Choice(
+                text=c["text"],
+                tool_calls=tuple(ToolCall(**t) for t in c["tool_calls"]),
+                finish_reason=c["finish_reason"],
+            )
+            for c in data.pop("more", ())
+        )
+        return cls(provider=data.pop("provider"), answer=ProviderAnswer(**data, tool_calls=calls, more=more))
+
+
+def _model(value: object) -> object:
+    if isinstance(value, ToolCall):
+        return value.model_dump()
+    raise TypeError(f"{type(value).__name__} is not stored in the prompt cache")
 
 
 class Lead:

@@ -83,11 +83,17 @@ class ModelCatalog:
         """The most `request` can cost (its model and `max_tokens` resolved)."""
         assert request.max_tokens is not None
         price = self._offers[request.model].price
-        return credit_prices.reservation(price, messages=request.messages, max_tokens=request.max_tokens)
+        definitions = credit_prices.definition_tokens(
+            *(t.model_dump(exclude_none=True) for t in request.tools),
+            request.response_format.model_dump(exclude_none=True) if request.response_format else None,
+        )
+        return credit_prices.reservation(
+            price, messages=request.messages, max_tokens=request.max_tokens, n=request.n, definitions=definitions
+        )
 
     def charge(self, request: ProviderRequest, *, total_tokens: int) -> int:
         price = self._offers[request.model].price
-        return credit_prices.charge(price, total_tokens=total_tokens, reserved=self.reservation(request))
+        return credit_prices.charge(price, total_tokens=total_tokens, reserved=self.reservation(request), n=request.n)
 
     def _names(self) -> str:
         return ", ".join(self._offers)

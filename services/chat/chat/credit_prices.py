@@ -1,15 +1,20 @@
-"""What a chat answer costs in credits, by model: a price per request plus, optionally, a price
-per 1,000 tokens in and out, and the most answer tokens a request may ask for.
+"""What a chat answer costs in credits, by model: a price per answer (per choice, when a request
+asks for n of them) plus, optionally, a price per 1,000 tokens in and out, and the most answer
+tokens a request may ask for.
 
 The reservation is the most an answer can cost, held before any provider is called: the prompt
 counted at one token per UTF-8 byte (no tokenizer makes more tokens than bytes) plus a few per
-message for its framing, and the answer at the `max_tokens` it was sent with. The commit charges
-what the answer did cost, never more than was held; the rest goes back."""
+message for its framing, the tool definitions and response schema the same way, each image at
+the model's `image_tokens`, and each of the n answers at the `max_tokens` it was sent with. The
+commit charges what the answer did cost (the tokens the provider counted, images included),
+never more than was held; the rest goes back."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -30,6 +35,14 @@ class ModelPrice(BaseModel):
         le=1_000_000,
         description="Most answer tokens a request may ask for; a request that names none is sent with this.",
     )
+    image_tokens: int = Field(
+        765,
+        ge=0,
+        le=100_000,
+        description="Tokens each image in a prompt is held at: the most the model counts for one (OpenAI's "
+        "gpt-4o: 85 at `detail: low`, 765 for a 1024 px image at high detail; Gemini: 258 up to 384 px). The "
+        "charge is the provider's own count, never above the hold.",
+    )
     context_window: int = Field(
         128_000,
         ge=2,
@@ -47,18 +60,32 @@ class ModelPrice(BaseModel):
         return self
 
 
-def prompt_tokens_bound(messages: Sequence[ChatMessage]) -> int:
-    """At least as many tokens as any provider counts for these messages."""
-    return sum(len(m.content.encode()) + FRAMING_TOKENS for m in messages) + FRAMING_TOKENS
+def prompt_tokens_bound(messages: Sequence[ChatMessage], *, image_tokens: int = 0) -> int:
+    """At least as many tokens as any provider counts for these messages (images at `image_tokens`)."""
+    return sum(_message_bytes(m) + len(m.images) * image_tokens + FRAMING_TOKENS for m in messages) + FRAMING_TOKENS
 
 
-def reservation(price: ModelPrice, *, messages: Sequence[ChatMessage], max_tokens: int) -> int:
-    tokens = prompt_tokens_bound(messages) + max_tokens
-    return max(1, price.per_request + math.ceil(price.per_1k_tokens * tokens / 1000))
+def _message_bytes(m: ChatMessage) -> int:
+    calls = sum(len(c.id.encode()) + len(c.name) + len(c.arguments.encode()) + FRAMING_TOKENS for c in m.tool_calls)
+    return len(m.content.encode()) + calls + len((m.tool_call_id or "").encode())
 
 
-def charge(price: ModelPrice, *, total_tokens: int, reserved: int) -> int:
-    return min(reserved, price.per_request + math.ceil(price.per_1k_tokens * total_tokens / 1000))
+def definition_tokens(*definitions: Any) -> int:
+    """At least as many tokens as a provider counts for tool definitions or a response schema
+    (one per byte of their JSON, as for text)."""
+    return sum(len(json.dumps(d, ensure_ascii=False).encode()) + FRAMING_TOKENS for d in definitions if d)
+
+
+def reservation(
+    price: ModelPrice, *, messages: Sequence[ChatMessage], max_tokens: int, n: int = 1, definitions: int = 0
+) -> int:
+    """The most an answer can cost: `n` choices of `max_tokens` each; `definitions`: its tools' and schema's tokens."""
+    tokens = prompt_tokens_bound(messages, image_tokens=price.image_tokens) + definitions + max_tokens * n
+    return max(1, price.per_request * n + math.ceil(price.per_1k_tokens * tokens / 1000))
+
+
+def charge(price: ModelPrice, *, total_tokens: int, reserved: int, n: int = 1) -> int:
+    return min(reserved, price.per_request * n + math.ceil(price.per_1k_tokens * total_tokens / 1000))
 
 
 def embedding_reservation(price: ModelPrice, *, inputs: Sequence[str]) -> int:

@@ -13,6 +13,7 @@ import time
 
 from chat import metrics
 from chat.cache import CachedAnswer, Lead, PromptCache
+from chat.cachekey import cacheable
 from chat.catalog import ModelCatalog
 from chat.conversations import Conversations
 from chat.failover import Failover
@@ -34,13 +35,7 @@ from common.contracts import (
     Reservation,
 )
 from common.credits import CreditsClient
-from common.errors import (
-    Conflict,
-    DeadlineExceeded,
-    ServiceUnavailable,
-    Unauthenticated,
-    UpstreamFailed,
-)
+from common.errors import BadRequest, Conflict, DeadlineExceeded, ServiceUnavailable, Unauthenticated, UpstreamFailed
 
 
 class ChatHandlers:
@@ -87,6 +82,7 @@ class ChatHandlers:
                 window=self._catalog.window(model),
                 max_tokens=max_tokens,
             )
+            _threadable(payload)
         job = Job(
             envelope=envelope,
             caller=Caller.of(envelope),
@@ -96,6 +92,15 @@ class ChatHandlers:
                 temperature=payload.temperature,
                 top_p=payload.top_p,
                 max_tokens=max_tokens,
+                tools=tuple(payload.tools),
+                tool_choice=payload.tool_choice,
+                response_format=payload.response_format,
+                n=payload.n,
+                stop=tuple(payload.stop),
+                seed=payload.seed,
+                presence_penalty=payload.presence_penalty,
+                frequency_penalty=payload.frequency_penalty,
+                end_user=payload.end_user,
             ),
             stream=stream,
             streaming=payload.stream and stream.active,
@@ -105,7 +110,7 @@ class ChatHandlers:
         )
         if job.streaming and self._inbox is not None:
             stream.listen(self._inbox)
-        if self._cache is None:
+        if self._cache is None or not cacheable(job.request):
             return await self._fresh(job, None)
         key = self._cache.key(job.request, user_id=job.user_id)
         found = await self._cache.lead_or_wait(key, deadline=job.deadline, lookup=payload.use_cache)
@@ -133,14 +138,15 @@ class ChatHandlers:
             idle_timeout_s=self._failover.policy.attempt_timeout_s,
             ack_timeout_s=self._ack_timeout_s,
         )
-        charge = self._hit_price if out.delivered else 0
+        delivered = _delivered_any(out)
+        charge = self._hit_price if delivered else 0
         await self._accounts.conclude(
             job,
             reservation,
             cached.provider,
             answer,
             cached=True,
-            charge=charge if out.delivered else None,
+            charge=charge if delivered else None,
             turn_text=_delivered(out),
         )
         return streamed_completion(job, cached.provider, answer.model, out, cached=True, credits=charge)
@@ -225,7 +231,8 @@ class ChatHandlers:
             else:
                 await lead.abandon()
         charge = 0
-        if out.delivered:
+        delivered = _delivered_any(out)
+        if delivered:
             usage = delivered_usage(out, job.request.messages)
             charge = self._catalog.charge(job.request, total_tokens=usage.total_tokens)
         produced = produced_usage(out, job.request.messages)
@@ -242,10 +249,33 @@ class ChatHandlers:
             provider.name,
             answer,
             cached=False,
-            charge=charge if out.delivered else None,
+            charge=charge if delivered else None,
             turn_text=_delivered(out),
         )
         return streamed_completion(job, provider.name, answer.model, out, cached=False, credits=charge)
+
+
+# What a threaded request cannot carry: a thread keeps text turns with one answer each.
+_NOT_THREADED = {
+    "tools": lambda p: bool(p.tools),
+    "n": lambda p: p.n > 1,
+    "messages": lambda p: any(m.images or m.tool_calls or m.role == "tool" for m in p.messages),
+}
+
+
+def _threadable(payload: CompleteChat) -> None:
+    for field, present in _NOT_THREADED.items():
+        if present(payload):
+            raise BadRequest(
+                f"`{field}`: a thread keeps text turns, so a threaded request cannot carry tools, tool calls "
+                "or results, images or n > 1",
+                errors=[{"field": f"body.{field}", "message": "not supported with thread_id", "type": "value_error"}],
+            )
+
+
+def _delivered_any(out: Pumped) -> bool:
+    """Whether the requester got anything: text chunks, or an answer of tool calls only (which its reply carries)."""
+    return out.delivered > 0 or (out.complete and out.answer is not None and not out.sent and out.answer.said)
 
 
 def _text(answer: ProviderAnswer) -> str:

@@ -10,7 +10,7 @@ from chat.providers.base import ProviderAnswer, ProviderRequest
 from chat.streaming import Pumped, delivered_usage
 from common.bus import ReplyStream
 from common.contracts import Caller, ChatCompletion, ChatMessage, CompleteChat, Envelope, FinishReason, Usage
-from common.contracts.chat import MAX_CONTENT_CHARS
+from common.contracts.chat import MAX_CONTENT_CHARS, ChatChoice
 from common.errors import DeadlineExceeded
 
 
@@ -43,9 +43,10 @@ class Job:
 
 def completion(job: Job, provider: str, answer: ProviderAnswer, *, cached: bool, credits: int) -> ChatCompletion:
     text, finish = fitted(answer.text, answer.finish_reason)
+    message = ChatMessage(role="assistant", content=text, tool_calls=list(answer.tool_calls))
     return ChatCompletion(
         id=job.completion_id,
-        message=ChatMessage(role="assistant", content=text),
+        message=message,
         model=answer.model,
         provider=provider,
         usage=usage_of(answer),
@@ -53,7 +54,20 @@ def completion(job: Job, provider: str, answer: ProviderAnswer, *, cached: bool,
         finish_reason=finish,
         credits=credits,
         thread_id=job.thread_id,
+        choices=choices(message, finish, answer),
     )
+
+
+def choices(first: ChatMessage, finish: FinishReason, answer: ProviderAnswer | None) -> list[ChatChoice]:
+    """Every choice of an answer to a request for several; none for a request for one."""
+    if answer is None or not answer.more:
+        return []
+    out = [ChatChoice(index=0, message=first, finish_reason=finish)]
+    for index, choice in enumerate(answer.more, start=1):
+        text, why = fitted(choice.text, choice.finish_reason)
+        message = ChatMessage(role="assistant", content=text, tool_calls=list(choice.tool_calls))
+        out.append(ChatChoice(index=index, message=message, finish_reason=why))
+    return out
 
 
 def streamed_completion(
@@ -62,12 +76,14 @@ def streamed_completion(
     """The reply after a stream: what was delivered, or the stream's error."""
     if out.error is not None:
         raise out.error
-    if not out.delivered_text:
+    calls = list(out.answer.tool_calls) if out.complete and out.answer is not None else []
+    if not out.delivered_text and not calls:
         raise DeadlineExceeded("the requester left before the first token")
     text, finish = fitted(out.delivered_text, out.finish)
+    message = ChatMessage(role="assistant", content=text, tool_calls=calls)
     return ChatCompletion(
         id=job.completion_id,
-        message=ChatMessage(role="assistant", content=text),
+        message=message,
         model=out.answer.model if out.answer else model,
         provider=provider,
         usage=delivered_usage(out, job.request.messages),
@@ -75,6 +91,7 @@ def streamed_completion(
         finish_reason=finish,
         credits=credits,
         thread_id=job.thread_id,
+        choices=choices(message, finish, out.answer if out.complete else None),
     )
 
 

@@ -111,8 +111,8 @@ async def pump(
 
 
 async def replay(answer: ProviderAnswer) -> AsyncIterator[str | ProviderAnswer]:
-    """A stored answer as a stream: its words, then the answer."""
-    for piece in pieces(answer.text):
+    """A stored answer as a stream: its words (none for tool calls alone), then the answer."""
+    for piece in pieces(answer.text) if answer.text else ():
         yield piece
     yield answer
 

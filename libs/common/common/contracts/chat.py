@@ -6,19 +6,65 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
 
+from common.contracts.chatfeatures import (
+    MAX_IMAGES,
+    MAX_TOOLS,
+    FunctionTool,
+    ImageInput,
+    ResponseFormat,
+    ToolCall,
+    ToolChoice,
+)
 from common.contracts.envelope import Contract
 
 ChatRole = Literal["system", "user", "assistant"]
-FinishReason = Literal["stop", "length", "content_filter", "cancelled", "error"]
+# A message's role: a thread's roles, and `tool` for a function's result.
+MessageRole = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "cancelled", "error"]
+MAX_CHOICES = 8
 # Longest message text, asked or answered; a longer answer is delivered cut here, as "length".
 MAX_CONTENT_CHARS = 32_000
 
 
+# What the validator below requires, stated in the schema so that clients generated from it know.
+_SAYS_SOMETHING = {
+    "anyOf": [
+        {"required": ["content"], "properties": {"content": {"minLength": 1}}},
+        {"required": ["tool_calls"], "properties": {"tool_calls": {"minItems": 1}}},
+        {"required": ["images"], "properties": {"images": {"minItems": 1}}},
+    ]
+}
+
+
 class ChatMessage(Contract):
-    role: ChatRole = Field(description="Who said it.", examples=["user"])
-    content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS, description="The text.", examples=["Hello!"])
+    """One message: text, images shown after it, the tool calls an assistant made, or a tool's result.
+    It says something: text, an image or a tool call."""
+
+    model_config = Contract.model_config | {"json_schema_extra": _SAYS_SOMETHING}
+
+    role: MessageRole = Field(description="Who said it; `tool`: a function's result.", examples=["user"])
+    images: list[ImageInput] = Field(
+        default_factory=list, max_length=MAX_IMAGES, description="Images shown with the text, after it."
+    )
+    tool_calls: list[ToolCall] = Field(
+        default_factory=list, max_length=MAX_TOOLS, description="Functions the assistant called (its turn)."
+    )
+    tool_call_id: str | None = Field(
+        None, min_length=1, max_length=128, description="The call a `tool` message answers."
+    )
+    # Last, so that its check below sees the others (and a missing text is reported as this field's).
+    content: str = Field(
+        "", max_length=MAX_CONTENT_CHARS, validate_default=True, description="The text.", examples=["Hello!"]
+    )
+
+    @field_validator("content")
+    @classmethod
+    def _says_something(cls, content: str, info: ValidationInfo) -> str:
+        if not (content or info.data.get("images") or info.data.get("tool_calls")):
+            raise ValueError("a message needs content (at least 1 character), images or tool_calls")
+        return content
 
 
 class CompleteChat(Contract):
@@ -41,6 +87,23 @@ class CompleteChat(Contract):
         False, description="Send the answer as ChatChunk messages to the requester as it is produced, then the reply."
     )
     use_cache: bool = Field(True, description="False: skip the prompt cache lookup (the fresh answer is still stored).")
+    tools: list[FunctionTool] = Field(
+        default_factory=list, max_length=MAX_TOOLS, description="Functions the model may call."
+    )
+    tool_choice: ToolChoice | None = Field(
+        None, description="Whether or which tool to call; provider default if absent."
+    )
+    response_format: ResponseFormat | None = Field(None, description="The form of the answer; text if absent.")
+    n: int = Field(1, ge=1, le=MAX_CHOICES, description="How many alternative answers (choices) to produce.")
+    stop: list[str] = Field(
+        default_factory=list, max_length=4, description="Text at which the answer stops (not included)."
+    )
+    seed: int | None = Field(None, ge=-(2**31), le=2**31 - 1, description="Sampling seed, for repeatable answers.")
+    presence_penalty: float | None = Field(None, ge=-2, le=2, description="Penalty for tokens already present.")
+    frequency_penalty: float | None = Field(None, ge=-2, le=2, description="Penalty by how often a token appeared.")
+    end_user: str | None = Field(
+        None, max_length=256, description="The client's label for its own end user, passed on to OpenAI as `user`."
+    )
     thread_id: uuid.UUID | None = Field(
         None,
         description="Continue this thread of the acting user: `messages` are then the new turn only (system "
@@ -56,6 +119,14 @@ class Usage(Contract):
     total_tokens: int = Field(ge=0)
 
 
+class ChatChoice(Contract):
+    """One of several answers to a request that asked for more than one."""
+
+    index: int = Field(ge=0, description="Position of this choice, from 0.")
+    message: ChatMessage = Field(description="The assistant's answer.")
+    finish_reason: FinishReason = Field("stop", description="Why the answer ended.")
+
+
 class ChatCompletion(Contract):
     """Reply to CompleteChat."""
 
@@ -68,6 +139,11 @@ class ChatCompletion(Contract):
     finish_reason: FinishReason = Field("stop", description="Why the answer ended.")
     credits: int = Field(0, ge=0, description="Credits charged for this answer.")
     thread_id: uuid.UUID | None = Field(None, description="The thread this answer was kept in.")
+    choices: list[ChatChoice] = Field(
+        default_factory=list,
+        max_length=MAX_CHOICES,
+        description="With n > 1: every choice, the first being `message` and `finish_reason`; else empty.",
+    )
 
 
 class ChatChunk(Contract):

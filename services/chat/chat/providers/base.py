@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from common.contracts import ChatMessage, FinishReason
+from common.contracts.chatfeatures import FunctionTool, ResponseFormat, ToolCall, ToolChoice
 
 _PIECE = re.compile(r"\S+\s*|\s+")
 
@@ -21,15 +22,46 @@ class ProviderRequest:
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
+    tools: tuple[FunctionTool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    response_format: ResponseFormat | None = None
+    n: int = 1
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    end_user: str | None = None
+
+    @property
+    def images(self) -> int:
+        return sum(len(m.images) for m in self.messages)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One more answer to a request for several (n > 1): the first is the ProviderAnswer itself."""
+
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason = "stop"
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderAnswer:
+    """An answer: its text and tool calls (the first choice), the other choices, and the usage of all."""
+
     text: str
     model: str
     prompt_tokens: int
     completion_tokens: int
     finish_reason: FinishReason = "stop"
+    tool_calls: tuple[ToolCall, ...] = ()
+    more: tuple[Choice, ...] = ()
+
+    @property
+    def said(self) -> bool:
+        """Whether it says anything: text or a tool call."""
+        return bool(self.text or self.tool_calls)
 
 
 class ProviderError(Exception):

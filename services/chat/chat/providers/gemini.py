@@ -6,7 +6,11 @@ belong to `chat.failover`, so they are counted and bounded by the request's dead
 
 from __future__ import annotations
 
+import base64
 import json
+import mimetypes
+import uuid
+from typing import Any
 
 import aiohttp
 import httpx2
@@ -15,6 +19,7 @@ from google import genai
 from google.genai import errors, types
 
 from chat.providers.base import (
+    Choice,
     ProviderAnswer,
     ProviderError,
     ProviderRequest,
@@ -22,7 +27,8 @@ from chat.providers.base import (
     count_tokens,
     status_retryable,
 )
-from common.contracts import FinishReason
+from common.contracts import ChatMessage, FinishReason
+from common.contracts.chatfeatures import FunctionTool, ToolCall, ToolChoice
 
 NAME = "gemini"
 _FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
@@ -48,25 +54,30 @@ class GeminiProvider:
             reply = await self._client.aio.models.generate_content(
                 model=request.model, contents=_contents(request), config=_config(request)
             )
-            text, finish = _text_and_finish(reply)
+            read = _choices(reply)
         except ProviderError:
             raise
         except Exception as exc:
             raise _error(exc) from exc
-        if not text:
-            raise ProviderError(NAME, f"empty answer (finish reason {finish})", retryable=False)
+        first = read[0]
+        if not all(c.text or c.tool_calls for c in read):  # a reply cannot carry an empty choice
+            raise ProviderError(NAME, f"empty answer (finish reason {first.finish_reason})", retryable=False)
         usage = reply.usage_metadata
         return ProviderAnswer(
-            text=text,
+            text=first.text,
             model=reply.model_version or request.model,
             prompt_tokens=(usage.prompt_token_count if usage else None) or 0,
-            completion_tokens=(usage.candidates_token_count if usage else None) or count_tokens(text),
-            finish_reason=finish,
+            completion_tokens=(usage.candidates_token_count if usage else None) or count_tokens(_all_text(read)),
+            finish_reason=first.finish_reason,
+            tool_calls=first.tool_calls,
+            more=tuple(read[1:]),
         )
 
     async def stream(self, request: ProviderRequest) -> ProviderStream:
-        text: list[str] = []
-        finish: FinishReason = "stop"
+        """The first candidate's text as it comes; its function calls and the other candidates with the answer."""
+        texts: dict[int, list[str]] = {}
+        calls: dict[int, list[ToolCall]] = {}
+        finishes: dict[int, FinishReason] = {}
         usage: types.GenerateContentResponseUsageMetadata | None = None
         model = request.model
         try:
@@ -74,25 +85,36 @@ class GeminiProvider:
                 model=request.model, contents=_contents(request), config=_config(request)
             )
             async for chunk in chunks:
-                piece, finish = _text_and_finish(chunk, default=finish)
                 usage = chunk.usage_metadata or usage
                 model = chunk.model_version or model
-                if piece:
-                    text.append(piece)
-                    yield piece
+                for index, choice in enumerate(_choices(chunk, final=False)):
+                    index = _index(chunk, index)
+                    calls.setdefault(index, []).extend(choice.tool_calls)
+                    if choice.finish_reason != "stop" or index not in finishes:
+                        finishes[index] = choice.finish_reason
+                    if choice.text:
+                        texts.setdefault(index, []).append(choice.text)
+                        if index == 0:
+                            yield choice.text
         except ProviderError:
             raise
         except Exception as exc:
             raise _error(exc) from exc
-        whole = "".join(text)
-        if not whole:
-            raise ProviderError(NAME, f"empty answer (finish reason {finish})", retryable=False)
+        read = [
+            _choice("".join(texts.get(i, [])), calls.get(i, []), finishes.get(i, "stop"))
+            for i in range(max(request.n, 1))
+        ]
+        first = read[0]
+        if not all(c.text or c.tool_calls for c in read):  # a reply cannot carry an empty choice
+            raise ProviderError(NAME, f"empty answer (finish reason {first.finish_reason})", retryable=False)
         yield ProviderAnswer(
-            text=whole,
+            text=first.text,
             model=model,
             prompt_tokens=(usage.prompt_token_count if usage else None) or 0,
-            completion_tokens=(usage.candidates_token_count if usage else None) or count_tokens(whole),
-            finish_reason=finish,
+            completion_tokens=(usage.candidates_token_count if usage else None) or count_tokens(_all_text(read)),
+            finish_reason=first.finish_reason,
+            tool_calls=first.tool_calls,
+            more=tuple(read[1:]),
         )
 
     async def aclose(self) -> None:
@@ -101,47 +123,160 @@ class GeminiProvider:
 
 
 def _contents(request: ProviderRequest) -> list[types.Content]:
-    contents = [
-        types.Content(role="model" if m.role == "assistant" else "user", parts=[types.Part(text=m.content)])
-        for m in request.messages
-        if m.role != "system"
-    ]
+    """The conversation as Gemini turns: assistant turns are the model's (its function calls among
+    them), tool results go back as the user's functionResponse parts, one turn for a run of them."""
+    names = {c.id: c.name for m in request.messages for c in m.tool_calls}
+    contents: list[types.Content] = []
+    for m in request.messages:
+        if m.role == "system":
+            continue
+        parts = _parts(m, names)
+        if not parts:
+            continue
+        role = "model" if m.role == "assistant" else "user"
+        last = contents[-1] if contents else None
+        if m.role == "tool" and last is not None and last.parts and last.parts[-1].function_response is not None:
+            last.parts.extend(parts)
+            continue
+        contents.append(types.Content(role=role, parts=parts))
     if not contents:  # a conversation of instructions only: send them as the question
         contents = [types.Content(role="user", parts=[types.Part(text=m.content)]) for m in request.messages]
     return contents
 
 
+def _parts(m: ChatMessage, names: dict[str, str]) -> list[types.Part]:
+    if m.role == "tool":
+        call_id = m.tool_call_id or ""
+        response = _object(m.content, key="result")
+        return [
+            types.Part(
+                function_response=types.FunctionResponse(
+                    id=call_id or None, name=names.get(call_id, "tool"), response=response
+                )
+            )
+        ]
+    parts = [types.Part(text=m.content)] if m.content else []
+    parts += [_image(image.url) for image in m.images]
+    parts += [
+        types.Part(function_call=types.FunctionCall(id=c.id, name=c.name, args=_object(c.arguments, key="arguments")))
+        for c in m.tool_calls
+    ]
+    return parts
+
+
+def _object(text: str, *, key: str) -> dict[str, Any]:
+    """JSON text as the object Gemini wants: itself when it is one, else wrapped under `key`."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {key: text}
+    return value if isinstance(value, dict) else {key: value}
+
+
+def _image(url: str) -> types.Part:
+    if url.startswith("data:"):
+        header, _, data = url.partition(",")
+        mime = header.removeprefix("data:").split(";")[0]
+        return types.Part(inline_data=types.Blob(mime_type=mime, data=base64.b64decode(data)))
+    mime = mimetypes.guess_type(url.split("?")[0])[0] or "image/jpeg"
+    return types.Part(file_data=types.FileData(file_uri=url, mime_type=mime))
+
+
 def _config(request: ProviderRequest) -> types.GenerateContentConfig:
     system = "\n\n".join(m.content for m in request.messages if m.role == "system")
     has_turns = any(m.role != "system" for m in request.messages)
+    fmt = request.response_format
+    json_out = fmt is not None and fmt.type != "text"
     return types.GenerateContentConfig(
         system_instruction=system if system and has_turns else None,
         temperature=request.temperature,
         top_p=request.top_p,
         max_output_tokens=request.max_tokens,
+        tools=[types.Tool(function_declarations=[_declaration(t) for t in request.tools])] if request.tools else None,
+        tool_config=_tool_config(request.tool_choice) if request.tools and request.tool_choice else None,
+        response_mime_type="application/json" if json_out else None,
+        response_json_schema=(fmt.json_schema or {"type": "object"}) if fmt and fmt.type == "json_schema" else None,
+        candidate_count=request.n if request.n > 1 else None,
+        stop_sequences=list(request.stop) or None,
+        seed=request.seed,
+        presence_penalty=request.presence_penalty,
+        frequency_penalty=request.frequency_penalty,
     )
 
 
-def _text_and_finish(
-    reply: types.GenerateContentResponse, *, default: FinishReason = "stop"
-) -> tuple[str, FinishReason]:
+def _declaration(tool: FunctionTool) -> types.FunctionDeclaration:
+    return types.FunctionDeclaration(
+        name=tool.name, description=tool.description, parameters_json_schema=tool.parameters or None
+    )
+
+
+def _tool_config(choice: ToolChoice) -> types.ToolConfig:
+    if choice.function is not None:
+        config = types.FunctionCallingConfig(
+            mode=types.FunctionCallingConfigMode.ANY, allowed_function_names=[choice.function]
+        )
+    else:
+        config = types.FunctionCallingConfig(mode=_MODES[choice.mode])
+    return types.ToolConfig(function_calling_config=config)
+
+
+_MODES = {
+    "none": types.FunctionCallingConfigMode.NONE,
+    "auto": types.FunctionCallingConfigMode.AUTO,
+    "required": types.FunctionCallingConfigMode.ANY,
+}
+
+
+def _index(reply: types.GenerateContentResponse, position: int) -> int:
+    candidates = reply.candidates or []
+    index = candidates[position].index if position < len(candidates) else None
+    return index if index is not None else position
+
+
+def _choices(reply: types.GenerateContentResponse, *, final: bool = True) -> list[Choice]:
+    """Each candidate's text, function calls and finish reason (a blocked prompt: one empty, filtered)."""
     candidates = reply.candidates or []
     if not candidates:
         blocked = reply.prompt_feedback and reply.prompt_feedback.block_reason
         if blocked:
-            return "", "content_filter"
+            return [Choice(text="", finish_reason="content_filter")]
+        if not final:
+            return []
         raise ProviderError(NAME, "reply without candidates", retryable=True)
-    candidate = candidates[0]
-    parts = (candidate.content.parts if candidate.content else None) or []
-    text = "".join(p.text for p in parts if p.text and not p.thought)
-    reason = candidate.finish_reason.value if candidate.finish_reason else None
-    if reason is None:
-        return text, default
+    out = []
+    for candidate in sorted(candidates, key=lambda c: c.index or 0):
+        parts = (candidate.content.parts if candidate.content else None) or []
+        text = "".join(p.text for p in parts if p.text and not p.thought)
+        calls = [
+            ToolCall(
+                id=p.function_call.id or f"call_{uuid.uuid4().hex[:24]}",
+                name=p.function_call.name or "",
+                arguments=json.dumps(p.function_call.args or {}, separators=(",", ":")),
+            )
+            for p in parts
+            if p.function_call is not None
+        ]
+        reason = candidate.finish_reason.value if candidate.finish_reason else None
+        out.append(_choice(text, calls, _finish(reason)))
+    return out
+
+
+def _choice(text: str, calls: list[ToolCall], finish: FinishReason) -> Choice:
+    return Choice(
+        text=text, tool_calls=tuple(calls), finish_reason="tool_calls" if calls and finish == "stop" else finish
+    )
+
+
+def _finish(reason: str | None) -> FinishReason:
     if reason == "MAX_TOKENS":
-        return text, "length"
+        return "length"
     if reason in _FILTERED:
-        return text, "content_filter"
-    return text, "stop"
+        return "content_filter"
+    return "stop"
+
+
+def _all_text(choices: list[Choice]) -> str:
+    return " ".join(c.text + " ".join(t.arguments for t in c.tool_calls) for c in choices)
 
 
 def _error(exc: BaseException) -> ProviderError:

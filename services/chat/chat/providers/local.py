@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from chat.providers.base import ProviderAnswer, ProviderRequest, ProviderStream, count_tokens, pieces
+from chat.providers.base import Choice, ProviderAnswer, ProviderRequest, ProviderStream, count_tokens, pieces
 
 MODEL = "local-echo-1"
 
@@ -39,12 +39,15 @@ class LocalProvider:
         if request.max_tokens is not None and count_tokens(text) > request.max_tokens:
             text, finish = " ".join(text.split()[: request.max_tokens]), "length"
         prompt_tokens = max(1, sum(count_tokens(m.content) for m in messages))
+        # Tools and response formats are not modelled offline: each of the n choices is the same text.
+        more = tuple(Choice(text=text, finish_reason=finish) for _ in range(request.n - 1))
         return ProviderAnswer(
             text=text,
             model=request.model,
             prompt_tokens=prompt_tokens,
-            completion_tokens=max(1, count_tokens(text)),
+            completion_tokens=max(1, count_tokens(text)) * request.n,
             finish_reason=finish,
+            more=more,
         )
 
     async def stream(self, request: ProviderRequest) -> ProviderStream:

@@ -12,6 +12,7 @@ from chat.providers.base import ChatProvider
 from chat.providers.gemini import GeminiProvider
 from chat.providers.openai import OpenAIProvider
 from common.contracts import ChatMessage
+from common.contracts.chatfeatures import FunctionTool, ImageInput, ToolCall, ToolChoice
 from tests.simulator.server import RunningSimulator
 
 pytestmark = pytest.mark.integration
@@ -93,3 +94,60 @@ async def test_a_malformed_stream_is_a_retryable_failure(provider: ChatProvider,
     with pytest.raises(ProviderError) as caught:
         _ = [item async for item in provider.stream(ask(provider))]
     assert caught.value.retryable
+
+
+TOOLS = (
+    FunctionTool(name="get_weather", parameters={"type": "object", "properties": {"city": {"type": "string"}}}),
+    FunctionTool(name="get_time", parameters={"type": "object", "properties": {"zone": {"type": "string"}}}),
+)
+
+
+async def test_parallel_tool_results_go_back_as_each_providers_protocol_has_them(
+    provider: ChatProvider, simulator: RunningSimulator
+) -> None:
+    calls = [
+        ToolCall(id="call_a", name="get_weather", arguments='{"city":"Oslo"}'),
+        ToolCall(id="call_b", name="get_time", arguments='{"zone":"CET"}'),
+    ]
+    messages = (
+        ChatMessage(role="user", content="Weather and time in Oslo?"),
+        ChatMessage(role="assistant", tool_calls=calls),
+        ChatMessage(role="tool", content='{"temp_c": 21}', tool_call_id="call_a"),
+        ChatMessage(role="tool", content="12:00", tool_call_id="call_b"),
+    )
+    request = ProviderRequest(messages=messages, model=provider.default_model, tools=TOOLS)
+    answer = await provider.complete(request)
+    assert answer.tool_calls == () and answer.finish_reason == "stop"
+    # Gemini: both results in one user turn, as functionResponse parts named after their calls.
+    results = ['{"temp_c": 21}', "12:00"] if provider.name == "openai" else ['{"temp_c": 21}', '{"result": "12:00"}']
+    assert answer.text == f"Simulated {LABEL[provider.name]} answer from the tool results: {' | '.join(results)}"
+    roles = [m["role"] for m in simulator.sim.calls.recent()[-1]["messages"]]
+    assert roles == (["user", "assistant", "tool", "tool"] if provider.name == "openai" else ["user", "model", "user"])
+
+
+async def test_a_streamed_tool_call_and_other_choices_come_with_the_answer(provider: ChatProvider) -> None:
+    request = ProviderRequest(
+        messages=(ChatMessage(role="user", content="Time in Oslo?"),),
+        model=provider.default_model,
+        tools=TOOLS,
+        tool_choice=ToolChoice(function="get_time"),
+        n=2,
+    )
+    pieces = [item async for item in provider.stream(request)]
+    answer = pieces[-1]
+    assert isinstance(answer, ProviderAnswer) and pieces[:-1] == []  # no text: a call
+    assert [(c.name, c.arguments) for c in answer.tool_calls] == [("get_time", '{"zone":"sample"}')]
+    assert answer.finish_reason == "tool_calls" and len(answer.more) == 1
+    assert (
+        answer.more[0].tool_calls[0].name == "get_time" and answer.tool_calls[0].id != answer.more[0].tool_calls[0].id
+    )
+
+
+async def test_a_data_url_image_reaches_the_model(provider: ChatProvider, simulator: RunningSimulator) -> None:
+    image = ImageInput(url="data:image/png;base64,iVBORw0KGgo=", detail="low")
+    request = ProviderRequest(
+        messages=(ChatMessage(role="user", content="What is it?", images=[image]),), model=provider.default_model
+    )
+    answer = await provider.complete(request)
+    assert answer.text == f"Simulated {LABEL[provider.name]} answer to: What is it? [1 image seen]"
+    assert simulator.sim.calls.recent()[-1]["images"] == 1

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chat.cachekey import cache_key
+from chat.cachekey import cache_key, cacheable
 from chat.providers import ProviderRequest
 from common.contracts import ChatMessage
+from common.contracts.chatfeatures import FunctionTool, ImageInput, ResponseFormat, ToolCall, ToolChoice
 
 pytestmark = pytest.mark.unit
 
@@ -94,3 +96,69 @@ def canonical(r: ProviderRequest) -> tuple[object, ...]:
 @given(requests, requests)
 def test_keys_are_equal_exactly_when_the_requests_are(a: ProviderRequest, b: ProviderRequest) -> None:
     assert (key(a) == key(b)) == (canonical(a) == canonical(b))
+
+
+TOOL = FunctionTool(name="get_weather", parameters={"type": "object", "properties": {"city": {"type": "string"}}})
+JSON = ResponseFormat(type="json_object")
+CALL = ToolCall(id="call_1", name="get_weather", arguments='{"city":"Oslo"}')
+
+
+def rich(**changes: object) -> ProviderRequest:
+    messages = (
+        ChatMessage(role="user", content="Weather?", images=[ImageInput(url="https://x.example/a.png")]),
+        ChatMessage(role="assistant", tool_calls=[CALL]),
+        ChatMessage(role="tool", content="21", tool_call_id="call_1"),
+    )
+    fields: dict[str, Any] = {"messages": messages, "model": "m", "tools": (TOOL,), "seed": 1, **changes}
+    return ProviderRequest(**fields)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"tools": ()},
+        {"tools": (FunctionTool(name="get_weather"),)},
+        {"tool_choice": ToolChoice(mode="required")},
+        {"tool_choice": ToolChoice(function="get_weather")},
+        {"response_format": JSON},
+        {"response_format": ResponseFormat(type="json_schema", json_schema={"type": "object"})},
+        {"n": 2},
+        {"stop": ("x",)},
+        {"seed": 2},
+        {"presence_penalty": 0.5},
+        {"frequency_penalty": 0.5},
+        {
+            "messages": (
+                ChatMessage(role="user", content="Weather?", images=[ImageInput(url="https://x.example/b.png")]),
+            )
+        },
+        {"messages": (ChatMessage(role="user", content="Weather?"),)},
+    ],
+)
+def test_every_field_that_changes_an_answer_changes_the_key(changes: dict[str, object]) -> None:
+    assert key(rich(**changes)) != key(rich())
+
+
+def test_what_the_provider_does_not_answer_by_is_not_in_the_key() -> None:
+    assert key(rich(end_user="shopper-7")) == key(rich())
+    same_schema = ResponseFormat(type="json_schema", json_schema={"b": 1, "a": 2})
+    reordered = ResponseFormat(type="json_schema", json_schema={"a": 2, "b": 1})
+    assert key(rich(response_format=same_schema)) == key(rich(response_format=reordered))
+
+
+@pytest.mark.parametrize(
+    ("changes", "cached"),
+    [
+        ({"seed": None}, False),  # tools, sampled at random
+        ({"seed": None, "temperature": 0}, True),
+        ({"seed": 3}, True),
+        ({"seed": None, "tools": (), "response_format": JSON}, False),
+        ({"seed": None, "tools": (), "response_format": JSON, "temperature": 0.0}, True),
+        ({"seed": None, "tools": (), "response_format": ResponseFormat(type="text")}, True),
+        ({"seed": None, "tools": (), "temperature": 1.5}, True),  # plain text: cached as before
+    ],
+)
+def test_tool_calls_and_structured_outputs_are_cached_only_when_deterministic(
+    changes: dict[str, object], cached: bool
+) -> None:
+    assert cacheable(rich(**changes)) is cached

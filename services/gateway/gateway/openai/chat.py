@@ -1,6 +1,8 @@
 """An OpenAI-compatible surface, so the official `openai` SDK and other OpenAI clients work
 against the gateway unchanged, with a user's bearer token as their API key:
-`POST /v1/chat/completions` (plain and `stream: true`) and `GET /v1/models[/{id}]`.
+`POST /v1/chat/completions` (plain and `stream: true`; function tools and tool results, JSON and
+JSON-schema response formats, image parts, `n` choices, `stop`, `seed`, the penalties, `user`) and
+`GET /v1/models[/{id}]`.
 
 Errors on these routes use OpenAI's shape (see `errors.py`). Answers add `provider`, `cached` and `credits` to
 OpenAI's fields; clients ignore what they do not know."""
@@ -14,10 +16,22 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from fastapi.sse import format_sse_event
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from common.contracts import ChatChunk, ChatCompletion, ChatMessage, CompleteChat, FinishReason, ListModels, ModelList
-from common.contracts.chat import MAX_CONTENT_CHARS
+from common.contracts.chat import MAX_CHOICES, MAX_CONTENT_CHARS, ChatChoice
+from common.contracts.chatfeatures import (
+    FUNCTION_NAME,
+    IMAGE_URL,
+    MAX_IMAGE_URL,
+    MAX_TOOLS,
+    FunctionTool,
+    ImageDetail,
+    ImageInput,
+    ResponseFormat,
+    ToolCall,
+    ToolChoice,
+)
 from common.errors import NotFound, PlatformError
 from gateway.chat_limits import MaxTokens, ModelName, Temperature, TopP, limits
 from gateway.chat_relay import ChatRelay, write_events
@@ -28,7 +42,7 @@ from gateway.openai.errors import OpenAIRoute, error_body
 from gateway.openai.views import STREAM, ChatCompletionView, ModelListView, ModelView
 from gateway.routes.chat import THREAD_DOC, CacheControl, wants_fresh
 
-_FINISH: dict[FinishReason, str] = {"length": "length", "content_filter": "content_filter"}
+_FINISH: dict[FinishReason, str] = {"length": "length", "content_filter": "content_filter", "tool_calls": "tool_calls"}
 
 
 router = APIRouter(tags=["openai-compatible"], route_class=OpenAIRoute)
@@ -38,6 +52,8 @@ router = APIRouter(tags=["openai-compatible"], route_class=OpenAIRoute)
 MAX_PARTS = 8
 PART_CHARS = (MAX_CONTENT_CHARS - (MAX_PARTS - 1)) // MAX_PARTS
 TextContent = Annotated[str, Field(min_length=1, max_length=MAX_CONTENT_CHARS)]
+CallId = Annotated[str, Field(min_length=1, max_length=128)]
+FunctionName = Annotated[str, Field(pattern=FUNCTION_NAME)]
 
 
 class TextPart(BaseModel):
@@ -47,18 +63,175 @@ class TextPart(BaseModel):
     text: str = Field(min_length=1, max_length=PART_CHARS)
 
 
-class Message(BaseModel):
+class ImageURL(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: Literal["system", "developer", "user", "assistant"]
-    content: TextContent | Annotated[list[TextPart], Field(min_length=1, max_length=MAX_PARTS)] = Field(
-        description="Text, or text parts (other part types are not supported)."
-    )
+    url: str = Field(max_length=MAX_IMAGE_URL, pattern=IMAGE_URL, description="https URL or base64 data URL.")
+    detail: ImageDetail = "auto"
+
+
+class ImagePart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+TextParts = Annotated[list[TextPart], Field(min_length=1, max_length=MAX_PARTS)]
+UserParts = Annotated[
+    list[Annotated[TextPart | ImagePart, Field(discriminator="type")]], Field(min_length=1, max_length=MAX_PARTS)
+]
+
+
+def _text(content: str | list[Any] | None) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    return "\n".join(p.text for p in content if isinstance(p, TextPart))
+
+
+class SystemInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "developer"]
+    content: TextContent | TextParts
     name: str | None = Field(None, max_length=64, description="Accepted and ignored.")
 
     def to_chat(self) -> ChatMessage:
-        text = self.content if isinstance(self.content, str) else "\n".join(p.text for p in self.content)
-        return ChatMessage(role="system" if self.role == "developer" else self.role, content=text)
+        return ChatMessage(role="system", content=_text(self.content))
+
+
+class UserInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user"]
+    content: TextContent | UserParts = Field(description="Text, or text and image parts (images are priced).")
+    name: str | None = Field(None, max_length=64, description="Accepted and ignored.")
+
+    def to_chat(self) -> ChatMessage:
+        parts = [] if isinstance(self.content, str) else self.content
+        images = [ImageInput(url=p.image_url.url, detail=p.image_url.detail) for p in parts if isinstance(p, ImagePart)]
+        return ChatMessage(role="user", content=_text(self.content), images=images)
+
+
+class FunctionCallInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: FunctionName
+    arguments: str = Field(max_length=32_000, description="JSON text, as the model produced it.")
+
+
+class ToolCallInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: CallId
+    type: Literal["function"]
+    function: FunctionCallInput
+
+
+class AssistantInput(BaseModel):
+    """An earlier answer: text, tool calls, or both."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["content"], "properties": {"content": {"not": {"type": "null"}}}},
+                {"required": ["tool_calls"], "properties": {"tool_calls": {"type": "array"}}},
+            ]
+        },
+    )
+
+    role: Literal["assistant"]
+    content: TextContent | TextParts | None = None
+    tool_calls: list[ToolCallInput] | None = Field(None, min_length=1, max_length=MAX_TOOLS)
+    refusal: str | None = Field(None, max_length=MAX_CONTENT_CHARS, description="Accepted and ignored.")
+    name: str | None = Field(None, max_length=64, description="Accepted and ignored.")
+
+    @model_validator(mode="after")
+    def _says_something(self) -> AssistantInput:
+        if self.content is None and not self.tool_calls:
+            raise ValueError("an assistant message needs content or tool_calls")
+        return self
+
+    def to_chat(self) -> ChatMessage:
+        calls = [ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments) for c in self.tool_calls or ()]
+        return ChatMessage(role="assistant", content=_text(self.content), tool_calls=calls)
+
+
+class ToolInput(BaseModel):
+    """A function's result, for the call `tool_call_id`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["tool"]
+    content: TextContent | TextParts
+    tool_call_id: CallId
+
+    def to_chat(self) -> ChatMessage:
+        return ChatMessage(role="tool", content=_text(self.content), tool_call_id=self.tool_call_id)
+
+
+Message = Annotated[SystemInput | UserInput | AssistantInput | ToolInput, Field(discriminator="role")]
+
+
+class FunctionInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: FunctionName
+    description: str | None = Field(None, max_length=4096)
+    parameters: dict[str, Any] | None = Field(None, description="JSON Schema of the arguments object.")
+    strict: bool | None = None
+
+
+class ToolDefinition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["function"]
+    function: FunctionInput
+
+
+class NamedFunction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: FunctionName
+
+
+class NamedToolChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class TextFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text"]
+
+
+class JsonObjectFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["json_object"]
+
+
+class JsonSchemaSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: FunctionName
+    description: str | None = Field(None, max_length=4096)
+    schema_: dict[str, Any] | None = Field(None, alias="schema", description="The JSON Schema the answer matches.")
+    strict: bool | None = None
+
+
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaSpec
+
+
+Format = Annotated[TextFormat | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")]
 
 
 class StreamOptions(BaseModel):
@@ -76,15 +249,80 @@ class ChatCompletionsBody(BaseModel):
     messages: Annotated[list[Message], *limits("messages")]
     temperature: Temperature | None = None
     top_p: TopP | None = None
-    max_tokens: MaxTokens | None = Field(None, description="At most the model's priced cap.")
-    max_completion_tokens: MaxTokens | None = Field(None, description="At most the model's priced cap.")
+    max_tokens: MaxTokens | None = Field(None, description="At most the model's priced cap (per choice).")
+    max_completion_tokens: MaxTokens | None = Field(None, description="At most the model's priced cap (per choice).")
     stream: bool | None = False
     stream_options: StreamOptions | None = None
-    n: Literal[1] | None = Field(None, description="Only one choice is produced.")
-    user: str | None = Field(None, max_length=256, description="Accepted and ignored: the token says who asks.")
+    tools: list[ToolDefinition] | None = Field(None, max_length=MAX_TOOLS, description="Functions the model may call.")
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = Field(
+        None, description="A named function must be one of `tools`."
+    )
+    response_format: Format | None = None
+    n: int | None = Field(None, ge=1, le=MAX_CHOICES, description="Choices to produce; each is charged.")
+    stop: (
+        Annotated[str, Field(min_length=1, max_length=256)]
+        | Annotated[list[Annotated[str, Field(min_length=1, max_length=256)]], Field(max_length=4)]
+        | None
+    ) = None
+    seed: int | None = Field(None, ge=-(2**31), le=2**31 - 1)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    user: str | None = Field(None, max_length=256, description="Your end user's label, passed on to OpenAI.")
     logprobs: Literal[False] | None = None
     store: bool | None = Field(None, description="Accepted and ignored.")
     thread_id: uuid.UUID | None = Field(None, description=f"Not OpenAI's: {THREAD_DOC} (SDK: `extra_body`)")
+
+    def command(self, *, use_cache: bool) -> CompleteChat:
+        tools = [FunctionTool(**t.function.model_dump()) for t in self.tools or ()]
+        choice = self.tool_choice
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in {t.name for t in tools}:
+            # 404 as for a model that is not offered: a name the request refers to that does not exist.
+            raise NotFound(
+                f"Invalid value for 'tool_choice': no function named '{choice.function.name}' in 'tools'",
+                errors=[{"field": "body.tool_choice", "message": "unknown function", "type": "value_error"}],
+            )
+        return CompleteChat(
+            messages=[m.to_chat() for m in self.messages],
+            model=self.model,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_completion_tokens or self.max_tokens,
+            stream=bool(self.stream),
+            use_cache=use_cache,
+            thread_id=self.thread_id,
+            tools=tools,
+            tool_choice=_tool_choice(choice),
+            response_format=_response_format(self.response_format),
+            n=self.n or 1,
+            stop=[self.stop] if isinstance(self.stop, str) else self.stop or [],
+            seed=self.seed,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            end_user=self.user,
+        )
+
+
+def _tool_choice(choice: str | NamedToolChoice | None) -> ToolChoice | None:
+    if choice is None:
+        return None
+    if isinstance(choice, NamedToolChoice):
+        return ToolChoice(mode="required", function=choice.function.name)
+    return ToolChoice(mode=choice)  # type: ignore[arg-type]
+
+
+def _response_format(fmt: TextFormat | JsonObjectFormat | JsonSchemaFormat | None) -> ResponseFormat | None:
+    if fmt is None:
+        return None
+    if isinstance(fmt, JsonSchemaFormat):
+        spec = fmt.json_schema
+        return ResponseFormat(
+            type="json_schema",
+            name=spec.name,
+            description=spec.description,
+            json_schema=spec.schema_,
+            strict=spec.strict,
+        )
+    return ResponseFormat(type=fmt.type)
 
 
 @router.post(
@@ -102,17 +340,7 @@ class ChatCompletionsBody(BaseModel):
 async def chat_completions(
     body: ChatCompletionsBody, caller: UserCaller, rpc: Rpc, settings: Settings, cache_control: CacheControl = None
 ) -> Any:
-    messages = [m.to_chat() for m in body.messages]
-    command = CompleteChat(
-        messages=messages,
-        model=body.model,
-        temperature=body.temperature,
-        top_p=body.top_p,
-        max_tokens=body.max_completion_tokens or body.max_tokens,
-        stream=bool(body.stream),
-        use_cache=not wants_fresh(cache_control),
-        thread_id=body.thread_id,
-    )
+    command = body.command(use_cache=not wants_fresh(cache_control))
     envelope = caller.envelope(command)
     completion_id = f"chatcmpl-{uuid.uuid5(envelope.message_id, 'completion').hex}"
     if not body.stream:
@@ -156,20 +384,39 @@ def _model(model_id: str, provider: str) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": 0, "owned_by": provider}
 
 
+def _choices(completion: ChatCompletion) -> list[ChatChoice]:
+    return completion.choices or [
+        ChatChoice(index=0, message=completion.message, finish_reason=completion.finish_reason)
+    ]
+
+
+def _calls(message: ChatMessage) -> list[dict[str, Any]]:
+    return [
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for c in message.tool_calls
+    ]
+
+
 def _completion(completion: ChatCompletion, completion_id: str) -> dict[str, Any]:
+    choices = []
+    for choice in _choices(completion):
+        message: dict[str, Any] = {"role": "assistant", "content": choice.message.content or None, "refusal": None}
+        if choice.message.tool_calls:
+            message["tool_calls"] = _calls(choice.message)
+        choices.append(
+            {
+                "index": choice.index,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": _FINISH.get(choice.finish_reason, "stop"),
+            }
+        )
     return {
         "id": completion_id,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": completion.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": completion.message.content, "refusal": None},
-                "logprobs": None,
-                "finish_reason": _FINISH.get(completion.finish_reason, "stop"),
-            }
-        ],
+        "choices": choices,
         "usage": completion.usage.model_dump(),
         "system_fingerprint": None,
         "provider": completion.provider,
@@ -180,7 +427,10 @@ def _completion(completion: ChatCompletion, completion_id: str) -> dict[str, Any
 
 
 class OpenAIEvents:
-    """`data: {chat.completion.chunk}` events, the finish chunk, the usage chunk if asked, `data: [DONE]`."""
+    """`data: {chat.completion.chunk}` events, the finish chunk, the usage chunk if asked, `data: [DONE]`.
+
+    The first choice's text streams as it is produced; its tool calls, and the other choices of a
+    request for several, come whole from the reply, each as one delta before its finish chunk."""
 
     def __init__(self, *, completion_id: str, request_id: str, include_usage: bool) -> None:
         self._id = completion_id
@@ -218,14 +468,29 @@ class OpenAIEvents:
 
     def done(self, completion: ChatCompletion, *, streamed_any: bool) -> bytes:
         common = {"model": completion.model, "provider": completion.provider, "cached": completion.cached}
-        out = b"" if streamed_any else self._event(**common, choices=[self._delta(completion.message.content)])
-        finish = {
-            "index": 0,
-            "delta": {},
-            "logprobs": None,
-            "finish_reason": _FINISH.get(completion.finish_reason, "stop"),
-        }
-        out += self._event(**common, choices=[finish])
+        out = b""
+        for choice in _choices(completion):
+            delta: dict[str, Any] = {}
+            if choice.index == 0:
+                if not streamed_any and choice.message.content:
+                    delta = self._delta(choice.message.content)["delta"]
+                elif not self._started:
+                    delta, self._started = {"role": "assistant", "content": None}, True
+            else:
+                delta = {"role": "assistant", "content": choice.message.content or None}
+            if choice.message.tool_calls:
+                delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(_calls(choice.message))]
+            if delta:
+                out += self._event(
+                    **common, choices=[{"index": choice.index, "delta": delta, "logprobs": None, "finish_reason": None}]
+                )
+            finish = {
+                "index": choice.index,
+                "delta": {},
+                "logprobs": None,
+                "finish_reason": _FINISH.get(choice.finish_reason, "stop"),
+            }
+            out += self._event(**common, choices=[finish])
         if self._include_usage:
             out += self._event(**common, choices=[], usage=completion.usage.model_dump(), credits=completion.credits)
         return out + format_sse_event(data_str="[DONE]")

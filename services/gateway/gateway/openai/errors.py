@@ -58,9 +58,10 @@ class OpenAIRoute(ParsedBodyRoute):
             try:
                 return await handler(request)
             except RequestValidationError as exc:
-                first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-                loc = [str(p) for p in first["loc"] if p != "body"]
-                param = ".".join(loc) or None
+                # Of a union's failures, the one that got furthest names the field best.
+                errors = exc.errors()
+                first = max(errors, key=lambda e: len(e["loc"])) if errors else {"loc": (), "msg": "invalid request"}
+                param = ".".join(_field_path(first, exc.body)) or None
                 message = f"Invalid '{param}': {first['msg']}" if param else str(first["msg"])
                 return error_response(BadRequest(message), request_id, param=param)
             except PlatformError as exc:
@@ -69,6 +70,27 @@ class OpenAIRoute(ParsedBodyRoute):
                 return error_response(BadRequest(str(exc.detail)), request_id)
 
         return route
+
+
+def _field_path(error: Any, body: Any) -> list[str]:
+    """Where in the body a validation error is, as OpenAI names it: without the labels pydantic
+    puts in the path of a union (`messages.0.tool.tool_call_id` is `messages.0.tool_call_id`),
+    and naming the tag's field when it is the tag that is wrong."""
+    loc = list(error["loc"][1:] if error["loc"][:1] == ("body",) else error["loc"])
+    path: list[str] = []
+    value = body
+    for n, part in enumerate(loc):
+        last = n == len(loc) - 1
+        if isinstance(value, dict) and (part in value or (last and part not in (value.get("role"), value.get("type")))):
+            value = value.get(part)
+        elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+            value = value[part]
+        else:
+            continue  # a union member's label, not a field
+        path.append(str(part))
+    if error.get("type") == "union_tag_invalid":
+        path.append(str(error.get("ctx", {}).get("discriminator", "")).strip("'"))
+    return path
 
 
 def _param(error: PlatformError) -> str | None:

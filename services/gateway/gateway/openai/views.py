@@ -9,14 +9,27 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from common.contracts import Usage
+from common.contracts.chat import MAX_CHOICES
 
-OpenAIFinish = Literal["stop", "length", "content_filter"]
+OpenAIFinish = Literal["stop", "length", "content_filter", "tool_calls"]
+
+
+class FunctionCallView(BaseModel):
+    name: str
+    arguments: str = Field(description="JSON text; parse it, the model may not keep to the schema.")
+
+
+class ToolCallView(BaseModel):
+    id: str
+    type: Literal["function"]
+    function: FunctionCallView
 
 
 class AssistantMessage(BaseModel):
     role: Literal["assistant"]
-    content: str
+    content: str | None = Field(description="The text; null for an answer of tool calls only.")
     refusal: None = Field(description="Always null: the platform does not refuse in-band.")
+    tool_calls: list[ToolCallView] | None = Field(None, description="Functions the model asks to be called.")
 
 
 class CompletionChoice(BaseModel):
@@ -33,7 +46,7 @@ class ChatCompletionView(BaseModel):
     object: Literal["chat.completion"]
     created: int = Field(ge=0, description="Unix seconds.")
     model: str
-    choices: list[CompletionChoice] = Field(min_length=1, max_length=1)
+    choices: list[CompletionChoice] = Field(min_length=1, max_length=MAX_CHOICES, description="`n` of them.")
     usage: Usage
     system_fingerprint: None
     provider: str = Field(description="The provider that answered.")
@@ -55,7 +68,8 @@ class ModelListView(BaseModel):
 
 
 STREAM = (
-    "Server-sent events: `data: {chat.completion.chunk}` per piece of text, a last chunk with "
-    "`finish_reason` (and with `stream_options.include_usage` one with `usage` and `credits`), "
-    "then `data: [DONE]`; an error after the first event is `data: {OpenAIError}`."
+    "Server-sent events: `data: {chat.completion.chunk}` per piece of the first choice's text, its tool "
+    "calls and each other choice (n > 1) whole in one chunk each, a chunk with `finish_reason` per choice "
+    "(and with `stream_options.include_usage` one with `usage` and `credits`), then `data: [DONE]`; an "
+    "error after the first event is `data: {OpenAIError}`."
 )

@@ -97,7 +97,7 @@ async def test_errors_come_in_openai_shape_with_the_request_id(
         assert error["code"] == "insufficient_credits" and error["request_id"] == caught.value.request_id
 
         with pytest.raises(openai.BadRequestError) as bad:
-            await api.chat.completions.create(model="gpt-4o", messages=[{"role": "tool", "content": "x"}])  # type: ignore[list-item,misc]
+            await api.chat.completions.create(model="gpt-4o", messages=[{"role": "function", "content": "x"}])  # type: ignore[list-item,misc]
         assert isinstance(bad.value.body, dict) and bad.value.body["param"] == "messages.0.role"
         assert simulator.sim.count() == 0
 
