@@ -4,7 +4,7 @@
 import * as admin from "../api/admin";
 import type { Api } from "../api/client";
 import { chart } from "../charts/chart";
-import { dataTable, type Column } from "../charts/table";
+import { dataTable, scroller, type Column } from "../charts/table";
 import { h } from "../dom";
 import { grantForm, usersList } from "./users";
 
@@ -49,7 +49,7 @@ function byCategory(id: string, title: string, first: string, report: admin.Usag
     h("h3", { id: `${id}-title` }, title),
     chart({ id: `${id}-chart`, title: `Estimated cost by ${first.toLowerCase()} (USD)`, kind: "bars", format: usd,
       data: report.rows.map((r) => ({ label: r.key, value: r.figures.cost_usd })) }),
-    h("div", { class: "scroll" }, dataTable(id, title, usageColumns(first), report.rows)),
+    scroller(`${title}, scrollable`, dataTable(id, title, usageColumns(first), report.rows)),
   );
 }
 

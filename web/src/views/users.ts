@@ -3,7 +3,7 @@
 
 import * as admin from "../api/admin";
 import type { Api } from "../api/client";
-import { dataTable } from "../charts/table";
+import { dataTable, scroller } from "../charts/table";
 import { h } from "../dom";
 
 export function grantForm(api: Api, onGranted: () => void): HTMLElement {
@@ -46,7 +46,7 @@ export function grantForm(api: Api, onGranted: () => void): HTMLElement {
 }
 
 export function usersList(api: Api): { element: HTMLElement; refresh: () => Promise<void> } {
-  const holder = h("div", { class: "scroll" });
+  const holder = scroller("Users, scrollable");
   const more = h("button", { type: "button", id: "users-more", hidden: true }, "Show more users");
   const error = h("p", { class: "error", role: "alert" });
   let shown: admin.User[] = [];
