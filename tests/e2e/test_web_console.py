@@ -412,6 +412,8 @@ async def test_an_admin_sees_charts_with_the_numbers_the_analytics_api_returns_a
     users = await table_rows(page, "users")
     granted_id = next(uid for uid, row in users.items() if row["email"] == "web-granted@example.com")
     assert users[granted_id]["role"] == "user"
+    offered = page.locator(f'#user-ids option[value="{granted_id}"]')  # typed ids are completed from the list
+    await expect(offered).to_have_text("web-granted@example.com")
     await page.get_by_label("User id").fill(granted_id)
     await page.get_by_label("Amount").fill("250")
     await page.get_by_label("Reason").select_option("purchase")

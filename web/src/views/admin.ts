@@ -6,7 +6,7 @@ import type { Api } from "../api/client";
 import { chart } from "../charts/chart";
 import { dataTable, scroller, type Column } from "../charts/table";
 import { h } from "../dom";
-import { grantForm, usersList } from "./users";
+import { grantForm, userIds, usersList } from "./users";
 
 const count = (n: number) => n.toLocaleString("en-US");
 const usd = (n: number) => `$${n.toFixed(n && n < 0.01 ? 6 : 2)}`;
@@ -75,7 +75,8 @@ export function adminView(api: Api, onGranted: () => void): HTMLElement {
   period.value = "30";
   const reports = h("div", { id: "reports", "aria-live": "polite", "aria-busy": "true" });
   const error = h("p", { id: "admin-error", class: "error", role: "alert" });
-  const people = usersList(api);
+  const ids = userIds();
+  const people = usersList(api, ids);
 
   const load = async () => {
     reports.setAttribute("aria-busy", "true");
@@ -119,7 +120,7 @@ export function adminView(api: Api, onGranted: () => void): HTMLElement {
     period,
     error,
     reports,
-    grantForm(api, granted),
+    grantForm(api, granted, ids),
     people.element,
   );
 }
