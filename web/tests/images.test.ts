@@ -99,6 +99,25 @@ describe("followJob", () => {
     expect(server.seen.map((s) => s.url)).toEqual([`/v1/images/jobs/${JOB}/events`, `/v1/images/jobs/${JOB}`]);
   });
 
+  it("reads the job instead when the server refuses one more stream", async () => {
+    const states = [job("running", "generating", 40), job("running", "generating", 40), job("succeeded", "done", 100)];
+    server = await serve((request, response) => {
+      if (request.url.endsWith("/events")) {
+        response.setHeader("Retry-After", "1");
+        json(response, 429, { title: "Too Many Requests", status: 429 }, "application/problem+json");
+      } else json(response, 200, states.shift());
+    });
+    const seen: ImageJob[] = [];
+    for await (const state of followJob(new Api(() => "tok", server.base), JOB, undefined, 5)) seen.push(state);
+    expect(seen.map((s) => `${s.status}/${s.progress}`)).toEqual(["running/40", "succeeded/100"]); // no repeats
+    expect(server.seen.map((s) => s.url)).toEqual([
+      `/v1/images/jobs/${JOB}/events`,
+      `/v1/images/jobs/${JOB}`,
+      `/v1/images/jobs/${JOB}`,
+      `/v1/images/jobs/${JOB}`,
+    ]);
+  });
+
   it("throws a 404 before any event as an ApiError", async () => {
     server = await serve((_, response) =>
       json(response, 404, { title: "Not Found", status: 404, detail: "no such job" }, "application/problem+json"),

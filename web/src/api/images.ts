@@ -78,9 +78,18 @@ export function getJob(api: Api, jobId: string): Promise<ImageJob> {
 }
 
 /** Each state of the job as it changes, until it succeeds or fails. A stream that ends
- * early (a proxy's timeout, the server going away) is followed by one plain read. */
-export async function* followJob(api: Api, jobId: string, signal?: AbortSignal): AsyncGenerator<ImageJob> {
-  const response = await api.request(`/v1/images/jobs/${encodeURIComponent(jobId)}/events`, { signal });
+ * early (a proxy's timeout, the server going away) is followed by one plain read; when the
+ * server refuses one more stream (429: this user follows too many jobs at once), the job is
+ * read every `pollMs` instead. */
+export async function* followJob(api: Api, jobId: string, signal?: AbortSignal, pollMs = 1000): AsyncGenerator<ImageJob> {
+  let response: Response;
+  try {
+    response = await api.request(`/v1/images/jobs/${encodeURIComponent(jobId)}/events`, { signal });
+  } catch (caught) {
+    if (!(caught instanceof ApiError && caught.kind === "rate_limited")) throw caught;
+    yield* pollJob(api, jobId, pollMs);
+    return;
+  }
   if (!response.body) throw new ApiError(0, {});
   for await (const event of readSse(response.body)) {
     const job = jobFromEvent(event);
@@ -89,6 +98,18 @@ export async function* followJob(api: Api, jobId: string, signal?: AbortSignal):
     if (isFinished(job)) return;
   }
   yield await getJob(api, jobId);
+}
+
+async function* pollJob(api: Api, jobId: string, pollMs: number): AsyncGenerator<ImageJob> {
+  let last = "";
+  for (;;) {
+    const job = await getJob(api, jobId);
+    const seen = `${job.status}/${job.stage}/${job.progress}`;
+    if (seen !== last) yield job;
+    if (isFinished(job)) return;
+    last = seen;
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
 }
 
 export function listImages(api: Api, limit: number, cursor?: string | null): Promise<ImagePage> {

@@ -33,3 +33,9 @@ export function dataTable<T>(id: string, caption: string, columns: Column<T>[], 
     h("tbody", {}, ...(rows.length ? body : [empty])),
   );
 }
+
+/** A wide table's frame: it scrolls sideways on a narrow screen, and the keyboard can focus it
+ * to scroll it too. */
+export function scroller(label: string, ...children: Node[]): HTMLDivElement {
+  return h("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": label }, ...children);
+}

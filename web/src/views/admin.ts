@@ -4,9 +4,9 @@
 import * as admin from "../api/admin";
 import type { Api } from "../api/client";
 import { chart } from "../charts/chart";
-import { dataTable, type Column } from "../charts/table";
+import { dataTable, scroller, type Column } from "../charts/table";
 import { h } from "../dom";
-import { grantForm, usersList } from "./users";
+import { grantForm, userIds, usersList } from "./users";
 
 const count = (n: number) => n.toLocaleString("en-US");
 const usd = (n: number) => `$${n.toFixed(n && n < 0.01 ? 6 : 2)}`;
@@ -49,7 +49,7 @@ function byCategory(id: string, title: string, first: string, report: admin.Usag
     h("h3", { id: `${id}-title` }, title),
     chart({ id: `${id}-chart`, title: `Estimated cost by ${first.toLowerCase()} (USD)`, kind: "bars", format: usd,
       data: report.rows.map((r) => ({ label: r.key, value: r.figures.cost_usd })) }),
-    h("div", { class: "scroll" }, dataTable(id, title, usageColumns(first), report.rows)),
+    scroller(`${title}, scrollable`, dataTable(id, title, usageColumns(first), report.rows)),
   );
 }
 
@@ -75,7 +75,8 @@ export function adminView(api: Api, onGranted: () => void): HTMLElement {
   period.value = "30";
   const reports = h("div", { id: "reports", "aria-live": "polite", "aria-busy": "true" });
   const error = h("p", { id: "admin-error", class: "error", role: "alert" });
-  const people = usersList(api);
+  const ids = userIds();
+  const people = usersList(api, ids);
 
   const load = async () => {
     reports.setAttribute("aria-busy", "true");
@@ -119,7 +120,7 @@ export function adminView(api: Api, onGranted: () => void): HTMLElement {
     period,
     error,
     reports,
-    grantForm(api, granted),
+    grantForm(api, granted, ids),
     people.element,
   );
 }

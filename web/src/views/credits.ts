@@ -2,6 +2,7 @@
 // was for, newest first, a page at a time.
 
 import type { Api, Balance, JournalEntry } from "../api/client";
+import { scroller } from "../charts/table";
 import { h } from "../dom";
 
 const PAGE = 20;
@@ -70,7 +71,7 @@ export function historyView(api: Api): { element: HTMLElement; refresh: () => Pr
     "section",
     { class: "card", "aria-labelledby": "history-title" },
     h("h2", { id: "history-title", tabindex: "-1" }, "Credit history"),
-    h("div", { class: "scroll" }, table),
+    scroller("Credit history, scrollable", table),
     more,
     error,
   );

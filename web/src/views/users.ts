@@ -3,11 +3,16 @@
 
 import * as admin from "../api/admin";
 import type { Api } from "../api/client";
-import { dataTable } from "../charts/table";
+import { dataTable, scroller } from "../charts/table";
 import { h } from "../dom";
 
-export function grantForm(api: Api, onGranted: () => void): HTMLElement {
-  const user = h("input", { id: "grant-user", name: "grant-user", required: true, maxlength: "128", autocomplete: "off", spellcheck: "false" });
+/** The known users' ids, offered as the grant form's user id is typed. */
+export function userIds(): HTMLDataListElement {
+  return h("datalist", { id: "user-ids" });
+}
+
+export function grantForm(api: Api, onGranted: () => void, ids: HTMLDataListElement): HTMLElement {
+  const user = h("input", { id: "grant-user", name: "grant-user", required: true, maxlength: "128", autocomplete: "off", spellcheck: "false", list: ids.id });
   const amount = h("input", { id: "grant-amount", name: "grant-amount", type: "number", min: "1", max: "1000000", step: "1", required: true, inputmode: "numeric" });
   const reason = h("select", { id: "grant-reason", name: "grant-reason" },
     h("option", { value: "admin" }, "admin"), h("option", { value: "purchase" }, "purchase"), h("option", { value: "refund" }, "refund"));
@@ -19,7 +24,7 @@ export function grantForm(api: Api, onGranted: () => void): HTMLElement {
   let key: string | null = null;
   const form = h("form", { class: "composer", "aria-labelledby": "grant-title" },
     h("h3", { id: "grant-title" }, "Grant credits"),
-    h("label", { for: "grant-user" }, "User id"), user,
+    h("label", { for: "grant-user" }, "User id"), user, ids,
     h("label", { for: "grant-amount" }, "Amount"), amount,
     h("label", { for: "grant-reason" }, "Reason"), reason,
     h("div", { class: "actions" }, submit), status, error);
@@ -45,13 +50,14 @@ export function grantForm(api: Api, onGranted: () => void): HTMLElement {
   return form;
 }
 
-export function usersList(api: Api): { element: HTMLElement; refresh: () => Promise<void> } {
-  const holder = h("div", { class: "scroll" });
+export function usersList(api: Api, ids: HTMLDataListElement): { element: HTMLElement; refresh: () => Promise<void> } {
+  const holder = scroller("Users, scrollable");
   const more = h("button", { type: "button", id: "users-more", hidden: true }, "Show more users");
   const error = h("p", { class: "error", role: "alert" });
   let shown: admin.User[] = [];
   let cursor: string | null = null;
-  const render = () =>
+  const render = () => {
+    ids.replaceChildren(...shown.map((u) => h("option", { value: u.id }, u.email || u.id)));
     holder.replaceChildren(
       dataTable("users", "Users and their roles", [
         { key: "id", title: "User id", value: (u: admin.User) => u.id },
@@ -59,6 +65,7 @@ export function usersList(api: Api): { element: HTMLElement; refresh: () => Prom
         { key: "role", title: "Role", value: (u: admin.User) => u.role },
       ], shown),
     );
+  };
   const page = async (first: boolean) => {
     try {
       const got = await admin.users(api, 50, first ? null : cursor);
