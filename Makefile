@@ -47,7 +47,7 @@ lint: bootstrap
 	$(PY) -m ruff check .
 
 token: bootstrap
-	@$(PY) -m gateway.devtoken --email "$(EMAIL)" --role "$(ROLE)"
+	@$(PY) -m gateway.auth.dev_token --email "$(EMAIL)" --role "$(ROLE)"
 
 asyncapi: bootstrap
 	$(PY) -m common.asyncapi > docs/asyncapi.json

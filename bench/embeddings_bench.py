@@ -26,7 +26,7 @@ import openai
 
 from bench.load import medians, run_for, write_results
 from devstack import ROOT, Stack, free_port
-from gateway.devissuer import DevIssuer
+from gateway.auth.dev_issuer import DevIssuer
 from tests.simulator.server import run_simulator
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))

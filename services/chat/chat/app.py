@@ -9,12 +9,12 @@ from chat.breaker import CircuitBreaker
 from chat.cache import PromptCache
 from chat.catalog import ModelCatalog
 from chat.conversations import Conversations
-from chat.costs import CostTable
 from chat.embedding_catalog import EmbeddingCatalog
 from chat.embedding_failover import EmbeddingFailover
 from chat.embeddings import EmbeddingHandlers
 from chat.failover import Failover, RetryPolicy
 from chat.handlers import ChatHandlers
+from chat.provider_costs import CostTable
 from chat.providers.base import ChatProvider
 from chat.providers.embedding import EmbeddingProvider
 from chat.providers.gemini import GeminiProvider

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chat import pricing
+from chat import credit_prices
 from chat.catalog import Offer
-from chat.costs import CostTable
-from chat.pricing import ModelPrice
+from chat.credit_prices import ModelPrice
+from chat.provider_costs import CostTable
 from chat.providers.embedding import EmbeddingProvider, EmbeddingRequest
 from common.contracts.embeddings import MAX_VALUES
 from common.errors import BadRequest, NotFound
@@ -76,8 +76,8 @@ class EmbeddingCatalog:
         return offer
 
     def reservation(self, request: EmbeddingRequest) -> int:
-        return pricing.embedding_reservation(self._offers[request.model].price, inputs=request.inputs)
+        return credit_prices.embedding_reservation(self._offers[request.model].price, inputs=request.inputs)
 
     def charge(self, request: EmbeddingRequest, *, prompt_tokens: int) -> int:
         price = self._offers[request.model].price
-        return pricing.charge(price, total_tokens=prompt_tokens, reserved=self.reservation(request))
+        return credit_prices.charge(price, total_tokens=prompt_tokens, reserved=self.reservation(request))

@@ -13,9 +13,9 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from chat.costs import CostTable
 from chat.embedding_catalog import EmbeddingCatalog
 from chat.embedding_failover import EmbeddingFailover
+from chat.provider_costs import CostTable
 from chat.providers.embedding import EmbeddingAnswer, EmbeddingRequest
 from chat.usage import UsageRecorder, usage_id
 from common.contracts import Caller, CreateEmbeddings, Embeddings, EmbeddingUsage, Envelope, Reservation, UsageRecord
@@ -79,7 +79,7 @@ class EmbeddingHandlers:
 
     async def _settle(self, caller: Caller, reservation: Reservation, *, charge: int | None) -> None:
         """Commit `charge` (None: release) without waiting for the ledger, as a chat answer is settled
-        (`chat.accounting`): a failure to publish leaves the hold to expire, uncharged."""
+        (`chat.settlement`): a failure to publish leaves the hold to expire, uncharged."""
         try:
             if charge is None:
                 await self._credits.release(caller, reservation, wait=False)

@@ -4,8 +4,8 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from chat.costs import UsdPrice
-from chat.pricing import ModelPrice
+from chat.credit_prices import ModelPrice
+from chat.provider_costs import UsdPrice
 from common.settings import CommonSettings
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from gateway.ratelimit import REDIS_ERRORS
+from common.redis_client import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 

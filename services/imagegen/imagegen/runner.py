@@ -28,7 +28,7 @@ from common.contracts import Actor, Caller, ImageGenerated, ImageJob, Reservatio
 from common.credits import CreditsClient
 from common.errors import Conflict, DeadlineExceeded, InternalError, PlatformError
 from imagegen import jobs
-from imagegen.lease import kept
+from imagegen.lease import renewing
 from imagegen.metrics import JOB_SECONDS, JOBS, ORPHANS, RUNNING
 from imagegen.providers.base import GeneratedImage, GenerationRequest, ImageProvider
 from imagegen.repository import Doc, ImageRepository, LeaseLost, image_document, record_of, view_of
@@ -86,7 +86,7 @@ class JobRunner:
         held = _Held(doc=doc, token=token, prediction=doc.get("predictionId"))
         try:
             with RUNNING.track_inprogress():
-                async with kept(self._repo, held.doc["_id"], token=token, lease=self._lease):
+                async with renewing(self._repo, held.doc["_id"], token=token, lease=self._lease):
                     await self._drive(held)
         except LeaseLost:
             log.warning("job taken over by another worker; stopping", extra={"job_id": str(job_id)})

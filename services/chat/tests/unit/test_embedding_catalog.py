@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from chat.costs import CostTable
+from chat.credit_prices import ModelPrice
 from chat.embedding_catalog import EmbeddingCatalog
-from chat.pricing import ModelPrice
+from chat.provider_costs import CostTable
 from chat.providers.embedding import EmbeddingRequest
 from chat.providers.local_embeddings import LocalEmbeddings
 from chat.providers.openai_embeddings import OpenAIEmbeddings

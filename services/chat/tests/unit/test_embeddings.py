@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chat.breaker import CircuitBreaker
-from chat.costs import CostTable, UsdPrice
+from chat.credit_prices import ModelPrice
 from chat.embedding_catalog import EmbeddingCatalog
 from chat.embedding_failover import EmbeddingFailover
 from chat.embeddings import EmbeddingHandlers
 from chat.failover import RetryPolicy
-from chat.pricing import ModelPrice
+from chat.provider_costs import CostTable, UsdPrice
 from chat.providers.base import ProviderError
 from chat.providers.embedding import EmbeddingAnswer, EmbeddingRequest, pack, unpack
 from chat.providers.local_embeddings import LocalEmbeddings
