@@ -45,6 +45,7 @@ test-e2e: bootstrap
 
 lint: bootstrap
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 token: bootstrap
 	@$(PY) -m gateway.devtoken --email "$(EMAIL)" --role "$(ROLE)"

@@ -369,6 +369,7 @@ class Partition:
                     pause = min(pause * 2, 5.0)
             self._announced = max(self._announced, pages[-1].seq)
 
+
 def _expire(book: Book, now: datetime) -> list[tuple[str, int]]:
     expired = book.expire_due(now)
     for reservation_id, amount in expired:
