@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol, overload
 
 from opentelemetry import trace
 
@@ -59,13 +59,22 @@ class CreditHolds(Protocol):
 
     async def reserve(self, caller: Caller, *, reservation_id: uuid.UUID, amount: int, purpose: str) -> Reservation: ...
 
+    # With `wait`, the ledger's answer; without, None once the command is durable on the broker.
+    @overload
     async def commit(
-        self, caller: Caller, reservation: Reservation, *, amount: int, wait: bool = True
+        self, caller: Caller, reservation: Reservation, *, amount: int, wait: Literal[True] = True
+    ) -> ReservationResolved: ...
+    @overload
+    async def commit(
+        self, caller: Caller, reservation: Reservation, *, amount: int, wait: bool
     ) -> ReservationResolved | None: ...
 
+    @overload
     async def release(
-        self, caller: Caller, reservation: Reservation, *, wait: bool = True
-    ) -> ReservationResolved | None: ...
+        self, caller: Caller, reservation: Reservation, *, wait: Literal[True] = True
+    ) -> ReservationResolved: ...
+    @overload
+    async def release(self, caller: Caller, reservation: Reservation, *, wait: bool) -> ReservationResolved | None: ...
 
 
 class CreditsClient:
@@ -85,6 +94,14 @@ class CreditsClient:
         with tracer.start_as_current_span("credits reserve", attributes=_attributes(reservation_id, amount)):
             return await self._rpc.call(envelope, reply_model=Reservation, coalesce=True)
 
+    @overload
+    async def commit(
+        self, caller: Caller, reservation: Reservation, *, amount: int, wait: Literal[True] = True
+    ) -> ReservationResolved: ...
+    @overload
+    async def commit(
+        self, caller: Caller, reservation: Reservation, *, amount: int, wait: bool
+    ) -> ReservationResolved | None: ...
     async def commit(
         self, caller: Caller, reservation: Reservation, *, amount: int, wait: bool = True
     ) -> ReservationResolved | None:
@@ -97,6 +114,12 @@ class CreditsClient:
         with tracer.start_as_current_span("credits commit", attributes=_attributes(reservation.reservation_id, amount)):
             return await self._settle(caller, reservation, payload, "commit", wait=wait)
 
+    @overload
+    async def release(
+        self, caller: Caller, reservation: Reservation, *, wait: Literal[True] = True
+    ) -> ReservationResolved: ...
+    @overload
+    async def release(self, caller: Caller, reservation: Reservation, *, wait: bool) -> ReservationResolved | None: ...
     async def release(
         self, caller: Caller, reservation: Reservation, *, wait: bool = True
     ) -> ReservationResolved | None:
