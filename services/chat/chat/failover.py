@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 from opentelemetry import trace
@@ -146,11 +146,14 @@ class Failover:
         breaker: CircuitBreaker,
         user: str | None,
     ) -> T:
-        def out_of_time(state: RetryCallState) -> bool:
-            return self._clock() + (state.upcoming_sleep or 0.0) >= budget_end - MIN_ATTEMPT_S
+        out_of_attempts = stop_after_attempt(self.policy.attempts)
+
+        def stop(state: RetryCallState) -> bool:
+            out_of_time = self._clock() + (state.upcoming_sleep or 0.0) >= budget_end - MIN_ATTEMPT_S
+            return out_of_attempts(state) or out_of_time
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.policy.attempts) | out_of_time,
+            stop=stop,
             wait=wait_exponential_jitter(
                 initial=self.policy.backoff_s, max=self.policy.backoff_max_s, jitter=self.policy.backoff_s
             ),
@@ -201,7 +204,7 @@ class Failover:
             span.set_status(Status(StatusCode.ERROR, outcome))
 
 
-async def _prepend(first: str | ProviderAnswer, rest: ProviderStream) -> AsyncIterator[str | ProviderAnswer]:
+async def _prepend(first: str | ProviderAnswer, rest: ProviderStream) -> ProviderStream:
     try:
         yield first
         async for item in rest:

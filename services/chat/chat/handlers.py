@@ -30,7 +30,7 @@ from common.contracts import (
     ModelList,
     Reservation,
 )
-from common.credits import CreditsClient
+from common.credits import CreditHolds
 from common.errors import Conflict, DeadlineExceeded, ServiceUnavailable, Unauthenticated, UpstreamFailed
 
 
@@ -40,7 +40,7 @@ class ChatHandlers:
         *,
         failover: Failover,
         catalog: ModelCatalog,
-        credits: CreditsClient,
+        credits: CreditHolds,
         costs: CostTable,
         cache: PromptCache | None = None,
         usage: UsageRecorder | None = None,

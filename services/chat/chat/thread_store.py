@@ -11,6 +11,7 @@ another replica wrote, or everything after a restart."""
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import logging
 import uuid
@@ -183,7 +184,7 @@ class ThreadStore:
                 yield turn
             seq -= READ_CHUNK
 
-    async def _read(self, thread_id: str, seqs: Iterable[int]) -> list[KeptTurn]:
+    async def _read(self, thread_id: str, seqs: Iterable[int]) -> builtins.list[KeptTurn]:
         keys = [turn_key(thread_id, n) for n in seqs]
         found = {k: t for k in keys if (t := self._recent.get(k)) is not None}
         missing = [k for k in keys if k not in found]
@@ -193,7 +194,9 @@ class ThreadStore:
                 self._recent.put(doc["_id"], turn)
         return [found[k] for k in keys if k in found]
 
-    async def messages(self, thread: Doc, *, limit: int, before: str | None) -> tuple[list[ThreadMessage], str | None]:
+    async def messages(
+        self, thread: Doc, *, limit: int, before: str | None
+    ) -> tuple[builtins.list[ThreadMessage], str | None]:
         """The latest whole turns holding at least `limit` messages (or all), oldest first; the cursor
         (the number of the oldest turn returned) reaches the turns before them."""
         below = None
@@ -216,7 +219,7 @@ class ThreadStore:
         ]
         return messages, cursor
 
-    async def append(self, turns: Sequence[TurnWrite]) -> list[BaseException | None]:
+    async def append(self, turns: Sequence[TurnWrite]) -> builtins.list[BaseException | None]:
         """Keep `turns` (one flush): their documents in one insert, then their threads' counters in
         one batch. Per turn: None when kept (or kept already: a repeat of its request), else why not.
         Two turns of one thread may have been given the same number; the later takes the next free one."""
@@ -254,8 +257,8 @@ class ThreadStore:
         return results
 
     async def _insert(
-        self, turns: list[TurnWrite], indexes: list[int], results: list[BaseException | None]
-    ) -> list[int]:
+        self, turns: builtins.list[TurnWrite], indexes: builtins.list[int], results: builtins.list[BaseException | None]
+    ) -> builtins.list[int]:
         """Insert the turns at `indexes`; those whose key was taken already."""
         try:
             await self.turns.insert_many([turns[i].document() for i in indexes], ordered=False)
@@ -274,7 +277,7 @@ class ThreadStore:
         return []
 
     async def _drop_orphans(
-        self, turns: Sequence[TurnWrite], kept: list[int], results: list[BaseException | None]
+        self, turns: Sequence[TurnWrite], kept: builtins.list[int], results: builtins.list[BaseException | None]
     ) -> None:
         """Threads deleted while a turn was being answered: remove the turns written for them."""
         ids = list({turns[i].thread_id for i in kept})

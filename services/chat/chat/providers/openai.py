@@ -8,7 +8,7 @@ per call."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import openai
 import pydantic
@@ -52,7 +52,10 @@ class OpenAIProvider:
         # already-plain parameters against its TypedDicts and building models we would only read
         # five fields of (a third of the SDK's CPU per call).
         try:
-            reply = await self._client.post("/chat/completions", body=_params(request), cast_to=object)
+            # The JSON object as parsed: `cast_to=object` hands it back untouched.
+            reply = cast(
+                "dict[str, Any]", await self._client.post("/chat/completions", body=_params(request), cast_to=object)
+            )
             choice = reply["choices"][0] if reply.get("choices") else None
             text = choice["message"].get("content") if choice else None
             usage = reply.get("usage") or {}
@@ -65,7 +68,7 @@ class OpenAIProvider:
             model=reply.get("model") or request.model,
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or count_tokens(text)),
-            finish_reason=_FINISH.get(choice.get("finish_reason"), "stop"),
+            finish_reason=_FINISH.get(choice.get("finish_reason") if choice else None, "stop"),
         )
 
     async def stream(self, request: ProviderRequest) -> ProviderStream:
