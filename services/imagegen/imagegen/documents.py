@@ -4,8 +4,8 @@
 the job runner, the handlers and the sweeper see typed fields, never a bare dict.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: TypedDict reads NotRequired from evaluated annotations,
+# so `JobDoc.__required_keys__` stays true at run time.
 from datetime import datetime
 from typing import Any, Literal, NotRequired, TypedDict
 
