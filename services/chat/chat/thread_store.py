@@ -18,13 +18,14 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from chat.thread_documents import ThreadDoc, TurnDoc
 from chat.threads import KeptTurn, TurnWrite, turn_key
 from common.contracts import ThreadInfo, ThreadMessage
 from common.errors import NotFound, ValidationFailed
@@ -39,7 +40,7 @@ READ_CHUNK = 8  # turns read at once, newest first, when they are not in memory
 SEQ_TRIES = 8  # a turn's number taken by a concurrent turn of its thread: try the next, this often
 
 
-def info_of(doc: Doc) -> ThreadInfo:
+def info_of(doc: ThreadDoc) -> ThreadInfo:
     return ThreadInfo(
         thread_id=uuid.UUID(doc["_id"]),
         title=doc.get("title") or doc.get("autoTitle"),
@@ -88,8 +89,9 @@ class _Recent:
 
 class ThreadStore:
     def __init__(self, db: AsyncDatabase[Doc], *, cache_turns: int = TURN_CACHE) -> None:
-        self.threads: AsyncCollection[Doc] = db["threads"]
-        self.turns: AsyncCollection[Doc] = db["thread_turns"]
+        # The store is the only writer of both collections: their documents are these types.
+        self.threads = cast("AsyncCollection[ThreadDoc]", db["threads"])
+        self.turns = cast("AsyncCollection[TurnDoc]", db["thread_turns"])
         self._recent = _Recent(cache_turns)
 
     async def create_indexes(self) -> None:
@@ -100,8 +102,8 @@ class ThreadStore:
 
     async def create(
         self, *, thread_id: uuid.UUID, owner_id: str, title: str | None, system: str | None, now: datetime
-    ) -> Doc:
-        doc: Doc = {
+    ) -> ThreadDoc:
+        doc: ThreadDoc = {
             "_id": str(thread_id),
             "ownerId": owner_id,
             "title": title,
@@ -123,13 +125,13 @@ class ThreadStore:
             return await self.get(thread_id, owner_id=owner_id)
         return doc
 
-    async def get(self, thread_id: uuid.UUID | str, *, owner_id: str) -> Doc:
+    async def get(self, thread_id: uuid.UUID | str, *, owner_id: str) -> ThreadDoc:
         doc = await self.threads.find_one({"_id": str(thread_id)})
         if doc is None or doc["ownerId"] != owner_id:
             raise NotFound(NO_SUCH_THREAD)
         return doc
 
-    async def list(self, *, owner_id: str, limit: int, before: str | None) -> tuple[list[Doc], str | None]:
+    async def list(self, *, owner_id: str, limit: int, before: str | None) -> tuple[list[ThreadDoc], str | None]:
         """The owner's threads, newest first, by keyset pagination on (createdAt, _id)."""
         query: Doc = {"ownerId": owner_id}
         if before:
@@ -153,7 +155,7 @@ class ThreadStore:
 
     async def update(
         self, thread_id: uuid.UUID, *, owner_id: str, title: str | None, system: str | None, now: datetime
-    ) -> Doc:
+    ) -> ThreadDoc:
         changes: Doc = {"updatedAt": now}
         if title is not None:
             changes["title"] = title
@@ -173,7 +175,7 @@ class ThreadStore:
 
     # -- turns -----------------------------------------------------------------------------------
 
-    async def newest_first(self, thread: Doc, *, below: int | None = None) -> AsyncIterator[KeptTurn]:
+    async def newest_first(self, thread: ThreadDoc, *, below: int | None = None) -> AsyncIterator[KeptTurn]:
         """The thread's turns from its newest (or the one below `below`) back to its first, from
         memory or read by key, READ_CHUNK at a time; a number never written (a lost race) is skipped."""
         last = thread.get("last", -1)
@@ -195,7 +197,7 @@ class ThreadStore:
         return [found[k] for k in keys if k in found]
 
     async def messages(
-        self, thread: Doc, *, limit: int, before: str | None
+        self, thread: ThreadDoc, *, limit: int, before: str | None
     ) -> tuple[builtins.list[ThreadMessage], str | None]:
         """The latest whole turns holding at least `limit` messages (or all), oldest first; the cursor
         (the number of the oldest turn returned) reaches the turns before them."""
