@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from contextlib import aclosing
-from typing import Protocol
+from typing import Any, Protocol
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -50,7 +50,7 @@ class ChatRelay:
             raise
         return cls(stream, first)
 
-    async def items(self) -> AsyncIterator[ChatChunk | ChatCompletion]:
+    async def items(self) -> AsyncGenerator[ChatChunk | ChatCompletion]:
         """Text chunks, then the completion; `delivered` must count each chunk once written.
         A typed error raises from here; a client gone (cancellation) is acknowledged on the way out,
         and a stream that overflowed raises ClientTooSlow. No chunk follows the report."""
@@ -77,7 +77,7 @@ class ChatRelay:
             await self._stream.acknowledge(self.delivered)
 
 
-Writer = Callable[[Callable[[bytes], Awaitable[None]]], Awaitable[None]]
+Writer = Callable[[Callable[[bytes], Awaitable[None]]], Coroutine[Any, Any, None]]
 
 
 class EventStream(Response):

@@ -61,7 +61,7 @@ def problem_response(error: PlatformError, *, request_id: str, instance: str | N
 
 
 def _request_id(request: Request) -> str:
-    return request_id_var.get() or getattr(request.state, "request_id", "unknown")
+    return request_id_var.get() or str(getattr(request.state, "request_id", "unknown"))
 
 
 def _field(loc: tuple[Any, ...]) -> str:

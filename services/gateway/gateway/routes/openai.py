@@ -72,7 +72,7 @@ class OpenAIRoute(ParsedBodyRoute):
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
-            request_id = request_id_var.get() or getattr(request.state, "request_id", "unknown")
+            request_id = request_id_var.get() or str(getattr(request.state, "request_id", "unknown"))
             try:
                 return await handler(request)
             except RequestValidationError as exc:
@@ -282,7 +282,11 @@ class OpenAIEvents:
         )
 
     def done(self, completion: ChatCompletion, *, streamed_any: bool) -> bytes:
-        common = {"model": completion.model, "provider": completion.provider, "cached": completion.cached}
+        common: dict[str, Any] = {
+            "model": completion.model,
+            "provider": completion.provider,
+            "cached": completion.cached,
+        }
         out = b"" if streamed_any else self._event(**common, choices=[self._delta(completion.message.content)])
         finish = {
             "index": 0,
@@ -296,5 +300,5 @@ class OpenAIEvents:
         return out + sse("[DONE]")
 
     def error(self, error: PlatformError) -> bytes:
-        body = json.loads(error_response(error, self._request_id).body)
+        body = json.loads(bytes(error_response(error, self._request_id).body))
         return sse(json.dumps(body, separators=(",", ":")))
