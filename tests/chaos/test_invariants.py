@@ -55,7 +55,7 @@ def test_a_chat_answer_charged_once_as_reported_passes_and_a_second_commit_fails
 
 
 def test_a_refused_chat_that_was_charged_and_an_answer_left_uncharged_are_both_reported() -> None:
-    refused, unpaid = chat(504), chat(200, 1)
+    refused, unpaid = chat(503), chat(200, 1)
     evidence = evidence_for(
         [refused, unpaid],
         [[Settlement("reserve", 5), Settlement("commit", 2)], [Settlement("reserve", 1), Settlement("expire", 0)]],
@@ -68,8 +68,9 @@ def test_a_refused_chat_that_was_charged_and_an_answer_left_uncharged_are_both_r
     ]
 
 
-def test_an_unanswered_chat_may_be_charged_once_but_not_twice() -> None:
-    once, twice = chat(None), chat(None)
+@pytest.mark.parametrize(("status", "what"), [(None, "no answer"), (504, "outcome unknown (504)")])
+def test_a_chat_whose_outcome_is_unknown_may_be_charged_once_but_not_twice(status: int | None, what: str) -> None:
+    once, twice = chat(status), chat(status)
     evidence = evidence_for(
         [once, twice],
         [
@@ -80,7 +81,7 @@ def test_an_unanswered_chat_may_be_charged_once_but_not_twice() -> None:
 
     check = chat_never_overcharged([once[0], twice[0]], evidence)
     assert len(check.violations) == 1 and twice[0].request_id in check.violations[0]
-    assert check.counts == {"no answer": 2, "no answer, charged": 2}
+    assert check.counts == {what: 2, f"{what}, charged": 2}
 
 
 def test_image_jobs_stuck_uncharged_fileless_or_orphaned_are_each_reported() -> None:

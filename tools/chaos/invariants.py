@@ -74,7 +74,8 @@ def _chat_charges(answers: Sequence[Answer], evidence: Evidence) -> Iterator[tup
 
 def chat_never_overcharged(answers: Sequence[Answer], evidence: Evidence) -> Check:
     """No chat request charged twice, or more than its answer said; a refused one not at all; one
-    with no answer (gateway killed) or a stream that ended in an error at most once."""
+    whose outcome the client cannot know (no answer: gateway killed; a 504: the gateway stopped
+    waiting or a publish may have reached the broker; a stream that ended in an error) at most once."""
     check = Check("no chat request charged twice, beyond its answer, or when refused")
     counted: Counter[str] = Counter()
     for a, where, charges in _chat_charges(answers, evidence):
@@ -82,8 +83,8 @@ def chat_never_overcharged(answers: Sequence[Answer], evidence: Evidence) -> Che
             counted["answered"] += 1
             if len(charges) > 1 or sum(charges) > (a.credits or 0):
                 check.violations.append(f"{where}: reported {a.credits} credits, the journal charged {charges}")
-        elif a.status == 200 or a.status is None:
-            what = "no answer" if a.status is None else "stream ended in error"
+        elif a.status in (200, None, 504):
+            what = {None: "no answer", 504: "outcome unknown (504)"}.get(a.status, "stream ended in error")
             counted[what] += 1
             counted[f"{what}, charged"] += bool(charges)
             if len(charges) > 1:
@@ -129,7 +130,7 @@ def usage_matches_journal(answers: Sequence[Answer], evidence: Evidence) -> Chec
             counted["answered, recorded"] += 1
             if any(r != a.credits for r in records):
                 check.violations.append(f"{a.kind} {a.request_id}: answer says {a.credits} credits, usage {records}")
-        elif a.status is not None and a.status != 200 and any(records):
+        elif a.status not in (None, 200, 504) and any(records):
             check.violations.append(f"{a.kind} {a.request_id}: refused ({a.status}), usage records {records}")
     check.counts = dict(sorted(counted.items()))
     return check

@@ -8,14 +8,17 @@ request (its `thread_id`) sends the thread's context and keeps its turn before i
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+from chat import metrics
 from chat.accounting import Accounts
 from chat.cache import CachedAnswer, Lead, PromptCache
 from chat.catalog import ModelCatalog
 from chat.conversations import Conversations
 from chat.costs import CostTable
 from chat.failover import Failover
+from chat.headroom import Headroom
 from chat.job import Job, completion, fitted, streamed_completion, usage_of
 from chat.providers.base import ProviderAnswer, ProviderRequest
 from chat.streaming import Pumped, delivered_usage, produced_usage, pump, replay
@@ -31,7 +34,13 @@ from common.contracts import (
     Reservation,
 )
 from common.credits import CreditHolds
-from common.errors import Conflict, DeadlineExceeded, ServiceUnavailable, Unauthenticated, UpstreamFailed
+from common.errors import (
+    Conflict,
+    DeadlineExceeded,
+    ServiceUnavailable,
+    Unauthenticated,
+    UpstreamFailed,
+)
 
 
 class ChatHandlers:
@@ -57,6 +66,7 @@ class ChatHandlers:
         self._hit_price = hit_price
         self._ack_timeout_s = stream_ack_timeout_s
         self._conversations = conversations
+        self._headroom = Headroom()
 
     async def list_models(self, envelope: Envelope[ListModels]) -> ModelList:
         return ModelList(models=self._catalog.models, default=self._catalog.default_model)
@@ -138,19 +148,32 @@ class ChatHandlers:
     # -- a provider's answer --------------------------------------------------------------------------
 
     async def _fresh(self, job: Job, lead: Lead | None) -> ChatCompletion:
+        """Hold the credits, then ask the providers. When the user's last reservation left this
+        request's hold available, the provider call starts while the hold is being written (see
+        `chat.headroom`); either way the answer goes out only once the hold is durable."""
+        hold = self._catalog.reservation(job.request)
+        early = None
+        if not job.streaming and self._headroom.covers(job.user_id, hold, message_id=job.envelope.message_id):
+            early = asyncio.create_task(self._failover.complete(job.request, deadline=job.deadline, user=job.user_id))
         try:
-            reservation = await self._accounts.reserve(job, self._catalog.reservation(job.request))
-            if reservation.status != "pending":  # a redelivered request that was answered already
-                raise Conflict("this request was answered already", status_now=reservation.status)
+            reservation = await self._reserve(job, hold)
         except BaseException:
+            if early is not None:
+                await _discard(early)
             if lead is not None:
                 await lead.abandon()
             raise
         if job.streaming:
             return await self._fresh_stream(job, lead, reservation)
         try:
-            provider, answer = await self._failover.complete(job.request, deadline=job.deadline, user=job.user_id)
+            if early is not None:
+                metrics.EARLY_CALLS.labels("used").inc()
+                provider, answer = await early
+            else:
+                provider, answer = await self._failover.complete(job.request, deadline=job.deadline, user=job.user_id)
         except BaseException as exc:
+            if early is not None and not early.done():
+                await _discard(early)
             await self._accounts.settle(job, reservation, charge=None)
             await _end(lead, exc)
             raise
@@ -165,6 +188,17 @@ class ChatHandlers:
             job, reservation, provider.name, answer, cached=False, charge=charge, turn_text=_text(answer)
         )
         return completion(job, provider.name, answer, cached=False, credits=charge)
+
+    async def _reserve(self, job: Job, amount: int) -> Reservation:
+        try:
+            reservation = await self._accounts.reserve(job, amount)
+        except Exception:  # refused, or the ledger unreachable: the next request waits for its hold
+            self._headroom.refused(job.user_id)
+            raise
+        self._headroom.saw(reservation.balance)
+        if reservation.status != "pending":  # a redelivered request that was answered already
+            raise Conflict("this request was answered already", status_now=reservation.status)
+        return reservation
 
     async def _fresh_stream(self, job: Job, lead: Lead | None, reservation: Reservation) -> ChatCompletion:
         try:
@@ -224,6 +258,16 @@ def _delivered(out: Pumped) -> str | None:
     if out.error is not None or not out.delivered_text:
         return None
     return fitted(out.delivered_text, out.finish)[0]
+
+
+async def _discard(call: asyncio.Task[object]) -> None:
+    """A provider call started early for a request whose hold was not made: its answer, if any,
+    is thrown away (counted, since the provider may have charged us for it)."""
+    call.cancel()
+    await asyncio.wait([call])
+    metrics.EARLY_CALLS.labels("discarded").inc()
+    if not call.cancelled():
+        call.exception()  # retrieved: nobody else will
 
 
 async def _end(lead: Lead | None, exc: BaseException) -> None:

@@ -28,3 +28,9 @@ CACHE = Counter(
 )
 
 CIRCUIT_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+
+EARLY_CALLS = Counter(
+    "aisaas_chat_early_calls_total",
+    "Provider calls started while the request's hold was written, by fate (used; discarded: the hold was refused).",
+    ["outcome"],
+)

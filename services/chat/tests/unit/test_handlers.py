@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from chat.breaker import CircuitBreaker
 from chat.catalog import ModelCatalog
@@ -13,10 +16,11 @@ from chat.handlers import ChatHandlers
 from chat.pricing import ModelPrice
 from chat.providers import ChatProvider, LocalProvider, ProviderRequest
 from common.bus import ReplyStream
-from common.contracts import ChatMessage, CompleteChat, Envelope, ListModels
+from common.contracts import Caller, ChatMessage, CompleteChat, Envelope, ListModels, Reservation
 from common.contracts.chat import MAX_CONTENT_CHARS
 from common.errors import InsufficientCredits, NotFound, UpstreamFailed
 from tests.support.chat_fakes import ACTOR, FakeCredits, ScriptedProvider, failure
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -172,3 +176,76 @@ async def test_same_conversation_same_answer() -> None:
     provider = LocalProvider()
     request = ProviderRequest(messages=(ChatMessage(role="user", content="repeat me"),), model="m")
     assert await provider.complete(request) == await provider.complete(request)
+
+
+class GatedCredits(FakeCredits):
+    """Holds are made only while `open` is set, so a test can see what happens while one is written."""
+
+    def __init__(self, available: int = 100) -> None:
+        super().__init__(available)
+        self.open = asyncio.Event()
+        self.open.set()
+        self.holding = 0
+
+    async def reserve(self, caller: Caller, *, reservation_id: uuid.UUID, amount: int, purpose: str) -> Reservation:
+        self.holding += 1
+        try:
+            await self.open.wait()
+            return await super().reserve(caller, reservation_id=reservation_id, amount=amount, purpose=purpose)
+        finally:
+            self.holding -= 1
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async def now() -> bool:
+        return condition()
+
+    await wait_until(now, bool, within=2, interval=0)
+
+
+async def test_a_users_first_request_calls_the_provider_only_once_its_hold_is_made() -> None:
+    credits, provider = GatedCredits(), ScriptedProvider("p")
+    credits.open.clear()
+    asked = asyncio.create_task(handlers(credits, provider).complete_chat(envelope(("user", "hi")), NO_STREAM))
+    await until(lambda: credits.holding == 1)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert provider.calls == []
+    credits.open.set()
+    assert (await asked).credits == 2 and len(provider.calls) == 1
+
+
+async def test_with_headroom_the_provider_call_starts_while_the_hold_is_written_and_the_answer_waits_for_it() -> None:
+    credits, provider = GatedCredits(), ScriptedProvider("p")
+    chat = handlers(credits, provider)
+    await chat.complete_chat(envelope(("user", "first")), NO_STREAM)
+    credits.open.clear()
+    asked = asyncio.create_task(chat.complete_chat(envelope(("user", "second")), NO_STREAM))
+    await until(lambda: len(provider.calls) == 2 and credits.holding == 1)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not asked.done()  # answered by the provider, yet not released before its hold exists
+    credits.open.set()
+    reply = await asked
+    assert reply.credits == 2 and credits.calls[-2:] == [("reserve", 2), ("commit", 2)]
+
+
+async def test_an_early_answer_whose_hold_is_refused_is_thrown_away_and_the_next_request_waits() -> None:
+    credits, provider = GatedCredits(), ScriptedProvider("p")
+    chat = handlers(credits, provider)
+    await chat.complete_chat(envelope(("user", "first")), NO_STREAM)
+    credits.available = 1  # spent elsewhere meanwhile (say, an image job)
+    discarded = REGISTRY.get_sample_value("aisaas_chat_early_calls_total", {"outcome": "discarded"}) or 0.0
+
+    credits.open.clear()
+    asked = asyncio.create_task(chat.complete_chat(envelope(("user", "second")), NO_STREAM))
+    await until(lambda: len(provider.calls) == 2)  # started early...
+    credits.open.set()
+    with pytest.raises(InsufficientCredits):
+        await asked  # ...and thrown away
+    assert REGISTRY.get_sample_value("aisaas_chat_early_calls_total", {"outcome": "discarded"}) == discarded + 1
+    assert credits.calls == [("reserve", 2), ("commit", 2)] and credits.available == 1
+
+    with pytest.raises(InsufficientCredits):
+        await chat.complete_chat(envelope(("user", "third")), NO_STREAM)
+    assert len(provider.calls) == 2  # after a refusal, the hold comes first again
