@@ -52,7 +52,7 @@ typecheck: bootstrap
 	$(PY) -m mypy
 
 token: bootstrap
-	@$(PY) -m gateway.devtoken --email "$(EMAIL)" --role "$(ROLE)"
+	@$(PY) -m gateway.auth.dev_token --email "$(EMAIL)" --role "$(ROLE)"
 
 asyncapi: bootstrap
 	$(PY) -m common.asyncapi > docs/asyncapi.json

@@ -25,7 +25,7 @@ from google.genai import types
 
 from bench.load import medians, run_for, write_results
 from devstack import ROOT, Stack, free_port
-from gateway.devissuer import DevIssuer
+from gateway.auth.dev_issuer import DevIssuer
 from tests.simulator.server import run_simulator
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))

@@ -23,7 +23,7 @@ from redis import Redis
 
 from bench import cpu, processes
 from devstack import DEFAULT_AMQP_URL, DEFAULT_REDIS_URL, SERVICES, Stack, free_port
-from gateway.devissuer import DevIssuer
+from gateway.auth.dev_issuer import DevIssuer
 
 HUGE = "1000000000/minute"
 TOKEN_TTL_S = 6 * 3600

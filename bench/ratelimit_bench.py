@@ -22,8 +22,8 @@ from redis.asyncio import Redis
 
 from bench.load import run_for, write_results
 from devstack import DEFAULT_REDIS_URL, ROOT
-from gateway.quotas import Budget
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit.policy import Budget
+from gateway.ratelimit.store import RateLimiter
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))

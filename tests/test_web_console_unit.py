@@ -1,5 +1,6 @@
-"""The web console's own unit tests (web/tests, Vitest: the SSE parser and problem+json
-handling), run by `make test` like every other tier."""
+"""The web console's own unit tests (web/tests, Vitest: the SSE parser, problem+json handling,
+image jobs followed over SSE against a real local HTTP server, gallery pages), run by
+`make test` like every other tier."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from devstack import Stack
-from gateway.devissuer import DevIssuer
+from gateway.auth.dev_issuer import DevIssuer
 from tests.support.broker import restart_broker
 
 pytestmark = pytest.mark.e2e

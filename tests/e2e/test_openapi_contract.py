@@ -31,7 +31,7 @@ import schemathesis
 from schemathesis.engine import Status, events, from_schema
 
 from devstack import Stack
-from gateway.devissuer import DevIssuer
+from gateway.auth.dev_issuer import DevIssuer
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from devstack import Stack
-from gateway.devissuer import DevIssuer
+from gateway.auth.dev_issuer import DevIssuer
 from tests.simulator.server import RunningSimulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.provider_simulator]

@@ -1,6 +1,8 @@
 """The web console in a real browser (Debian's Chromium driven by Playwright, never a
 downloaded browser) against the whole stack: sign in, a streamed answer that appears piece by
-piece while the balance drops by its cost, and a 402 and a 429 rendered as messages.
+piece while the balance drops by its cost, a 402 and a 429 rendered as messages, an image job
+followed live into the gallery and deleted from it, and the admin view's charts showing the
+numbers the analytics API returns (a plain user neither sees it nor gets the data).
 
 Screenshots (desktop and phone viewports) go to web-results/ (gitignored)."""
 
@@ -99,9 +101,9 @@ async def open_console(browser: Browser, stack: Stack, problems: list[str]) -> P
     return page
 
 
-async def sign_in(page: Page, email: str) -> None:
+async def sign_in(page: Page, email: str, role: str = "user") -> None:
     await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Role").select_option("user")
+    await page.get_by_label("Role").select_option(role)
     await page.get_by_label("Email").press("Enter")  # the keyboard alone signs in
     await expect(page.locator("#balance")).to_be_visible(timeout=WAIT_MS)
     await expect(page.locator("#model option").first).to_be_attached(timeout=WAIT_MS)
@@ -115,6 +117,12 @@ async def send(page: Page, text: str, *, keyboard: bool = False) -> None:
         await page.get_by_role("button", name="Send").click()
 
 
+# The elements reaching past the right edge of the screen, to say what overflows.
+WIDER_THAN_SCREEN = """() => [...document.querySelectorAll("body *")]
+  .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+  .slice(0, 5).map(e => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`)"""
+
+
 async def screenshots(page: Page, name: str) -> None:
     RESULTS.mkdir(exist_ok=True)
     await page.set_viewport_size(DESKTOP)
@@ -122,7 +130,9 @@ async def screenshots(page: Page, name: str) -> None:
     await page.set_viewport_size(PHONE)
     await page.screenshot(path=RESULTS / f"{name}-phone.png", full_page=True)
     # Usable on a phone: nothing wider than the screen.
-    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    wide = await page.evaluate(WIDER_THAN_SCREEN)
+    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], wide
+    await page.set_viewport_size(DESKTOP)
 
 
 async def server_credits(stack: Stack, page: Page) -> dict[str, int]:
@@ -145,6 +155,8 @@ async def test_a_streamed_answer_appears_piece_by_piece_and_the_balance_drops_by
         simulator.sim.add_fault(provider, stream_delay_ms=150)
     problems: list[str] = []
     page = await open_console(browser, stack, problems)
+    await expect(page.get_by_label("Email")).to_be_focused()
+    await screenshots(page, "signin")
     await sign_in(page, "web-stream@example.com")
     balance = page.locator("#balance")
     await expect(balance).to_have_attribute("data-available", "1000", timeout=WAIT_MS)
@@ -166,7 +178,12 @@ async def test_a_streamed_answer_appears_piece_by_piece_and_the_balance_drops_by
     assert cost > 0
     await expect(balance).to_have_attribute("data-available", str(1000 - cost), timeout=WAIT_MS)
     assert await server_balance(stack, page) == 1000 - cost
-    await expect(page.locator("#credit-history li").first).to_be_visible(timeout=WAIT_MS)
+    await page.get_by_role("link", name="Credits").click()
+    charged = page.locator('#credit-history tr[data-kind="commit"]').first
+    await expect(charged).to_contain_text("Charged", timeout=WAIT_MS)
+    await expect(page.locator('#credit-history tr[data-reason="signup"]')).to_contain_text("welcome credits")
+    await screenshots(page, "credits")
+    await page.get_by_role("link", name="Chat").click()
     await expect(page.get_by_role("button", name="Stop")).to_be_disabled()
     await screenshots(page, "chat-streamed")
     assert problems == []
@@ -263,3 +280,331 @@ async def test_a_provider_outage_renders_as_a_message_and_costs_nothing(
     assert settled["available"] == 1000
     await screenshots(page, "chat-outage")
     assert [p for p in problems if " 50" not in p] == []  # the browser logs the failed request itself
+
+
+# Records each state the image job shows (status, stage and progress), as the page changes it.
+OBSERVE_JOB = """() => {
+  window.__job = [];
+  const job = document.getElementById("image-job");
+  const bar = document.getElementById("image-progress");
+  new MutationObserver(() => {
+    const state = `${job.dataset.status}/${document.getElementById("image-stage").dataset.stage}/${bar.value}`;
+    const seen = window.__job;
+    if (seen[seen.length - 1] !== state) seen.push(state);
+  }).observe(job, { subtree: true, attributes: true, childList: true, characterData: true });
+}"""
+
+
+async def server_images(stack: Stack, page: Page) -> list[dict[str, object]]:
+    token = await page.evaluate("sessionStorage.getItem('aisaas.token')")
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=10) as http:
+        response = await http.get("/v1/images", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    images: list[dict[str, object]] = response.json()["images"]
+    return images
+
+
+@pytest.mark.stack_env(SIGNUP_CREDITS="100", WEB_DIST_DIR=DIST, IMAGE_PRICE="5", LOCAL_IMAGE_LATENCY_S="2")
+async def test_an_image_job_shows_progress_lands_in_the_gallery_and_deleting_it_removes_it(
+    stack: Stack, web_dist: Path, browser: Browser
+) -> None:
+    problems: list[str] = []
+    page = await open_console(browser, stack, problems)
+    await sign_in(page, "web-images@example.com")
+    balance = page.locator("#balance")
+    await expect(balance).to_have_attribute("data-available", "100", timeout=WAIT_MS)
+    await page.get_by_role("link", name="Images").click()
+    await expect(page.get_by_label("Image prompt")).to_be_focused()
+    await expect(page.locator("#gallery-empty")).to_be_visible(timeout=WAIT_MS)
+
+    await page.evaluate(OBSERVE_JOB)
+    await page.get_by_label("Image prompt").fill("a red lighthouse at dusk")
+    await page.get_by_label("Size").select_option("256x256")
+    await page.get_by_role("button", name="Generate").click()
+    tiles = page.locator("#gallery li")
+    await expect(tiles).to_have_count(1, timeout=WAIT_MS)
+    seen: list[str] = await page.evaluate("window.__job")
+    assert seen[-1] == "succeeded/done/100", seen
+    assert any(state.startswith(("queued/", "running/")) for state in seen[:-1]), f"no progress was shown: {seen}"
+    shown = [int(state.rsplit("/", 1)[1]) for state in seen]
+    assert shown == sorted(shown), f"progress went back: {seen}"
+    await expect(balance).to_have_attribute("data-available", "95", timeout=WAIT_MS)
+
+    listed = await server_images(stack, page)
+    assert [image["prompt"] for image in listed] == ["a red lighthouse at dusk"]
+    assert listed[0]["size"] == "256x256"
+    await expect(tiles.first).to_have_attribute("data-image-id", str(listed[0]["id"]))
+    picture = tiles.first.get_by_role("img", name="a red lighthouse at dusk")
+    assert await picture.evaluate("img => img.complete && img.naturalWidth") == 256  # the file itself is served
+
+    await page.get_by_role("button", name="Open a red lighthouse at dusk").click()
+    viewer = page.get_by_role("dialog")
+    await expect(viewer).to_be_visible()
+    await expect(viewer.get_by_role("img")).to_have_attribute("src", str(listed[0]["url"]))
+    await screenshots(page, "images-open")
+    await page.keyboard.press("Escape")
+    await expect(viewer).to_be_hidden()
+    await screenshots(page, "images")
+
+    await page.get_by_role("button", name="Delete a red lighthouse at dusk").click()
+    await expect(tiles).to_have_count(0, timeout=WAIT_MS)
+    await expect(page.locator("#gallery-empty")).to_be_visible()
+    assert await server_images(stack, page) == []
+    assert await server_balance(stack, page) == 95  # deleting is free, and refunds nothing
+    assert problems == []
+
+
+async def api_as(stack: Stack, token: str, path: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=10) as http:
+        return await http.get(path, headers={"Authorization": f"Bearer {token}"})
+
+
+async def dev_token(stack: Stack, email: str, role: str) -> str:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=10) as http:
+        response = await http.post("/v1/dev/token", json={"email": email, "role": role})
+    response.raise_for_status()
+    token: str = response.json()["token"]
+    return token
+
+
+async def chart_numbers(page: Page, table_id: str) -> dict[str, float]:
+    """A chart's numbers as its table gives them to assistive technology: label -> value."""
+    rows: list[list[str]] = await page.locator(f"table#{table_id} tbody tr").evaluate_all(
+        "rows => rows.map(r => [...r.querySelectorAll('[data-value]')].map(c => c.dataset.value))"
+    )
+    return {label: float(value) for label, value in rows}
+
+
+async def table_rows(page: Page, table_id: str) -> dict[str, dict[str, str]]:
+    rows: list[dict[str, str]] = await page.locator(f"table#{table_id} tbody tr").evaluate_all(
+        "rows => rows.map(r => Object.fromEntries("
+        "[...r.querySelectorAll('[data-key]')].map(c => [c.dataset.key, c.dataset.value])))"
+    )
+    return {row["key"] if "key" in row else row["id"]: row for row in rows}
+
+
+@pytest.mark.provider_simulator
+@pytest.mark.stack_env(SIGNUP_CREDITS="1000", WEB_DIST_DIR=DIST)
+async def test_an_admin_sees_charts_with_the_numbers_the_analytics_api_returns_and_grants_credits(
+    stack: Stack, simulator: RunningSimulator, web_dist: Path, browser: Browser
+) -> None:
+    problems: list[str] = []
+    plain = await dev_token(stack, "web-granted@example.com", "user")
+    assert (await api_as(stack, plain, "/v1/credits")).json()["available"] == 1000  # now a known user
+    page = await open_console(browser, stack, problems)
+    await sign_in(page, "web-admin@example.com", role="admin")
+    await send(page, "what does a day of usage cost")
+    await expect(page.locator(".message.assistant .meta")).to_have_attribute(
+        "data-credits", re.compile(r"^[0-9]+$"), timeout=WAIT_MS
+    )
+    token = await page.evaluate("sessionStorage.getItem('aisaas.token')")
+
+    async def usage(group_by: str) -> dict[str, object]:
+        response = await api_as(stack, token, f"/v1/admin/analytics/usage?group_by={group_by}")
+        assert response.status_code == 200, response.text
+        report: dict[str, object] = response.json()
+        return report
+
+    await wait_until(lambda: usage("day"), lambda r: r["totals"]["requests"] >= 1, within=30)  # type: ignore[index]
+
+    await page.get_by_role("link", name="Admin").click()
+    await expect(page.get_by_role("heading", name="Admin")).to_be_visible()
+    users = await table_rows(page, "users")
+    granted_id = next(uid for uid, row in users.items() if row["email"] == "web-granted@example.com")
+    assert users[granted_id]["role"] == "user"
+    await page.get_by_label("User id").fill(granted_id)
+    await page.get_by_label("Amount").fill("250")
+    await page.get_by_label("Reason").select_option("purchase")
+    async with page.expect_request("**/v1/admin/credits/grants") as sent:
+        await page.get_by_label("Amount").press("Enter")  # the keyboard alone grants
+    assert re.fullmatch(r"[!-~]{1,64}", (await sent.value).headers["idempotency-key"])
+    await expect(page.locator("#grant-status")).to_have_text(
+        "Granted 250 credits to " + granted_id + "; they now have 1250 available.", timeout=WAIT_MS
+    )
+    assert (await api_as(stack, plain, "/v1/credits")).json()["available"] == 1250
+    flow = page.locator('table#credits-flow [data-key="value"]').first
+    await expect(flow).to_have_attribute("data-value", re.compile(r"^[0-9]+$"), timeout=WAIT_MS)
+    await expect(page.locator("#reports")).to_have_attribute("aria-busy", "false", timeout=WAIT_MS)
+
+    report = await api_as(stack, token, "/v1/admin/analytics/credits")
+    credits = report.json()
+    assert credits["granted_by_reason"]["purchase"] == 250
+    assert await chart_numbers(page, "credits-flow") == {
+        "granted": credits["granted"],
+        "spent": credits["spent"],
+        "released": credits["released"],
+    }
+    assert await chart_numbers(page, "granted-by-reason") == credits["granted_by_reason"]
+
+    day = await usage("day")
+    rows = day["rows"]
+    assert isinstance(rows, list) and rows
+    by_day = {r["key"]: r["figures"] for r in rows}
+    assert await chart_numbers(page, "requests-by-day") == {k: f["requests"] for k, f in by_day.items()}
+    assert await chart_numbers(page, "tokens-by-day") == {
+        k: f["prompt_tokens"] + f["completion_tokens"] for k, f in by_day.items()
+    }
+    assert await chart_numbers(page, "cost-by-day") == {k: f["cost_usd"] for k, f in by_day.items()}
+    assert await chart_numbers(page, "cache-by-day") == {k: f["cache_hit_ratio"] for k, f in by_day.items()}
+    assert sum(f["requests"] for f in by_day.values()) >= 1
+    for grouping, table in (("model", "usage-by-model"), ("provider", "usage-by-provider"), ("user", "top-users")):
+        expected = {r["key"]: r["figures"] for r in (await usage(grouping))["rows"]}  # type: ignore[attr-defined]
+        assert expected, grouping
+        shown = await table_rows(page, table)
+        assert set(shown) == set(expected), grouping
+        for key, figures in expected.items():
+            assert float(shown[key]["requests"]) == figures["requests"]
+            assert float(shown[key]["tokens"]) == figures["prompt_tokens"] + figures["completion_tokens"]
+            assert float(shown[key]["cost_usd"]) == figures["cost_usd"]
+            assert float(shown[key]["cache_hit_ratio"]) == figures["cache_hit_ratio"]
+        assert await chart_numbers(page, f"{table}-chart") == {k: f["cost_usd"] for k, f in expected.items()}
+    await screenshots(page, "admin")
+    assert problems == []
+
+
+@pytest.mark.stack_env(SIGNUP_CREDITS="1000", WEB_DIST_DIR=DIST)
+async def test_a_plain_user_has_no_admin_view_and_the_admin_api_refuses_them(
+    stack: Stack, web_dist: Path, browser: Browser
+) -> None:
+    problems: list[str] = []
+    page = await open_console(browser, stack, problems)
+    await sign_in(page, "web-plain@example.com")
+    await expect(page.get_by_role("link", name="Images")).to_be_visible()
+    await page.goto(stack.gateway_url + "/#admin")  # asked for by address: the first section instead
+    await expect(page.get_by_role("link", name="Chat")).to_have_attribute("aria-current", "page", timeout=WAIT_MS)
+    await expect(page.get_by_role("link", name="Admin")).to_have_count(0)
+    assert await page.locator("#admin-title, #reports, #grant-user").count() == 0
+
+    token = await page.evaluate("sessionStorage.getItem('aisaas.token')")
+    for path in ("/v1/admin/analytics/usage", "/v1/admin/analytics/credits", "/v1/admin/users"):
+        refused = await api_as(stack, token, path)
+        assert refused.status_code == 403, path
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["request_id"]
+    assert problems == []
+
+
+AXE = webbuild.WEB / "node_modules" / "axe-core" / "axe.min.js"
+# axe-core's WCAG 2 A and AA rules (contrast among them) over the whole page.
+AXE_RUN = """() => axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] }).then(
+  r => r.violations.map(v => `${v.id}: ${v.nodes.map(n => n.target.join(" ")).join(", ")}`))"""
+# Form controls with no accessible name from a label or aria-label(ledby).
+UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea")]
+  .filter(e => !e.labels.length && !e.getAttribute("aria-label") && !e.getAttribute("aria-labelledby"))
+  .map(e => e.id || e.name || e.outerHTML)"""
+# Marks each control the keyboard should reach (visible, enabled; only an open modal's while
+# one is open, since the page behind it is inert) and names them.
+MARK_REACHABLE = """() => {
+  document.querySelectorAll("[data-kb]").forEach(e => delete e.dataset.kb);
+  const all = [...(document.querySelector("dialog[open]") ?? document).querySelectorAll(
+    "a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled])")]
+    .filter(e => e.getClientRects().length && !e.closest(".sr-only, dialog:not([open])"));
+  all.forEach((e, i) => e.dataset.kb = String(i));
+  return all.map(e => e.id || e.getAttribute("aria-label") || e.textContent.trim());
+}"""
+# The focused control: its mark, and whether focus is drawn around it.
+FOCUSED = """() => {
+  const e = document.activeElement;
+  const style = getComputedStyle(e);
+  return [e.dataset.kb ?? null, style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2];
+}"""
+
+
+async def assert_accessible(page: Page, view: str) -> None:
+    """axe-core finds nothing, every control has a label, and Tab alone reaches every control
+    with a visible focus ring."""
+    await page.evaluate(AXE.read_text())  # from node_modules, nothing from the network
+    violations = await page.evaluate(AXE_RUN)
+    assert violations == [], f"{view}: {violations}"
+    assert await page.evaluate(UNLABELLED) == [], view
+    controls: list[str] = await page.evaluate(MARK_REACHABLE)
+    await page.evaluate("document.activeElement && document.activeElement.blur()")
+    reached: set[int] = set()
+    for _ in range(len(controls) + 10):
+        await page.keyboard.press("Tab")
+        mark, ring = await page.evaluate(FOCUSED)
+        if mark is not None:
+            assert ring, f"{view}: no visible focus on {controls[int(mark)]}"
+            reached.add(int(mark))
+    missed = [name for i, name in enumerate(controls) if i not in reached]
+    assert missed == [], f"{view}: the keyboard does not reach {missed}"
+
+
+@pytest.mark.stack_env(SIGNUP_CREDITS="1000", WEB_DIST_DIR=DIST)  # offline providers: the local chat and drawing
+async def test_every_view_passes_axe_has_labelled_controls_and_is_reachable_by_keyboard(
+    stack: Stack, web_dist: Path, browser: Browser
+) -> None:
+    problems: list[str] = []
+    page = await open_console(browser, stack, problems)
+    await expect(page.get_by_label("Email")).to_be_focused()
+    await assert_accessible(page, "sign-in")
+    await sign_in(page, "web-a11y@example.com", role="admin")
+    await send(page, "a short answer for the record", keyboard=True)
+    await expect(page.locator(".message.assistant .meta")).to_have_attribute(
+        "data-credits", re.compile(r"^[0-9]+$"), timeout=WAIT_MS
+    )
+    await assert_accessible(page, "chat")
+    await screenshots(page, "chat")
+
+    # Sections open from the keyboard too: focus a tab, Enter, and the keyboard lands in it.
+    await page.locator("#to-images").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_label("Image prompt")).to_be_focused()
+    await page.keyboard.type("a lighthouse drawn for the accessibility check")
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Generate")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#gallery li")).to_have_count(1, timeout=WAIT_MS)
+    await assert_accessible(page, "images")
+    await page.locator("#gallery button.open").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("dialog")).to_be_visible()
+    await assert_accessible(page, "image viewer")
+    await page.keyboard.press("Escape")
+    await expect(page.get_by_role("dialog")).to_be_hidden()
+
+    for section in ("credits", "admin"):
+        await page.locator(f"#to-{section}").focus()
+        await page.keyboard.press("Enter")
+        await expect(page.locator(f"#to-{section}")).to_have_attribute("aria-current", "page")
+        if section == "admin":
+            await expect(page.locator("#reports")).to_have_attribute("aria-busy", "false", timeout=WAIT_MS)
+            await expect(page.locator("table#users tbody tr")).not_to_have_count(0, timeout=WAIT_MS)
+        await assert_accessible(page, section)
+    assert problems == []
+
+
+@pytest.mark.stack_env(SIGNUP_CREDITS="1000", WEB_DIST_DIR=DIST, IMAGE_PRICE="5")
+async def test_the_gallery_lists_newest_first_and_shows_older_images_a_page_at_a_time(
+    stack: Stack, web_dist: Path, browser: Browser
+) -> None:
+    problems: list[str] = []
+    page = await open_console(browser, stack, problems)
+    await sign_in(page, "web-gallery@example.com")
+    token = await page.evaluate("sessionStorage.getItem('aisaas.token')")
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as http:
+        for n in range(14):  # more than the console's page of 12
+            made = await http.post(
+                "/v1/images?wait=30",
+                json={"prompt": f"picture number {n}", "size": "256x256"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert made.status_code == 200, made.text
+        listed = await http.get("/v1/images?limit=100", headers={"Authorization": f"Bearer {token}"})
+    newest_first = [image["id"] for image in listed.json()["images"]]
+    assert len(newest_first) == 14
+
+    await page.get_by_role("link", name="Images").click()
+    tiles = page.locator("#gallery li")
+    await expect(tiles).to_have_count(12, timeout=WAIT_MS)
+    older = page.get_by_role("button", name="Show older images")
+    await expect(older).to_be_visible()
+    async with page.expect_request(re.compile(r"/v1/images\?limit=12&cursor=")) as asked:
+        await older.click()
+    assert (await asked.value).url.split("cursor=")[1]  # the API's cursor, passed back
+    await expect(tiles).to_have_count(14, timeout=WAIT_MS)
+    await expect(older).to_be_hidden()
+    shown = await tiles.evaluate_all("items => items.map(i => i.dataset.imageId)")
+    assert shown == newest_first
+    assert problems == []

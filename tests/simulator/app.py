@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tests.simulator import cloudinary, control, gemini, openai, replicate, text
+from tests.simulator import cloudinary, control, embeddings, gemini, openai, replicate, text
 from tests.simulator.calls import CallLog
 from tests.simulator.faults import Fault, FaultBook
 from tests.simulator.wire import ErrorReply, malformed
@@ -214,8 +214,8 @@ def create_app(sim: Simulator) -> Starlette:
     app = Starlette(
         routes=[
             Route("/", index),
-            Mount("/openai", routes=openai.routes(sim)),
-            Mount("/gemini", routes=gemini.routes(sim)),
+            Mount("/openai", routes=[*embeddings.openai_routes(sim), *openai.routes(sim)]),
+            Mount("/gemini", routes=[*embeddings.gemini_routes(sim), *gemini.routes(sim)]),
             Mount("/replicate", routes=replicate.routes(sim)),
             Mount("/cloudinary", routes=cloudinary.routes(sim)),
             Mount("/_sim", routes=control.routes(sim)),

@@ -10,7 +10,7 @@ import httpx
 
 from common.contracts import Role
 from devstack import Stack
-from gateway.devissuer import DevIssuer
+from gateway.auth.dev_issuer import DevIssuer
 
 
 def bearer(stack: Stack, email: str, role: Role = "user") -> dict[str, str]:

@@ -41,7 +41,7 @@ from chaos.load import KINDS, Load, Recorder, User
 from chaos.proxy import TcpProxy
 from chaos.report import build
 from devstack import DEFAULT_AMQP_URL, DEFAULT_REDIS_URL, Stack, free_port
-from gateway.devissuer import DevIssuer
+from gateway.auth.dev_issuer import DevIssuer
 from tests.simulator.server import run_simulator
 from tests.support.broker import delete_namespace, restart_broker
 

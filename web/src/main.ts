@@ -1,20 +1,27 @@
 import "./style.css";
 import { Api } from "./api/client";
+import { isAdmin } from "./api/admin";
 import { ApiError } from "./api/problems";
-import { session } from "./session";
+import { claimedRole, session } from "./session";
+import { adminView } from "./views/admin";
 import { chatView } from "./views/chat";
 import { historyView, showBalance } from "./views/credits";
+import { imagesView } from "./views/images";
+import { navigation, type Navigation, type Section } from "./views/nav";
 import { signInView } from "./views/signin";
 
 const main = document.getElementById("main")!;
 const balance = document.getElementById("balance")!;
 const signOut = document.getElementById("sign-out") as HTMLButtonElement;
 const api = new Api(() => session.token());
+let sections: Navigation | null = null;
 
 function showSignIn(): void {
   session.signOut();
   balance.hidden = true;
   signOut.hidden = true;
+  sections?.close();
+  sections = null;
   main.replaceChildren(
     signInView(api, (token) => {
       session.signIn(token);
@@ -25,21 +32,32 @@ function showSignIn(): void {
 
 function showConsole(): void {
   signOut.hidden = false;
-  const history = historyView();
-  // Credits held by an answer just stopped are settled a moment later: look again until none are.
+  const history = historyView(api);
+  // Credits held by work just stopped are settled a moment later: look again until none are.
   const refresh = async (again = 5) => {
     try {
       const now = await api.balance();
       showBalance(balance, now);
       if (now.reserved > 0 && again > 0) setTimeout(() => void refresh(again - 1), 1000);
-      await history.refresh(api);
+      await history.refresh();
     } catch (caught) {
       if (caught instanceof ApiError && caught.kind === "unauthenticated") showSignIn();
     }
   };
-  main.replaceChildren(chatView(api, () => void refresh(), showSignIn), history.element);
+  const changed = () => void refresh();
+  const images = imagesView(api, changed, showSignIn);
+  const views: Section[] = [
+    { id: "chat", title: "Chat", element: chatView(api, changed, showSignIn), focus: "prompt" },
+    { id: "images", title: "Images", element: images.element, focus: "image-prompt", onShow: () => void images.refresh() },
+    { id: "credits", title: "Credits", element: history.element },
+  ];
+  main.replaceChildren(...views.map((s) => s.element));
+  const nav = (sections = navigation(views, main));
   void refresh();
-  document.getElementById("prompt")?.focus();
+  // The admin section exists only for whom the server lets in (it answers 403 to the others).
+  void isAdmin(api, claimedRole(session.token())).then((yes) => {
+    if (yes && sections === nav) nav.add({ id: "admin", title: "Admin", element: adminView(api, changed) });
+  });
 }
 
 signOut.addEventListener("click", showSignIn);

@@ -9,13 +9,20 @@ from chat.breaker import CircuitBreaker
 from chat.cache import PromptCache
 from chat.catalog import ModelCatalog
 from chat.conversations import Conversations
-from chat.costs import CostTable
+from chat.embedding_catalog import EmbeddingCatalog
+from chat.embedding_failover import EmbeddingFailover
+from chat.embeddings import EmbeddingHandlers
 from chat.failover import Failover, RetryPolicy
 from chat.handlers import ChatHandlers
+from chat.provider_costs import CostTable
 from chat.providers.base import ChatProvider
+from chat.providers.embedding import EmbeddingProvider
 from chat.providers.gemini import GeminiProvider
+from chat.providers.gemini_embeddings import GeminiEmbeddings
 from chat.providers.local import LocalProvider
+from chat.providers.local_embeddings import LocalEmbeddings
 from chat.providers.openai import OpenAIProvider
+from chat.providers.openai_embeddings import OpenAIEmbeddings
 from chat.settings import ChatSettings
 from chat.thread_handlers import ThreadHandlers
 from chat.thread_store import ThreadStore
@@ -57,6 +64,23 @@ def providers(settings: ChatSettings) -> list[ChatProvider]:
     return chain or [LocalProvider(latency_s=settings.local_latency_s)]
 
 
+def embedding_providers(settings: ChatSettings) -> list[EmbeddingProvider]:
+    """As `providers`: Gemini's and OpenAI's embeddings, each when its key is set; else the offline ones."""
+    timeout = settings.chat_attempt_timeout_s
+    chain: list[EmbeddingProvider] = []
+    if settings.gemini_api_key is not None:
+        key, url, model = settings.gemini_api_key, settings.google_gemini_base_url, settings.gemini_embedding_model
+        chain.append(
+            GeminiEmbeddings(api_key=key.get_secret_value(), base_url=url, default_model=model, timeout_s=timeout)
+        )
+    if settings.openai_api_key is not None:
+        key, url, model = settings.openai_api_key, settings.openai_base_url, settings.openai_embedding_model
+        chain.append(
+            OpenAIEmbeddings(api_key=key.get_secret_value(), base_url=url, default_model=model, timeout_s=timeout)
+        )
+    return chain or [LocalEmbeddings()]
+
+
 async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
     chain = providers(settings)
     costs = CostTable(settings.chat_usd_prices)
@@ -81,6 +105,15 @@ async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
         ),
     )
     runtime.on_close(failover.aclose)
+    embedders = embedding_providers(settings)
+    embedding_failover = EmbeddingFailover(
+        embedders,  # type: ignore[arg-type]  # chat's Failover is typed for chat providers (see embedding_failover)
+        policy=failover.policy,
+        breaker=partial(
+            CircuitBreaker, failures=settings.chat_breaker_failures, cooldown_s=settings.chat_breaker_cooldown_s
+        ),
+    )
+    runtime.on_close(embedding_failover.aclose)
 
     cache = None
     if settings.chat_cache_ttl_s > 0:
@@ -121,8 +154,18 @@ async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
         stream_ack_timeout_s=settings.chat_stream_ack_timeout_s,
         conversations=Conversations(threads, max_turns=settings.chat_thread_max_turns),
     )
+    embeddings = EmbeddingHandlers(
+        failover=embedding_failover,
+        catalog=EmbeddingCatalog.build(
+            embedders, default_price=settings.embedding_price, prices=settings.embedding_model_prices, costs=costs
+        ),
+        credits=CreditsClient(rpc),
+        costs=costs,
+        usage=usage,
+    )
     return {
         "CompleteChat": Streaming(handlers.complete_chat),
+        "CreateEmbeddings": embeddings.create_embeddings,
         "ListModels": handlers.list_models,
         "GetUsageReport": analytics.handle,
         **ThreadHandlers(threads).routes(),

@@ -1,6 +1,6 @@
 """The prompt cache's key: what makes two requests the same question.
 
-Normalisation rule (documented in the README; change CACHE_KEY_VERSION when it changes):
+Normalisation rule (documented in docs/architecture.md, "Prompt cache"; change CACHE_KEY_VERSION when it changes):
 - the model is the resolved one (the service default filled in), compared exactly;
 - messages keep their order, roles and exact text: no trimming, case folding or Unicode
   normalisation, since any of those can change an answer;

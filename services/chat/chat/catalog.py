@@ -7,7 +7,7 @@ configured provider's default model, at `CHAT_PRICE`, and the models priced in
 credits are held or a provider is called. A `max_tokens` above the model's priced cap is
 clamped to the cap (as a provider clamps to its model's limit): the answer stops there with
 `finish_reason` "length", and the hold covers the cap, so no request costs more than its price.
-Every offered model must have a USD list price too (`costs.py`), so that no answer is
+Every offered model must have a USD list price too (`provider_costs.py`), so that no answer is
 recorded as free: the service refuses to start otherwise."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chat import pricing
-from chat.costs import CostTable
-from chat.pricing import ModelPrice
+from chat import credit_prices
+from chat.credit_prices import ModelPrice
+from chat.provider_costs import CostTable
 from chat.providers.base import ChatProvider, ProviderRequest
 from common.contracts import ModelInfo
 from common.errors import NotFound
@@ -83,11 +83,11 @@ class ModelCatalog:
         """The most `request` can cost (its model and `max_tokens` resolved)."""
         assert request.max_tokens is not None
         price = self._offers[request.model].price
-        return pricing.reservation(price, messages=request.messages, max_tokens=request.max_tokens)
+        return credit_prices.reservation(price, messages=request.messages, max_tokens=request.max_tokens)
 
     def charge(self, request: ProviderRequest, *, total_tokens: int) -> int:
         price = self._offers[request.model].price
-        return pricing.charge(price, total_tokens=total_tokens, reserved=self.reservation(request))
+        return credit_prices.charge(price, total_tokens=total_tokens, reserved=self.reservation(request))
 
     def _names(self) -> str:
         return ", ".join(self._offers)

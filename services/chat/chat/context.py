@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chat.pricing import FRAMING_TOKENS, prompt_tokens_bound
+from chat.credit_prices import FRAMING_TOKENS, prompt_tokens_bound
 from common.contracts import ChatMessage
 from common.errors import ValidationFailed
 

@@ -12,15 +12,15 @@ import asyncio
 import time
 
 from chat import metrics
-from chat.accounting import Accounts
 from chat.cache import CachedAnswer, Lead, PromptCache
 from chat.catalog import ModelCatalog
 from chat.conversations import Conversations
-from chat.costs import CostTable
 from chat.failover import Failover
 from chat.headroom import Headroom
 from chat.job import Job, completion, fitted, streamed_completion, usage_of
+from chat.provider_costs import CostTable
 from chat.providers.base import ProviderAnswer, ProviderRequest
+from chat.settlement import Accounts
 from chat.streaming import Pumped, delivered_usage, produced_usage, pump, replay
 from chat.usage import UsageRecorder
 from common.bus import ReplyStream, RpcClient

@@ -4,8 +4,8 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from chat.costs import UsdPrice
-from chat.pricing import ModelPrice
+from chat.credit_prices import ModelPrice
+from chat.provider_costs import UsdPrice
 from common.settings import CommonSettings
 
 
@@ -36,6 +36,18 @@ class ChatSettings(CommonSettings):
     openai_api_key: SecretStr | None = Field(None, description="OpenAI API key; unset: OpenAI is not used.")
     openai_base_url: str | None = Field(None, description="OpenAI API base URL; unset: OpenAI's.")
     openai_model: str = Field("gpt-4o-mini", description="OpenAI's default model.")
+    openai_embedding_model: str = Field("text-embedding-3-small", description="OpenAI's default embedding model.")
+    gemini_embedding_model: str = Field("gemini-embedding-001", description="Gemini's default embedding model.")
+    embedding_price: ModelPrice = Field(
+        default_factory=lambda: ModelPrice(per_request=0, per_1k_tokens=1),
+        description='Price of each provider\'s default embedding model, JSON: {"per_request": 0, "per_1k_tokens": 1} '
+        "(the inputs' tokens; `max_tokens` does not apply).",
+    )
+    embedding_model_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description='Prices by embedding model, JSON: {"text-embedding-3-large": {"per_1k_tokens": 5}}. Only these '
+        "and each provider's default embedding model may be requested; each needs a USD price too.",
+    )
     chat_attempt_timeout_s: float = Field(
         10.0, gt=0, le=300, description="Longest wait for one provider call (for a stream: its first piece)."
     )

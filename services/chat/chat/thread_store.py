@@ -26,7 +26,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from chat.thread_documents import ThreadDoc, TurnDoc
-from chat.threads import KeptTurn, TurnWrite, turn_key
+from chat.threads import StoredTurn, TurnWrite, turn_key
 from common.contracts import ThreadInfo, ThreadMessage
 from common.errors import NotFound, ValidationFailed
 
@@ -72,15 +72,15 @@ class _Recent:
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._turns: OrderedDict[str, KeptTurn] = OrderedDict()
+        self._turns: OrderedDict[str, StoredTurn] = OrderedDict()
 
-    def get(self, key: str) -> KeptTurn | None:
+    def get(self, key: str) -> StoredTurn | None:
         turn = self._turns.get(key)
         if turn is not None:
             self._turns.move_to_end(key)
         return turn
 
-    def put(self, key: str, turn: KeptTurn) -> None:
+    def put(self, key: str, turn: StoredTurn) -> None:
         self._turns[key] = turn
         self._turns.move_to_end(key)
         while len(self._turns) > self._size:
@@ -175,7 +175,7 @@ class ThreadStore:
 
     # -- turns -----------------------------------------------------------------------------------
 
-    async def newest_first(self, thread: ThreadDoc, *, below: int | None = None) -> AsyncIterator[KeptTurn]:
+    async def newest_first(self, thread: ThreadDoc, *, below: int | None = None) -> AsyncIterator[StoredTurn]:
         """The thread's turns from its newest (or the one below `below`) back to its first, from
         memory or read by key, READ_CHUNK at a time; a number never written (a lost race) is skipped."""
         last = thread.get("last", -1)
@@ -186,13 +186,13 @@ class ThreadStore:
                 yield turn
             seq -= READ_CHUNK
 
-    async def _read(self, thread_id: str, seqs: Iterable[int]) -> builtins.list[KeptTurn]:
+    async def _read(self, thread_id: str, seqs: Iterable[int]) -> builtins.list[StoredTurn]:
         keys = [turn_key(thread_id, n) for n in seqs]
         found = {k: t for k in keys if (t := self._recent.get(k)) is not None}
         missing = [k for k in keys if k not in found]
         for doc in await asyncio.gather(*(self.turns.find_one({"_id": k}) for k in missing)):
             if doc is not None:
-                found[doc["_id"]] = turn = KeptTurn.of(doc)
+                found[doc["_id"]] = turn = StoredTurn.of(doc)
                 self._recent.put(doc["_id"], turn)
         return [found[k] for k in keys if k in found]
 
@@ -206,7 +206,7 @@ class ThreadStore:
             if not before.isdigit():
                 raise _bad_cursor("query.cursor")
             below = int(before)
-        picked: list[KeptTurn] = []  # newest first
+        picked: list[StoredTurn] = []  # newest first
         count = 0
         async for turn in self.newest_first(thread, below=below):
             picked.append(turn)
@@ -255,7 +255,7 @@ class ThreadStore:
                 log.warning("thread counters not updated", exc_info=True, extra={"count": len(kept)})
         for i, t in enumerate(current):
             if results[i] is None:
-                self._recent.put(t.key, t.kept())
+                self._recent.put(t.key, t.stored())
         return results
 
     async def _insert(

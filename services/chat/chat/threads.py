@@ -44,7 +44,7 @@ def title_from(messages: Sequence[ChatMessage]) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class KeptTurn:
+class StoredTurn:
     """A turn as read back: immutable once written."""
 
     seq: int
@@ -53,7 +53,7 @@ class KeptTurn:
     messages: tuple[ChatMessage, ...]
 
     @classmethod
-    def of(cls, doc: TurnDoc) -> KeptTurn:
+    def of(cls, doc: TurnDoc) -> StoredTurn:
         messages = tuple(ChatMessage(role=m["role"], content=m["content"]) for m in doc["messages"])
         return cls(seq=doc["seq"], turn_id=doc["turnId"], at=doc["at"], messages=messages)
 
@@ -112,5 +112,5 @@ class TurnWrite:
             update["$set"] = {"autoTitle": self.title}
         return update
 
-    def kept(self) -> KeptTurn:
-        return KeptTurn(seq=self.seq, turn_id=str(self.turn_id), at=self.at, messages=self.messages)
+    def stored(self) -> StoredTurn:
+        return StoredTurn(seq=self.seq, turn_id=str(self.turn_id), at=self.at, messages=self.messages)

@@ -17,17 +17,32 @@ from common.logs import configure_logging
 from common.metrics import serve_metrics
 from common.redis_client import redis_client
 from common.telemetry import configure_tracing
-from gateway import apidoc, guard, problems
-from gateway.middleware import RequestContextMiddleware
-from gateway.routes import admin, analytics, chat, credits, devsignin, health, images, threads, webapp, webhooks
-from gateway.routes import openai as openai_compatible
+from gateway import openapi_document, protections
+from gateway.http import problems
+from gateway.http.request_context import RequestContextMiddleware
+from gateway.openai import chat as openai_chat
+from gateway.openai import embeddings as openai_embeddings
+from gateway.openai import images as openai_images
+from gateway.routes import (
+    admin,
+    analytics,
+    chat,
+    credits,
+    devsignin,
+    health,
+    image_files,
+    images,
+    threads,
+    webapp,
+    webhooks,
+)
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
-    dev_issuer = guard.dev_issuer(settings)
+    dev_issuer = protections.dev_issuer(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,7 +57,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         redis = await redis_client(settings)
         app.state.bus, app.state.rpc, app.state.redis = bus, rpc, redis
         try:
-            async with guard.stores(app, settings):
+            async with protections.stores(app, settings):
                 yield
         finally:
             await bus.close()
@@ -58,21 +73,24 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.dev_issuer = dev_issuer
-    app.state.verifier = guard.verifier(settings, dev_issuer)
+    app.state.verifier = protections.verifier(settings, dev_issuer)
     problems.install(app)
     app.include_router(health.router)
     app.include_router(chat.router)
     app.include_router(threads.router)
-    app.include_router(openai_compatible.router)
+    app.include_router(openai_chat.router)
+    app.include_router(openai_embeddings.router)
     app.include_router(credits.router)
     app.include_router(images.router)
+    app.include_router(openai_images.router)
+    app.include_router(image_files.router)
     app.include_router(admin.router)
     app.include_router(analytics.router)
     app.include_router(webhooks.router)
     app.include_router(devsignin.router)
     app.include_router(webapp.router)
-    apidoc.install(app, settings)
-    guard.install(app, settings)  # CORS, rate limits, authentication, body limits, idempotency
+    openapi_document.install(app, settings)
+    protections.install(app, settings)  # CORS, rate limits, authentication, body limits, idempotency
     app.add_middleware(
         RequestContextMiddleware,
         slow_request_s=settings.slow_request_ms / 1000,

@@ -12,8 +12,8 @@ from fastapi import Depends, Header, Request
 from common.bus import RpcClient
 from common.contracts import Caller
 from common.credits import CreditsClient
-from gateway.auth import BearerCredentials, current_user
-from gateway.deadlines import deadline_from
+from gateway.auth.caller import BearerCredentials, current_user
+from gateway.http.deadlines import deadline_from
 from gateway.settings import GatewaySettings
 
 

@@ -8,7 +8,7 @@ from pydantic_settings import NoDecode
 
 from common.contracts import Role
 from common.settings import CommonSettings
-from gateway.quotas import GROUPS, parse_budget
+from gateway.ratelimit.policy import GROUPS, parse_budget
 
 
 def _default_rate_limits() -> dict[str, dict[Role, str]]:

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from gateway.app import create_app
-from gateway.devissuer import DevIssuer
+from gateway.auth.dev_issuer import DevIssuer
 from gateway.settings import GatewaySettings
 from tests.support.clerk import ORIGIN, WEBHOOK_SECRET, FakeClerk
 

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
-async def kept(repo: ImageRepository, job_id: str, *, token: str, lease: timedelta) -> AsyncIterator[None]:
+async def renewing(repo: ImageRepository, job_id: str, *, token: str, lease: timedelta) -> AsyncIterator[None]:
     """Renew the lease every third of its length for the duration of the block. A renewal that
     finds the lease gone stops; the worker learns it at its next write (LeaseLost)."""
 

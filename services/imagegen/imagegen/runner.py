@@ -29,7 +29,7 @@ from common.credits import CreditHolds
 from common.errors import Conflict, DeadlineExceeded, InternalError, PlatformError
 from imagegen import jobs
 from imagegen.documents import AssetRef, JobDoc
-from imagegen.lease import kept
+from imagegen.lease import renewing
 from imagegen.metrics import JOB_SECONDS, JOBS, ORPHANS, RUNNING
 from imagegen.providers.base import GeneratedImage, GenerationRequest, ImageProvider
 from imagegen.repository import ImageRepository, LeaseLost, image_document, record_of, view_of
@@ -87,7 +87,7 @@ class JobRunner:
         held = _Held(doc=doc, token=token, prediction=doc.get("predictionId"))
         try:
             with RUNNING.track_inprogress():
-                async with kept(self._repo, held.doc["_id"], token=token, lease=self._lease):
+                async with renewing(self._repo, held.doc["_id"], token=token, lease=self._lease):
                     await self._drive(held)
         except LeaseLost:
             log.warning("job taken over by another worker; stopping", extra={"job_id": str(job_id)})

@@ -56,7 +56,8 @@ export class Api {
     private readonly base = "",
   ) {}
 
-  private async request(path: string, init: RequestInit = {}): Promise<Response> {
+  /** A call with the bearer token; a non-2xx answer is thrown as ApiError. */
+  async request(path: string, init: RequestInit = {}): Promise<Response> {
     const headers = new Headers(init.headers);
     const token = this.token();
     if (token) headers.set("Authorization", `Bearer ${token}`);
@@ -72,7 +73,7 @@ export class Api {
     return response;
   }
 
-  private async json<T>(path: string, init?: RequestInit): Promise<T> {
+  async json<T>(path: string, init?: RequestInit): Promise<T> {
     return (await (await this.request(path, init)).json()) as T;
   }
 
@@ -80,8 +81,9 @@ export class Api {
     return this.json("/v1/credits");
   }
 
-  history(limit = 20): Promise<JournalPage> {
-    return this.json(`/v1/credits/history?limit=${limit}`);
+  history(limit = 20, cursor?: string | null): Promise<JournalPage> {
+    const after = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
+    return this.json(`/v1/credits/history?limit=${limit}${after}`);
   }
 
   async models(): Promise<Model[]> {

@@ -7,7 +7,8 @@ import { h } from "../dom";
 export function chatView(api: Api, onAnswered: () => void, onUnauthenticated: () => void): HTMLElement {
   const history: ChatMessage[] = [];
   const model = h("select", { id: "model", name: "model" });
-  const log = h("ol", { id: "conversation", class: "conversation", role: "log", "aria-live": "polite" });
+  // The log role goes on a wrapper: on the list itself it would hide that the items are a list.
+  const log = h("ol", { id: "conversation", class: "conversation" });
   const prompt = h("textarea", { id: "prompt", name: "prompt", rows: "3", required: true });
   const send = h("button", { type: "submit", id: "send" }, "Send");
   const stop = h("button", { type: "button", id: "stop", disabled: true }, "Stop");
@@ -88,5 +89,6 @@ export function chatView(api: Api, onAnswered: () => void, onUnauthenticated: ()
     }
   });
 
-  return h("section", { class: "card chat", "aria-labelledby": "chat-title" }, h("h2", { id: "chat-title" }, "Chat"), log, error, form);
+  return h("section", { class: "card chat", "aria-labelledby": "chat-title" }, h("h2", { id: "chat-title", tabindex: "-1" }, "Chat"),
+    h("div", { role: "log", "aria-live": "polite", "aria-label": "Conversation" }, log), error, form);
 }

@@ -45,6 +45,7 @@ from common.contracts.credits import (
     ReservationStatus,
     ReserveCredits,
 )
+from common.contracts.embeddings import CreateEmbeddings, Embeddings, EmbeddingUsage
 from common.contracts.envelope import SCHEMA_VERSION, Actor, Caller, Contract, Envelope, Reply, Role
 from common.contracts.images import (
     DeleteImage,
@@ -87,6 +88,7 @@ __all__ = [
     "CommitReservation",
     "CompleteChat",
     "Contract",
+    "CreateEmbeddings",
     "CreateThread",
     "CreditsChanged",
     "CreditsGranted",
@@ -94,6 +96,8 @@ __all__ = [
     "DeleteImage",
     "DeleteThread",
     "Drift",
+    "EmbeddingUsage",
+    "Embeddings",
     "EntryKind",
     "Envelope",
     "FinishReason",

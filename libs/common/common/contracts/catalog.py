@@ -30,6 +30,7 @@ from common.contracts.credits import (
     ReservationResolved,
     ReserveCredits,
 )
+from common.contracts.embeddings import CreateEmbeddings, Embeddings
 from common.contracts.envelope import Contract
 from common.contracts.images import (
     DeleteImage,
@@ -285,6 +286,14 @@ CATALOG: dict[str, MessageSpec] = {
             reply=UsageReport,
             summary="Usage and cost by day, user, model or provider.",
             publishers=GATEWAY_OR_OPS,
+        ),
+        MessageSpec(
+            "CreateEmbeddings",
+            CreateEmbeddings,
+            "chat",
+            reply=Embeddings,
+            summary="Embed texts; the reply is an Embeddings (vectors, usage, credits charged).",
+            publishers=GATEWAY,
         ),
         MessageSpec(
             "GetCreditsReport",

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from chat.catalog import ModelCatalog
-from chat.costs import CostTable
-from chat.pricing import ModelPrice
+from chat.credit_prices import ModelPrice
+from chat.provider_costs import CostTable
 from chat.providers import LocalProvider
 from common.errors import NotFound
 from tests.support.chat_fakes import ScriptedProvider

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chat.context import ContextWindow, message_tokens
-from chat.pricing import prompt_tokens_bound
+from chat.credit_prices import prompt_tokens_bound
 from common.contracts import ChatMessage
 from common.errors import ValidationFailed
 

@@ -10,10 +10,10 @@ from prometheus_client import REGISTRY
 
 from chat.breaker import CircuitBreaker
 from chat.catalog import ModelCatalog
-from chat.costs import CostTable, UsdPrice
+from chat.credit_prices import ModelPrice
 from chat.failover import Failover, RetryPolicy
 from chat.handlers import ChatHandlers
-from chat.pricing import ModelPrice
+from chat.provider_costs import CostTable, UsdPrice
 from chat.providers import ChatProvider, LocalProvider, ProviderRequest
 from common.bus import ReplyStream
 from common.contracts import Caller, ChatMessage, CompleteChat, Envelope, ListModels, Reservation

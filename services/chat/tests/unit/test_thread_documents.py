@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from chat.thread_documents import TurnDoc
-from chat.threads import KeptTurn, TurnWrite
+from chat.threads import StoredTurn, TurnWrite
 from common.contracts import ChatMessage
 
 pytestmark = pytest.mark.unit
@@ -31,4 +31,4 @@ def test_a_turn_document_has_exactly_the_fields_its_type_names() -> None:
     )
     doc = turn.document()
     assert set(doc) == TurnDoc.__required_keys__ and not TurnDoc.__optional_keys__
-    assert KeptTurn.of(doc) == turn.kept()
+    assert StoredTurn.of(doc) == turn.stored()

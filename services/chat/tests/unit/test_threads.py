@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chat.threads import KeptTurn, TurnWrite, title_from
+from chat.threads import StoredTurn, TurnWrite, title_from
 from common.contracts import ChatMessage
 
 pytestmark = pytest.mark.unit
@@ -41,7 +41,7 @@ def test_a_turn_is_one_document_keyed_by_its_thread_and_number_and_reads_back_th
     )
     doc = turn.document()
     assert (doc["_id"], doc["threadId"], doc["seq"]) == ("t:7", "t", 7)
-    assert KeptTurn.of(doc) == turn.kept()
+    assert StoredTurn.of(doc) == turn.stored()
     update = turn.thread_update()
     assert update["$inc"]["turns"] == 1 and update["$inc"]["messages"] == 2 and update["$inc"]["credits"] == 2
     assert update["$max"] == {"last": 7, "updatedAt": turn.at} and update["$set"] == {"autoTitle": "q"}

@@ -10,12 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from common.contracts import CreditsGranted, GrantCredits, Role
 from common.errors import NotFound
-from gateway.auth import AdminUser
+from gateway.auth.caller import AdminUser
+from gateway.auth.users import UserDirectory, UserPage, UserView
 from gateway.deps import Rpc, UserCaller
-from gateway.jsonbody import ParsedBodyRoute
-from gateway.params import IDEMPOTENCY_KEY_PATTERN
-from gateway.responses import GRANT, SET_ROLE, USERS
-from gateway.users import UserDirectory, UserPage, UserView
+from gateway.http.json_body import ParsedBodyRoute
+from gateway.http.params import IDEMPOTENCY_KEY_PATTERN
+from gateway.http.responses import GRANT, SET_ROLE, USERS
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=ParsedBodyRoute)
 

@@ -21,10 +21,10 @@ from common.contracts import (
     UsageGrouping,
     UsageReport,
 )
-from gateway.auth import AdminUser
+from gateway.auth.caller import AdminUser
 from gateway.deps import Rpc, UserCaller
-from gateway.params import IsoDateTime
-from gateway.responses import ADMIN
+from gateway.http.params import IsoDateTime
+from gateway.http.responses import ADMIN
 
 router = APIRouter(tags=["admin"])
 

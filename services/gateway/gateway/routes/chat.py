@@ -5,14 +5,17 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
+from fastapi.sse import format_sse_event
 from pydantic import BaseModel, ConfigDict, Field
 
-from common.contracts import ChatChunk, ChatCompletion, ChatMessage, CompleteChat
+from common.contracts import ChatChunk, ChatCompletion, CompleteChat
 from common.errors import PlatformError
-from gateway.chatstream import ChatRelay, EventStream, sse, write_events
+from gateway.chat_limits import MaxTokens, Messages, ModelName, Temperature, TopP
+from gateway.chat_relay import ChatRelay, write_events
 from gateway.deps import Rpc, Settings, UserCaller
-from gateway.jsonbody import ParsedBodyRoute
-from gateway.responses import PROBLEM_REF, SPENDING, event_stream
+from gateway.http.json_body import ParsedBodyRoute
+from gateway.http.responses import PROBLEM_REF, SPENDING, event_stream
+from gateway.http.sse import EventStream
 
 router = APIRouter(tags=["chat"], route_class=ParsedBodyRoute)
 
@@ -43,25 +46,18 @@ CHUNK = {
 EVENT_DATA = {"anyOf": [CHUNK, {"$ref": "#/components/schemas/ChatCompletion"}, {"$ref": PROBLEM_REF}]}
 
 
+# CompleteChat's fields a client sets, with the contract's limits (see `chat_limits.py`).
 class ChatBody(BaseModel):
     """Body of POST /v1/chat."""
 
     model_config = ConfigDict(extra="forbid")
 
-    messages: list[ChatMessage] = Field(
-        min_length=1, max_length=100, description="The conversation so far, oldest first."
-    )
-    model: str | None = Field(
-        None,
-        min_length=1,
-        max_length=100,
-        pattern=r"^[A-Za-z0-9._:/-]+$",
-        description="Model to use; the service default when absent.",
-    )
-    temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature.")
-    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
-    max_tokens: int | None = Field(
-        None, ge=1, le=32_768, description="Most tokens the answer may have; at most the model's priced cap."
+    messages: Messages = Field(description="The conversation so far, oldest first.")
+    model: ModelName | None = Field(None, description="Model to use; the service default when absent.")
+    temperature: Temperature | None = Field(None, description="Sampling temperature.")
+    top_p: TopP | None = Field(None, description="Nucleus sampling mass.")
+    max_tokens: MaxTokens | None = Field(
+        None, description="Most tokens the answer may have; at most the model's priced cap."
     )
     stream: bool = Field(False, description="Send the answer as server-sent events as it is produced.")
     thread_id: uuid.UUID | None = Field(None, description=THREAD_DOC)
@@ -114,10 +110,12 @@ class NativeEvents:
         self._request_id = request_id
 
     def chunk(self, chunk: ChatChunk) -> bytes:
-        return sse(chunk.model_dump_json(exclude={"last", "finish_reason"}), event="chunk")
+        return format_sse_event(data_str=chunk.model_dump_json(exclude={"last", "finish_reason"}), event="chunk")
 
     def done(self, completion: ChatCompletion, *, streamed_any: bool) -> bytes:
-        return sse(completion.model_dump_json(), event="done")
+        return format_sse_event(data_str=completion.model_dump_json(), event="done")
 
     def error(self, error: PlatformError) -> bytes:
-        return sse(json.dumps(error.to_problem(request_id=self._request_id, instance="/v1/chat")), event="error")
+        return format_sse_event(
+            data_str=json.dumps(error.to_problem(request_id=self._request_id, instance="/v1/chat")), event="error"
+        )

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from common.contracts import Balance, JournalPage, ReconciliationReport
-from gateway.auth import AdminUser
+from gateway.auth.caller import AdminUser
 from gateway.deps import Credits, UserCaller
-from gateway.responses import ADMIN, CALLER
+from gateway.http.responses import ADMIN, CALLER
 
 router = APIRouter(tags=["credits"])
 

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from common.errors import ServiceUnavailable
 from gateway.deps import RequestId
-from gateway.ratelimit import Mode
-from gateway.responses import PROBE, problems
+from gateway.http.responses import PROBE, problems
+from gateway.ratelimit.store import Mode
 
 router = APIRouter(tags=["health"])
 

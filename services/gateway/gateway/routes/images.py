@@ -28,13 +28,11 @@ from fastapi.sse import format_sse_event
 from common.contracts import DeleteImage, GenerateImage, GetImage, ImageDeleted, ImagePage, ImageRecord, ListImages
 from common.contracts.images import IMAGE_CURSOR_PATTERN
 from common.errors import PlatformError
-from gateway.auth import CurrentUser
+from gateway.auth.caller import CurrentUser
 from gateway.deps import Rpc, Settings, UserCaller
-from gateway.imagejobs import Follower, failure_of, job_deadline, job_id_for, submit
-from gateway.imageviews import ImageList, ImageReady, ImageRequest, ImageView, JobView, absolute, image_view, job_view
-from gateway.jsonbody import ParsedBodyRoute
-from gateway.params import IdempotencyKey, ImageId, JobId
-from gateway.responses import (
+from gateway.http.json_body import ParsedBodyRoute
+from gateway.http.params import IdempotencyKey, ImageId, JobId
+from gateway.http.responses import (
     CALLER,
     FORBIDDEN,
     LOCATION,
@@ -45,8 +43,10 @@ from gateway.responses import (
     UPSTREAM,
     event_stream,
 )
-from gateway.routes import image_files, image_generations
-from gateway.slots import SlottedStream, StreamSlots
+from gateway.http.sse import SSE_HEADERS
+from gateway.image_jobs import Follower, failure_of, job_deadline, job_id_for, submit
+from gateway.image_views import ImageList, ImageReady, ImageRequest, ImageView, JobView, absolute, image_view, job_view
+from gateway.ratelimit.stream_slots import SlottedStream, StreamSlots
 
 router = APIRouter(tags=["images"], route_class=ParsedBodyRoute)
 
@@ -163,7 +163,7 @@ async def job_events(job_id: JobId, request: Request, follower: Follower, caller
         slots=slots,
         user_id=caller.actor.id,
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers=SSE_HEADERS,
     )
 
 
@@ -199,7 +199,3 @@ async def get_image(image_id: ImageId, request: Request, caller: UserCaller, rpc
 async def delete_image(image_id: ImageId, caller: UserCaller, rpc: Rpc) -> Response:
     await rpc.call(caller.envelope(DeleteImage(image_id=image_id)), reply_model=ImageDeleted)
     return Response(status_code=204)
-
-
-router.include_router(image_generations.router)
-router.include_router(image_files.router)

@@ -27,9 +27,9 @@ from common.contracts import (
 from common.contracts.chat import MAX_CONTENT_CHARS
 from common.contracts.threads import MAX_TITLE_CHARS, THREAD_CURSOR_PATTERN, TURN_CURSOR_PATTERN
 from gateway.deps import Rpc, UserCaller
-from gateway.jsonbody import ParsedBodyRoute
-from gateway.params import ThreadId
-from gateway.responses import BODY, CALLER, LOCATION, NOT_FOUND
+from gateway.http.json_body import ParsedBodyRoute
+from gateway.http.params import ThreadId
+from gateway.http.responses import BODY, CALLER, LOCATION, NOT_FOUND
 
 router = APIRouter(tags=["threads"], route_class=ParsedBodyRoute)
 

@@ -6,7 +6,7 @@ timestamp tolerance) before anything is read; a bad one is 401. A message handle
 (the same `svix-id`) is answered as it was the first time and not handled again. Events apply
 in the order Clerk made them, not the order they arrive: the user document keeps the time of
 the latest event applied and an older one changes nothing, and `user.deleted` leaves a
-tombstone even for a user never seen here (see `gateway.users`). Handling is idempotent, so
+tombstone even for a user never seen here (see `gateway.auth.users`). Handling is idempotent, so
 Svix's retries and replays change nothing twice: user documents are upserts, and the signup
 grant is `GrantCredits` with the key `signup:<user id>`, the same key the ledger's own
 first-sight grant uses, so a user is granted signup credits exactly once however the two
@@ -28,10 +28,10 @@ from svix.webhooks import Webhook, WebhookVerificationError
 from common.bus import RpcClient
 from common.contracts import Balance, Caller, GetBalance
 from common.errors import ServiceUnavailable, Unauthenticated, ValidationFailed
+from gateway.auth.users import UserDirectory
 from gateway.deps import RequestId, Rpc, Settings
-from gateway.responses import WEBHOOK
+from gateway.http.responses import WEBHOOK
 from gateway.settings import GatewaySettings
-from gateway.users import UserDirectory
 from gateway.webhook_deliveries import WebhookDeliveries
 
 log = logging.getLogger(__name__)

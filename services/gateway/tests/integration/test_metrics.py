@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from chat.settings import ChatSettings
 from credits.settings import CreditsSettings
 from gateway.app import create_app
-from gateway.devissuer import DevIssuer
+from gateway.auth.dev_issuer import DevIssuer
 from gateway.settings import GatewaySettings
 from tests.support.services import in_process
 from tests.support.waiting import wait_until

@@ -1,0 +1,83 @@
+"""The embedding models the platform offers and what each costs, as `chat.catalog` does for chat:
+each configured provider's default embedding model at `EMBEDDING_PRICE`, and the models priced in
+`EMBEDDING_MODEL_PRICES` that a configured provider serves. Anything else is refused (404) before
+credits are held or a provider is called. A request is held at its inputs' bytes (no tokenizer
+makes more tokens than bytes) and charged for the tokens the provider counted, never more than held."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from chat import credit_prices
+from chat.catalog import Offer
+from chat.credit_prices import ModelPrice
+from chat.provider_costs import CostTable
+from chat.providers.embedding import EmbeddingProvider, EmbeddingRequest
+from common.contracts.embeddings import MAX_VALUES
+from common.errors import BadRequest, NotFound
+
+
+class EmbeddingCatalog:
+    def __init__(self, offers: Sequence[Offer], *, sizes: dict[str, int | None] | None = None) -> None:
+        self._offers = {o.model: o for o in offers}
+        self._sizes = sizes or {}
+
+    @classmethod
+    def build(
+        cls,
+        providers: Sequence[EmbeddingProvider],
+        *,
+        default_price: ModelPrice,
+        prices: dict[str, ModelPrice],
+        costs: CostTable,
+    ) -> EmbeddingCatalog:
+        offers: dict[str, Offer] = {}
+        sizes: dict[str, int | None] = {}
+        for provider in providers:
+            for model in (provider.default_model, *(m for m in prices if provider.owns(m))):
+                if model not in offers:
+                    offers[model] = Offer(model, provider.name, prices.get(model, default_price))
+                    sizes[model] = provider.max_dimensions(model)
+        unpriced = [o.model for o in offers.values() if o.provider != "local" and not costs.priced(o.model)]
+        if unpriced:
+            raise ValueError(
+                f"embedding models without a USD price (add them to CHAT_USD_PRICES): {', '.join(unpriced)}"
+            )
+        return cls(list(offers.values()), sizes=sizes)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._offers)
+
+    def resolve(self, model: str, *, dimensions: int | None = None, inputs: int = 1) -> Offer:
+        """The offer of `model`; NotFound (as OpenAI answers a model it does not have) when there is none,
+        BadRequest when `dimensions` asks for longer vectors than the model gives, or when `inputs`
+        vectors of that length would be more than one reply carries (MAX_VALUES)."""
+        offer = self._offers.get(model)
+        if offer is None:
+            raise NotFound(
+                f"model {model!r} is not offered for embeddings; choose one of: {', '.join(self._offers)}",
+                errors=[{"field": "body.model", "message": "unknown model", "type": "value_error"}],
+                models=list(self._offers),
+            )
+        size = self._sizes.get(model)
+        if dimensions is not None and size is not None and dimensions > size:
+            raise BadRequest(
+                f"model {model!r} gives vectors of at most {size} dimensions; {dimensions} were asked for",
+                errors=[{"field": "body.dimensions", "message": f"at most {size}", "type": "less_than_equal"}],
+            )
+        length = dimensions or size
+        if length is not None and inputs * length > MAX_VALUES:
+            raise BadRequest(
+                f"{inputs} vectors of {length} dimensions are more than one request returns ({MAX_VALUES:,} "
+                "numbers): send fewer inputs at a time, or ask for fewer dimensions",
+                errors=[{"field": "body.input", "message": "too many inputs", "type": "too_long"}],
+            )
+        return offer
+
+    def reservation(self, request: EmbeddingRequest) -> int:
+        return credit_prices.embedding_reservation(self._offers[request.model].price, inputs=request.inputs)
+
+    def charge(self, request: EmbeddingRequest, *, prompt_tokens: int) -> int:
+        price = self._offers[request.model].price
+        return credit_prices.charge(price, total_tokens=prompt_tokens, reserved=self.reservation(request))

@@ -1,0 +1,60 @@
+import { afterEach, describe, expect, it } from "vitest";
+import * as admin from "../src/api/admin";
+import { Api } from "../src/api/client";
+import { claimedRole } from "../src/session";
+import { json, serve, type TestServer } from "./support/server";
+
+let server: TestServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+function token(claims: object): string {
+  const part = (o: object) => btoa(JSON.stringify(o)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return `${part({ alg: "RS256" })}.${part(claims)}.signature`;
+}
+
+describe("claimedRole", () => {
+  it("reads the role claim of a token", () => {
+    expect(claimedRole(token({ sub: "u", role: "admin", email: "ä@example.com" }))).toBe("admin");
+  });
+
+  it("is undefined without a role, a token or a readable payload", () => {
+    expect(claimedRole(token({ sub: "u" }))).toBeUndefined();
+    expect(claimedRole(null)).toBeUndefined();
+    expect(claimedRole("not.a-token!.x")).toBeUndefined();
+  });
+});
+
+describe("the admin calls", () => {
+  it("sends a grant with its Idempotency-Key", async () => {
+    server = await serve((_, response) =>
+      json(response, 200, { idempotency_key: "admin:u:k", amount: 50, balance: { available: 70, reserved: 0, spent: 0, granted: 70 } }),
+    );
+    const done = await admin.grant(new Api(() => "tok", server.base), { userId: "u", amount: 50, reason: "purchase" }, "k-1");
+    expect(done.balance.available).toBe(70);
+    const [request] = server.seen;
+    expect(`${request.method} ${request.url}`).toBe("POST /v1/admin/credits/grants");
+    expect(request.headers["idempotency-key"]).toBe("k-1");
+    expect(JSON.parse(request.body)).toEqual({ user_id: "u", amount: 50, reason: "purchase" });
+  });
+
+  it("asks for a report grouped, limited and over the period", async () => {
+    server = await serve((_, response) => json(response, 200, { group_by: "user", rows: [], totals: {} }));
+    const period = admin.periodQuery(7, new Date("2026-12-08T00:00:00Z"));
+    expect(period).toBe("since=2026-12-01T00%3A00%3A00.000Z");
+    await admin.usage(new Api(() => "tok", server.base), "user", period, 10);
+    expect(server.seen[0].url).toBe("/v1/admin/analytics/usage?group_by=user&limit=10&since=2026-12-01T00%3A00%3A00.000Z");
+  });
+
+  it("asks the server whether a token without a role is an admin's", async () => {
+    server = await serve((_, response) => json(response, 403, { status: 403, title: "Forbidden" }, "application/problem+json"));
+    const api = new Api(() => "tok", server.base);
+    expect(await admin.isAdmin(api, undefined)).toBe(false);
+    expect(server.seen.map((s) => s.url)).toEqual(["/v1/admin/users?limit=1"]);
+    expect(await admin.isAdmin(api, "admin")).toBe(true);
+    expect(await admin.isAdmin(api, "user")).toBe(false);
+    expect(server.seen).toHaveLength(1); // a claimed role is not asked about
+  });
+});
