@@ -9,10 +9,10 @@ ROLE ?= user
 DURATION ?= 120
 CHAOS_FLAGS ?=
 
-.PHONY: help bootstrap web run test test-local test-unit test-integration test-e2e lint token asyncapi bench reconcile broker-users broker-definitions chaos
+.PHONY: help bootstrap web run test test-local test-unit test-integration test-e2e lint typecheck token asyncapi bench reconcile broker-users broker-definitions chaos
 
 help:
-	@echo "make run | web | test | test-unit | test-integration | test-e2e | lint | token EMAIL=.. ROLE=.. | asyncapi | bench | chaos DURATION=.. | broker-users"
+	@echo "make run | web | test | test-unit | test-integration | test-e2e | lint | typecheck | token EMAIL=.. ROLE=.. | asyncapi | bench | chaos DURATION=.. | broker-users"
 
 .venv/.synced: uv.lock pyproject.toml libs/common/pyproject.toml services/*/pyproject.toml tools/bootstrap.sh
 	./tools/bootstrap.sh
@@ -45,6 +45,11 @@ test-e2e: bootstrap
 
 lint: bootstrap
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+# mypy in strict mode over the sources of libs/common and the services ([tool.mypy] in pyproject.toml).
+typecheck: bootstrap
+	$(PY) -m mypy
 
 token: bootstrap
 	@$(PY) -m gateway.auth.dev_token --email "$(EMAIL)" --role "$(ROLE)"

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from chat.providers.base import ProviderAnswer, ProviderError, ProviderRequest, ProviderStream, pieces
 from common.contracts import Actor, Balance, Caller, Reservation, ReservationResolved
@@ -50,10 +51,12 @@ class FakeCredits:
         return self._resolved(reservation, "released", 0)
 
     @staticmethod
-    def _resolved(reservation: Reservation, status: str, committed: int) -> ReservationResolved:
+    def _resolved(
+        reservation: Reservation, status: Literal["committed", "released"], committed: int
+    ) -> ReservationResolved:
         return ReservationResolved(
             reservation_id=reservation.reservation_id,
-            status=status,  # type: ignore[arg-type]
+            status=status,
             committed=committed,
             released=reservation.amount - committed,
             balance=reservation.balance,

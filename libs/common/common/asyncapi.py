@@ -11,23 +11,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from common.contracts.catalog import CATALOG, MessageSpec
-from common.contracts.envelope import SCHEMA_VERSION, Envelope, Reply
+from common.contracts.envelope import SCHEMA_VERSION, envelope_model_for, reply_model_for
 
 REF = "#/components/schemas/{model}"
 NAMESPACE = "aisaas"
 
 
-def _schemas() -> tuple[dict[tuple[Any, str], Any], dict[str, Any]]:
-    models: list[Any] = []
+def _schemas() -> tuple[dict[type[BaseModel], dict[str, Any]], dict[str, Any]]:
+    """Each model's `$ref` (validation mode), and the schemas they point to."""
+    models: list[type[BaseModel]] = []
     for spec in CATALOG.values():
-        models.append(Envelope[spec.payload])  # type: ignore[name-defined]
+        models.append(envelope_model_for(spec.payload))
         if spec.reply is not None:
-            models.append(Reply[spec.reply])  # type: ignore[name-defined]
+            models.append(reply_model_for(spec.reply))
     refs, document = models_json_schema([(m, "validation") for m in models], ref_template=REF)
-    return refs, document.get("$defs", {})
+    return {model: refs[(model, "validation")] for model in models}, document.get("$defs", {})
 
 
 def _message(spec: MessageSpec, ref: dict[str, str]) -> dict[str, Any]:
@@ -49,7 +51,7 @@ def build() -> dict[str, Any]:
     messages: dict[str, Any] = {}
     for spec in CATALOG.values():
         exchange = f"{NAMESPACE}.{'commands' if spec.kind == 'command' else 'events'}"
-        messages[spec.name] = _message(spec, refs[(Envelope[spec.payload], "validation")])  # type: ignore[name-defined]
+        messages[spec.name] = _message(spec, refs[envelope_model_for(spec.payload)])
         channels[spec.name] = {
             "address": spec.name,
             "description": f"Routing key {spec.name} on exchange {exchange}; consumed by the {spec.service} service; "
@@ -81,7 +83,7 @@ def build() -> dict[str, Any]:
                 "name": reply_name,
                 "title": f"Reply to {spec.name}",
                 "contentType": "application/json",
-                "payload": refs[(Reply[spec.reply], "validation")],  # type: ignore[name-defined]
+                "payload": refs[reply_model_for(spec.reply)],
                 "correlationId": {"location": "$message.header#/correlation_id"},
             }
             channels[reply_name] = {

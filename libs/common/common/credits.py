@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol, overload
 
 from opentelemetry import trace
 
-from common.bus import RpcClient
+from common.bus import Requester
 from common.contracts import (
     Balance,
     Caller,
@@ -52,8 +53,32 @@ def _attributes(reservation_id: uuid.UUID, amount: int) -> dict[str, str | int]:
     return {"aisaas.reservation_id": str(reservation_id), "aisaas.credits": amount}
 
 
+class CreditHolds(Protocol):
+    """What a service that charges for its work needs of the ledger: hold credits, then charge
+    them or give them back. `CreditsClient` is the one over the bus; unit tests pass their own."""
+
+    async def reserve(self, caller: Caller, *, reservation_id: uuid.UUID, amount: int, purpose: str) -> Reservation: ...
+
+    # With `wait`, the ledger's answer; without, None once the command is durable on the broker.
+    @overload
+    async def commit(
+        self, caller: Caller, reservation: Reservation, *, amount: int, wait: Literal[True] = True
+    ) -> ReservationResolved: ...
+    @overload
+    async def commit(
+        self, caller: Caller, reservation: Reservation, *, amount: int, wait: bool
+    ) -> ReservationResolved | None: ...
+
+    @overload
+    async def release(
+        self, caller: Caller, reservation: Reservation, *, wait: Literal[True] = True
+    ) -> ReservationResolved: ...
+    @overload
+    async def release(self, caller: Caller, reservation: Reservation, *, wait: bool) -> ReservationResolved | None: ...
+
+
 class CreditsClient:
-    def __init__(self, rpc: RpcClient) -> None:
+    def __init__(self, rpc: Requester) -> None:
         self._rpc = rpc
 
     async def reserve(self, caller: Caller, *, reservation_id: uuid.UUID, amount: int, purpose: str) -> Reservation:
@@ -69,6 +94,14 @@ class CreditsClient:
         with tracer.start_as_current_span("credits reserve", attributes=_attributes(reservation_id, amount)):
             return await self._rpc.call(envelope, reply_model=Reservation, coalesce=True)
 
+    @overload
+    async def commit(
+        self, caller: Caller, reservation: Reservation, *, amount: int, wait: Literal[True] = True
+    ) -> ReservationResolved: ...
+    @overload
+    async def commit(
+        self, caller: Caller, reservation: Reservation, *, amount: int, wait: bool
+    ) -> ReservationResolved | None: ...
     async def commit(
         self, caller: Caller, reservation: Reservation, *, amount: int, wait: bool = True
     ) -> ReservationResolved | None:
@@ -81,6 +114,12 @@ class CreditsClient:
         with tracer.start_as_current_span("credits commit", attributes=_attributes(reservation.reservation_id, amount)):
             return await self._settle(caller, reservation, payload, "commit", wait=wait)
 
+    @overload
+    async def release(
+        self, caller: Caller, reservation: Reservation, *, wait: Literal[True] = True
+    ) -> ReservationResolved: ...
+    @overload
+    async def release(self, caller: Caller, reservation: Reservation, *, wait: bool) -> ReservationResolved | None: ...
     async def release(
         self, caller: Caller, reservation: Reservation, *, wait: bool = True
     ) -> ReservationResolved | None:

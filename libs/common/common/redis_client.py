@@ -68,6 +68,12 @@ def is_cluster(client: RedisClient) -> bool:
     return isinstance(client, RedisCluster)
 
 
+def as_bytes(value: bytes | str | None) -> bytes | None:
+    """A string reply as bytes. redis-py types replies as str or bytes by `decode_responses`;
+    our clients leave it off, so this only narrows the type."""
+    return value.encode() if isinstance(value, str) else value
+
+
 def slot_of(key: str) -> int:
     """The cluster hash slot of `key` (its hash tag's, when it has one)."""
     return key_slot(key.encode())

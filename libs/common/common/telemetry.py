@@ -14,13 +14,16 @@ import os
 from collections.abc import Sequence
 
 from opentelemetry import context, trace
+from opentelemetry.context import Context
 from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import Attributes
 
 
 class RecordWhenReceived(Sampler):
@@ -29,8 +32,18 @@ class RecordWhenReceived(Sampler):
     def __init__(self) -> None:
         self.receiving = False
 
-    def should_sample(self, *args: object, **kwargs: object) -> SamplingResult:
-        return (ALWAYS_ON if self.receiving else ALWAYS_OFF).should_sample(*args, **kwargs)  # type: ignore[arg-type]
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        sampler = ALWAYS_ON if self.receiving else ALWAYS_OFF
+        return sampler.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
 
     def get_description(self) -> str:
         return "RecordWhenReceived"

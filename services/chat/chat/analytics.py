@@ -59,7 +59,7 @@ class UsageAnalytics:
         if not self._indexed:  # lazily: the chat service starts, and answers, while MongoDB is away
             await self._collection.create_index([("at", ASCENDING)])
             self._indexed = True
-        records = [
+        records: list[dict[str, Any]] = [
             {"$match": {"at": {"$gte": query.since - PAGE_SPAN, "$lt": query.until}}},
             {"$unwind": "$records"},
             {"$group": {"_id": "$records._id", "record": {"$first": "$records"}}},

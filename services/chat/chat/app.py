@@ -107,7 +107,7 @@ async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
     runtime.on_close(failover.aclose)
     embedders = embedding_providers(settings)
     embedding_failover = EmbeddingFailover(
-        embedders,  # type: ignore[arg-type]
+        embedders,
         policy=failover.policy,
         breaker=partial(
             CircuitBreaker, failures=settings.chat_breaker_failures, cooldown_s=settings.chat_breaker_cooldown_s

@@ -48,7 +48,7 @@ from chat.cachekey import cache_key
 from chat.providers.base import Choice, ProviderAnswer, ProviderRequest
 from common.contracts.chatfeatures import ToolCall
 from common.errors import ErrorBody, PlatformError, error_from_body
-from common.redis_client import REDIS_ERRORS, RedisClient, subscriber
+from common.redis_client import REDIS_ERRORS, RedisClient, as_bytes, subscriber
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class Lead:
         self._done = True
         cache = self._cache
         keys = [cache.name("cache", self.key), cache.name("failed", self.key), cache.name("lead", self.key)]
-        args = [write, value, ttl_ms, keep, self._token or "", cache.channel, self.key]
+        args: list[str | bytes | int] = [write, value, ttl_ms, keep, self._token or "", cache.channel, self.key]
         if self._token is None and not cache.may_try():
             return  # Redis is down and this lead holds no lock to release: keep the answer to ourselves
         try:
@@ -237,7 +237,7 @@ class PromptCache:
         return cache_key(request, scope="shared" if self.shared else f"user:{user_id}")
 
     async def get(self, key: str) -> CachedAnswer | None:
-        raw = await self.redis.get(self.name("cache", key))
+        raw = as_bytes(await self.redis.get(self.name("cache", key)))
         return CachedAnswer.from_json(raw) if raw else None
 
     async def lead_or_wait(self, key: str, *, deadline: float, lookup: bool = True) -> CachedAnswer | Lead:

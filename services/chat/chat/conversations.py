@@ -74,8 +74,8 @@ class Conversations:
             )
         # System messages of the request stand in for the thread's system prompt, for this request only.
         system = tuple(m for m in new if m.role == "system")
-        if not system and thread.get("system"):
-            system = (ChatMessage(role="system", content=thread["system"]),)
+        if not system and (prompt := thread.get("system")):
+            system = (ChatMessage(role="system", content=prompt),)
         window_ = ContextWindow(
             system=system, new=said, window=window, max_tokens=max_tokens, max_turns=self._max_turns
         )

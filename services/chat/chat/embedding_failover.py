@@ -8,14 +8,13 @@ the provider's breaker opens, ServiceUnavailable (503, with `retry_after`)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from chat.failover import Failover
+from chat.failover import ProviderFailover
 from chat.providers.embedding import EmbeddingAnswer, EmbeddingProvider, EmbeddingRequest
 
 
-class EmbeddingFailover(Failover):
-    def order(self, model: str) -> list[Any]:
+class EmbeddingFailover(ProviderFailover[EmbeddingProvider, EmbeddingRequest]):
+    def order(self, model: str) -> list[EmbeddingProvider]:
         return [p for p in self.providers if p.owns(model)]
 
     async def embed(
@@ -23,9 +22,8 @@ class EmbeddingFailover(Failover):
     ) -> tuple[EmbeddingProvider, EmbeddingAnswer]:
         """The owner's vectors for `request`, tried until `deadline` (monotonic)."""
 
-        async def attempt(provider: Any, req: Any, limit_s: float) -> EmbeddingAnswer:
+        async def attempt(provider: EmbeddingProvider, req: EmbeddingRequest, limit_s: float) -> EmbeddingAnswer:
             async with asyncio.timeout(limit_s):
-                answer: EmbeddingAnswer = await provider.embed(req)
-                return answer
+                return await provider.embed(req)
 
-        return await self._run(request, deadline, attempt, user)  # type: ignore[arg-type]
+        return await self._run(request, deadline, attempt, user)

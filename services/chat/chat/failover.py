@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Protocol
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -40,13 +41,37 @@ class RetryPolicy:
     attempt_timeout_s: float = 10.0
 
 
-type Attempt[T] = Callable[[ChatProvider, ProviderRequest, float], Awaitable[T]]
+class Routed(Protocol):
+    """What failover needs of a provider: its name (its breaker's), the models it owns, the model
+    it answers a request with, and closing it. Chat and embedding providers both are."""
+
+    name: str
+
+    def owns(self, model: str) -> bool: ...
+
+    def model_for(self, requested: str) -> str: ...
+
+    async def aclose(self) -> None: ...
 
 
-class Failover:
+class ModelRequest(Protocol):
+    """A request naming its model: a dataclass, so each provider gets a copy with its own model."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def model(self) -> str: ...
+
+
+type Attempt[P, Q, T] = Callable[[P, Q, float], Awaitable[T]]
+
+
+class ProviderFailover[P: Routed, Q: ModelRequest]:
+    """The order, time shares, retries and breakers, for any kind of provider and request."""
+
     def __init__(
         self,
-        providers: Sequence[ChatProvider],
+        providers: Sequence[P],
         *,
         policy: RetryPolicy,
         breaker: Callable[[], CircuitBreaker],
@@ -59,51 +84,15 @@ class Failover:
         self.breakers = {p.name: breaker() for p in self.providers}
         self._clock = clock
 
-    def order(self, model: str) -> list[ChatProvider]:
+    def order(self, model: str) -> list[P]:
         owner = next((p for p in self.providers if p.owns(model)), None)
         return [owner, *(p for p in self.providers if p is not owner)] if owner else list(self.providers)
-
-    async def complete(
-        self, request: ProviderRequest, *, deadline: float, user: str | None = None
-    ) -> tuple[ChatProvider, ProviderAnswer]:
-        """The first answer any provider gives, trying them in order until `deadline` (monotonic);
-        `user`: who asks, whose timeouts count once per breaker run."""
-
-        async def attempt(provider: ChatProvider, req: ProviderRequest, limit_s: float) -> ProviderAnswer:
-            async with asyncio.timeout(limit_s):
-                return await provider.complete(req)
-
-        return await self._run(request, deadline, attempt, user)
-
-    async def open_stream(
-        self, request: ProviderRequest, *, deadline: float, user: str | None = None
-    ) -> tuple[ChatProvider, ProviderStream]:
-        """A stream that has produced its first piece: failover happens only before that."""
-
-        async def attempt(provider: ChatProvider, req: ProviderRequest, limit_s: float) -> ProviderStream:
-            stream = provider.stream(req)
-            try:
-                async with asyncio.timeout(limit_s):
-                    first = await anext(stream)
-            except BaseException:
-                await stream.aclose()
-                raise
-            return _prepend(first, stream)
-
-        return await self._run(request, deadline, attempt, user)
-
-    def stream_failed(self, provider: ChatProvider, *, user: str | None = None, timed_out: bool = False) -> None:
-        """A stream broke after its first piece: the provider's failure, though too late to fail over
-        (a stall may be the request's own doing: then it counts once per user)."""
-        self.breakers[provider.name].failed(by=user if timed_out else None)
 
     async def aclose(self) -> None:
         for provider in self.providers:
             await provider.aclose()
 
-    async def _run[T](
-        self, request: ProviderRequest, deadline: float, attempt: Attempt[T], user: str | None
-    ) -> tuple[ChatProvider, T]:
+    async def _run[T](self, request: Q, deadline: float, attempt: Attempt[P, Q, T], user: str | None) -> tuple[P, T]:
         candidates = self.order(request.model)
         failures: list[str] = []
         tried = False
@@ -139,18 +128,21 @@ class Failover:
 
     async def _attempts[T](
         self,
-        provider: ChatProvider,
-        request: ProviderRequest,
+        provider: P,
+        request: Q,
         budget_end: float,
-        attempt: Attempt[T],
+        attempt: Attempt[P, Q, T],
         breaker: CircuitBreaker,
         user: str | None,
     ) -> T:
-        def out_of_time(state: RetryCallState) -> bool:
-            return self._clock() + (state.upcoming_sleep or 0.0) >= budget_end - MIN_ATTEMPT_S
+        out_of_attempts = stop_after_attempt(self.policy.attempts)
+
+        def stop(state: RetryCallState) -> bool:
+            out_of_time = self._clock() + (state.upcoming_sleep or 0.0) >= budget_end - MIN_ATTEMPT_S
+            return out_of_attempts(state) or out_of_time
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.policy.attempts) | out_of_time,
+            stop=stop,
             wait=wait_exponential_jitter(
                 initial=self.policy.backoff_s, max=self.policy.backoff_max_s, jitter=self.policy.backoff_s
             ),
@@ -201,7 +193,45 @@ class Failover:
             span.set_status(Status(StatusCode.ERROR, outcome))
 
 
-async def _prepend(first: str | ProviderAnswer, rest: ProviderStream) -> AsyncIterator[str | ProviderAnswer]:
+class Failover(ProviderFailover[ChatProvider, ProviderRequest]):
+    """Failover between chat providers: a whole answer, or a stream once it has begun."""
+
+    async def complete(
+        self, request: ProviderRequest, *, deadline: float, user: str | None = None
+    ) -> tuple[ChatProvider, ProviderAnswer]:
+        """The first answer any provider gives, trying them in order until `deadline` (monotonic);
+        `user`: who asks, whose timeouts count once per breaker run."""
+
+        async def attempt(provider: ChatProvider, req: ProviderRequest, limit_s: float) -> ProviderAnswer:
+            async with asyncio.timeout(limit_s):
+                return await provider.complete(req)
+
+        return await self._run(request, deadline, attempt, user)
+
+    async def open_stream(
+        self, request: ProviderRequest, *, deadline: float, user: str | None = None
+    ) -> tuple[ChatProvider, ProviderStream]:
+        """A stream that has produced its first piece: failover happens only before that."""
+
+        async def attempt(provider: ChatProvider, req: ProviderRequest, limit_s: float) -> ProviderStream:
+            stream = provider.stream(req)
+            try:
+                async with asyncio.timeout(limit_s):
+                    first = await anext(stream)
+            except BaseException:
+                await stream.aclose()
+                raise
+            return _prepend(first, stream)
+
+        return await self._run(request, deadline, attempt, user)
+
+    def stream_failed(self, provider: ChatProvider, *, user: str | None = None, timed_out: bool = False) -> None:
+        """A stream broke after its first piece: the provider's failure, though too late to fail over
+        (a stall may be the request's own doing: then it counts once per user)."""
+        self.breakers[provider.name].failed(by=user if timed_out else None)
+
+
+async def _prepend(first: str | ProviderAnswer, rest: ProviderStream) -> ProviderStream:
     try:
         yield first
         async for item in rest:

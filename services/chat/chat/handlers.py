@@ -34,7 +34,7 @@ from common.contracts import (
     ModelList,
     Reservation,
 )
-from common.credits import CreditsClient
+from common.credits import CreditHolds
 from common.errors import BadRequest, Conflict, DeadlineExceeded, ServiceUnavailable, Unauthenticated, UpstreamFailed
 
 
@@ -44,7 +44,7 @@ class ChatHandlers:
         *,
         failover: Failover,
         catalog: ModelCatalog,
-        credits: CreditsClient,
+        credits: CreditHolds,
         costs: CostTable,
         cache: PromptCache | None = None,
         usage: UsageRecorder | None = None,

@@ -15,7 +15,7 @@ from chat.provider_costs import CostTable
 from chat.providers.base import ProviderAnswer
 from chat.usage import UsageRecorder, usage_id
 from common.contracts import Reservation, UsageRecord
-from common.credits import CreditsClient
+from common.credits import CreditHolds
 from common.errors import DeadlineExceeded, ServiceUnavailable
 
 # How long past its deadline a request still waits for its turn to be stored (its reply may be
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class Accounts:
-    def __init__(self, *, credits: CreditsClient, costs: CostTable, usage: UsageRecorder | None) -> None:
+    def __init__(self, *, credits: CreditHolds, costs: CostTable, usage: UsageRecorder | None) -> None:
         self._credits = credits
         self._costs = costs
         self._usage = usage

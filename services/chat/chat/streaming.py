@@ -12,7 +12,6 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from chat.providers.base import ProviderAnswer, ProviderError, ProviderStream, count_tokens, pieces
@@ -110,7 +109,7 @@ async def pump(
     return out
 
 
-async def replay(answer: ProviderAnswer) -> AsyncIterator[str | ProviderAnswer]:
+async def replay(answer: ProviderAnswer) -> ProviderStream:
     """A stored answer as a stream: its words (none for tool calls alone), then the answer."""
     for piece in pieces(answer.text) if answer.text else ():
         yield piece

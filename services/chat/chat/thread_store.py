@@ -11,19 +11,21 @@ another replica wrote, or everything after a restart."""
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from chat.thread_documents import ThreadDoc, TurnDoc
 from chat.threads import StoredTurn, TurnWrite, turn_key
 from common.contracts import ThreadInfo, ThreadMessage
 from common.errors import NotFound, ValidationFailed
@@ -38,7 +40,7 @@ READ_CHUNK = 8  # turns read at once, newest first, when they are not in memory
 SEQ_TRIES = 8  # a turn's number taken by a concurrent turn of its thread: try the next, this often
 
 
-def info_of(doc: Doc) -> ThreadInfo:
+def info_of(doc: ThreadDoc) -> ThreadInfo:
     return ThreadInfo(
         thread_id=uuid.UUID(doc["_id"]),
         title=doc.get("title") or doc.get("autoTitle"),
@@ -87,8 +89,9 @@ class _Recent:
 
 class ThreadStore:
     def __init__(self, db: AsyncDatabase[Doc], *, cache_turns: int = TURN_CACHE) -> None:
-        self.threads: AsyncCollection[Doc] = db["threads"]
-        self.turns: AsyncCollection[Doc] = db["thread_turns"]
+        # The store is the only writer of both collections: their documents are these types.
+        self.threads = cast("AsyncCollection[ThreadDoc]", db["threads"])
+        self.turns = cast("AsyncCollection[TurnDoc]", db["thread_turns"])
         self._recent = _Recent(cache_turns)
 
     async def create_indexes(self) -> None:
@@ -99,8 +102,8 @@ class ThreadStore:
 
     async def create(
         self, *, thread_id: uuid.UUID, owner_id: str, title: str | None, system: str | None, now: datetime
-    ) -> Doc:
-        doc: Doc = {
+    ) -> ThreadDoc:
+        doc: ThreadDoc = {
             "_id": str(thread_id),
             "ownerId": owner_id,
             "title": title,
@@ -122,13 +125,13 @@ class ThreadStore:
             return await self.get(thread_id, owner_id=owner_id)
         return doc
 
-    async def get(self, thread_id: uuid.UUID | str, *, owner_id: str) -> Doc:
+    async def get(self, thread_id: uuid.UUID | str, *, owner_id: str) -> ThreadDoc:
         doc = await self.threads.find_one({"_id": str(thread_id)})
         if doc is None or doc["ownerId"] != owner_id:
             raise NotFound(NO_SUCH_THREAD)
         return doc
 
-    async def list(self, *, owner_id: str, limit: int, before: str | None) -> tuple[list[Doc], str | None]:
+    async def list(self, *, owner_id: str, limit: int, before: str | None) -> tuple[list[ThreadDoc], str | None]:
         """The owner's threads, newest first, by keyset pagination on (createdAt, _id)."""
         query: Doc = {"ownerId": owner_id}
         if before:
@@ -152,7 +155,7 @@ class ThreadStore:
 
     async def update(
         self, thread_id: uuid.UUID, *, owner_id: str, title: str | None, system: str | None, now: datetime
-    ) -> Doc:
+    ) -> ThreadDoc:
         changes: Doc = {"updatedAt": now}
         if title is not None:
             changes["title"] = title
@@ -172,7 +175,7 @@ class ThreadStore:
 
     # -- turns -----------------------------------------------------------------------------------
 
-    async def newest_first(self, thread: Doc, *, below: int | None = None) -> AsyncIterator[StoredTurn]:
+    async def newest_first(self, thread: ThreadDoc, *, below: int | None = None) -> AsyncIterator[StoredTurn]:
         """The thread's turns from its newest (or the one below `below`) back to its first, from
         memory or read by key, READ_CHUNK at a time; a number never written (a lost race) is skipped."""
         last = thread.get("last", -1)
@@ -183,7 +186,7 @@ class ThreadStore:
                 yield turn
             seq -= READ_CHUNK
 
-    async def _read(self, thread_id: str, seqs: Iterable[int]) -> list[StoredTurn]:
+    async def _read(self, thread_id: str, seqs: Iterable[int]) -> builtins.list[StoredTurn]:
         keys = [turn_key(thread_id, n) for n in seqs]
         found = {k: t for k in keys if (t := self._recent.get(k)) is not None}
         missing = [k for k in keys if k not in found]
@@ -193,7 +196,9 @@ class ThreadStore:
                 self._recent.put(doc["_id"], turn)
         return [found[k] for k in keys if k in found]
 
-    async def messages(self, thread: Doc, *, limit: int, before: str | None) -> tuple[list[ThreadMessage], str | None]:
+    async def messages(
+        self, thread: ThreadDoc, *, limit: int, before: str | None
+    ) -> tuple[builtins.list[ThreadMessage], str | None]:
         """The latest whole turns holding at least `limit` messages (or all), oldest first; the cursor
         (the number of the oldest turn returned) reaches the turns before them."""
         below = None
@@ -216,7 +221,7 @@ class ThreadStore:
         ]
         return messages, cursor
 
-    async def append(self, turns: Sequence[TurnWrite]) -> list[BaseException | None]:
+    async def append(self, turns: Sequence[TurnWrite]) -> builtins.list[BaseException | None]:
         """Keep `turns` (one flush): their documents in one insert, then their threads' counters in
         one batch. Per turn: None when kept (or kept already: a repeat of its request), else why not.
         Two turns of one thread may have been given the same number; the later takes the next free one."""
@@ -254,8 +259,8 @@ class ThreadStore:
         return results
 
     async def _insert(
-        self, turns: list[TurnWrite], indexes: list[int], results: list[BaseException | None]
-    ) -> list[int]:
+        self, turns: builtins.list[TurnWrite], indexes: builtins.list[int], results: builtins.list[BaseException | None]
+    ) -> builtins.list[int]:
         """Insert the turns at `indexes`; those whose key was taken already."""
         try:
             await self.turns.insert_many([turns[i].document() for i in indexes], ordered=False)
@@ -274,7 +279,7 @@ class ThreadStore:
         return []
 
     async def _drop_orphans(
-        self, turns: Sequence[TurnWrite], kept: list[int], results: list[BaseException | None]
+        self, turns: Sequence[TurnWrite], kept: builtins.list[int], results: builtins.list[BaseException | None]
     ) -> None:
         """Threads deleted while a turn was being answered: remove the turns written for them."""
         ids = list({turns[i].thread_id for i in kept})

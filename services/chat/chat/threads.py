@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from chat.thread_documents import TurnDoc
 from common.contracts import ChatMessage
 from common.contracts.threads import MAX_TITLE_CHARS
 
@@ -52,7 +53,7 @@ class StoredTurn:
     messages: tuple[ChatMessage, ...]
 
     @classmethod
-    def of(cls, doc: dict[str, Any]) -> StoredTurn:
+    def of(cls, doc: TurnDoc) -> StoredTurn:
         messages = tuple(ChatMessage(role=m["role"], content=m["content"]) for m in doc["messages"])
         return cls(seq=doc["seq"], turn_id=doc["turnId"], at=doc["at"], messages=messages)
 
@@ -79,7 +80,7 @@ class TurnWrite:
     def key(self) -> str:
         return turn_key(self.thread_id, self.seq)
 
-    def document(self) -> dict[str, Any]:
+    def document(self) -> TurnDoc:
         return {
             "_id": self.key,
             "threadId": self.thread_id,

@@ -128,8 +128,8 @@ class UsageRecorder:
                     page = [self._queue.get_nowait() for _ in range(min(MAX_PAGE, self._queue.qsize()))]
                     self._pending.extend(await self._keep_turns(page))
                 while self._pending:
-                    page, self._pending = self._pending[:MAX_PAGE], self._pending[MAX_PAGE:]
-                    await self._store_usage(page)
+                    records, self._pending = self._pending[:MAX_PAGE], self._pending[MAX_PAGE:]
+                    await self._store_usage(records)
         except TimeoutError:
             log.warning("usage records left unsaved at shutdown", extra={"count": self._queue.qsize()})
             self._abandon()
@@ -148,6 +148,7 @@ class UsageRecorder:
         if not threaded:
             return [e.usage for e in entries]
         assert self._threads is not None
+        results: list[BaseException | None]
         try:
             results = await self._threads.append([e.turn for e in threaded if e.turn is not None])
         except Exception as exc:  # append reports per turn; this is a bug, not the store

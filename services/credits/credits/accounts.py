@@ -11,15 +11,14 @@ written. Whatever changed after the marker (or after an account's own `seq`) is 
 log and is replayed on load.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: TypedDict reads NotRequired from evaluated annotations.
 import contextlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 from pymongo import UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -29,6 +28,48 @@ from credits.ledger import Figures
 Doc = dict[str, Any]
 DUPLICATE_KEY = 11000
 LEDGER_ID = "ledger"
+
+
+class HoldDoc(TypedDict):
+    id: str
+    amount: int
+    expiresAt: datetime
+    purpose: NotRequired[str]
+    createdAt: NotRequired[datetime]
+
+
+class AccountDoc(TypedDict):
+    """An account as stored. A checkpoint writes every field but `seen`; the fields NotRequired
+    may be absent from a document the earlier ledger wrote (it kept `seen`, not `grants`)."""
+
+    _id: str
+    credits: int
+    reserved: int
+    spent: int
+    amount: int
+    createdAt: datetime
+    userId: NotRequired[str]
+    userEmail: NotRequired[str]
+    holds: NotRequired[list[HoldDoc]]
+    grants: NotRequired[list[str]]
+    seen: NotRequired[list[str]]
+    lastSeq: NotRequired[int | None]
+    version: NotRequired[int]
+    partition: NotRequired[int]
+    seq: NotRequired[int]
+    updatedAt: NotRequired[datetime]
+
+
+class MarkerDoc(TypedDict):
+    """A partition's marker (`_id` p000...), or the ledger's own record (`_id` ledger)."""
+
+    _id: str
+    partition: NotRequired[int]
+    checkpoint: NotRequired[int]
+    announced: NotRequired[int]
+    holders: NotRequired[list[str]]
+    updatedAt: NotRequired[datetime]
+    partitions: NotRequired[int]  # the ledger's record only
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +83,10 @@ def marker_id(partition: int) -> str:
     return f"p{partition:03d}"
 
 
-def account_document(account: AccountState, *, partition: int, seq: int) -> Doc:
+def account_document(account: AccountState, *, partition: int, seq: int) -> AccountDoc:
     f = account.figures
     return {
+        "_id": account.user_id,
         "userId": account.user_id,
         "userEmail": account.email,
         "credits": f.available,
@@ -65,7 +107,7 @@ def account_document(account: AccountState, *, partition: int, seq: int) -> Doc:
     }
 
 
-def _grants(doc: Mapping[str, Any]) -> set[str]:
+def _grants(doc: AccountDoc) -> set[str]:
     if "seq" in doc:
         return set(doc.get("grants", []))
     # An account the earlier ledger wrote: its signup grant was made on creation, and its recent
@@ -74,7 +116,7 @@ def _grants(doc: Mapping[str, Any]) -> set[str]:
     return seen | {f"signup:{doc['_id']}"}
 
 
-def account_state(doc: Mapping[str, Any]) -> AccountState:
+def account_state(doc: AccountDoc) -> AccountState:
     return AccountState(
         user_id=doc["_id"],
         email=doc.get("userEmail", ""),
@@ -95,10 +137,16 @@ def account_state(doc: Mapping[str, Any]) -> AccountState:
     )
 
 
+def _without_id(doc: AccountDoc) -> dict[str, Any]:
+    """The fields a `$set` may name: all but the immutable `_id`."""
+    return {k: v for k, v in doc.items() if k != "_id"}
+
+
 class AccountStore:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
-        self.accounts = db["credits"]
-        self.markers = db["credit_partitions"]
+        # The ledger is the only writer of both collections: their documents are these types.
+        self.accounts = cast("AsyncCollection[AccountDoc]", db["credits"])
+        self.markers = cast("AsyncCollection[MarkerDoc]", db["credit_partitions"])
 
     async def load(self, user_id: str) -> AccountState | None:
         doc = await self.accounts.find_one({"_id": user_id})
@@ -120,13 +168,11 @@ class AccountStore:
         # field otherwise, costs mongoeco a pass over the whole collection. A new account is
         # inserted; a stored one is replaced only if its document is still at the page it was
         # read or last written at (a legacy document has no `seq`: null matches it).
-        fresh = [
-            account_document(a, partition=partition, seq=seq) | {"_id": a.user_id} for a in accounts if not a.stored
-        ]
+        fresh = [account_document(a, partition=partition, seq=seq) for a in accounts if not a.stored]
         updates = [
             UpdateOne(
                 {"_id": a.user_id, "seq": a.seq or None},
-                {"$set": account_document(a, partition=partition, seq=seq)},
+                {"$set": _without_id(account_document(a, partition=partition, seq=seq))},
             )
             for a in accounts
             if a.stored

@@ -14,15 +14,28 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from credits.entries import FORMAT, Entry, decode, encode
 
 Doc = dict[str, Any]
+
+
+class PageDoc(TypedDict):
+    """A page of `credit_log` as stored."""
+
+    _id: str  # page_id(partition, seq)
+    partition: int
+    seq: int
+    at: datetime
+    format: int
+    count: int
+    entries: str  # `entries.encode`d
 
 
 class Fenced(Exception):
@@ -41,13 +54,14 @@ class Page:
     entries: list[Entry]
 
 
-def _page(doc: Doc) -> Page:
+def _page(doc: PageDoc) -> Page:
     return Page(doc["partition"], doc["seq"], doc["at"], decode(doc["entries"]))
 
 
 class LedgerLog:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
-        self.pages = db["credit_log"]
+        # The log is written here only: its documents are pages.
+        self.pages = cast("AsyncCollection[PageDoc]", db["credit_log"])
 
     async def create_indexes(self) -> None:
         await self.pages.create_index([("at", ASCENDING)])  # reports over a period
@@ -55,15 +69,15 @@ class LedgerLog:
     async def append(self, *, partition: int, seq: int, at: datetime, entries: list[Entry]) -> None:
         try:
             await self.pages.insert_one(
-                {
-                    "_id": page_id(partition, seq),
-                    "partition": partition,
-                    "seq": seq,
-                    "at": at,
-                    "format": FORMAT,
-                    "count": len(entries),
-                    "entries": encode(entries),
-                }
+                PageDoc(
+                    _id=page_id(partition, seq),
+                    partition=partition,
+                    seq=seq,
+                    at=at,
+                    format=FORMAT,
+                    count=len(entries),
+                    entries=encode(entries),
+                )
             )
         except DuplicateKeyError as exc:
             raise Fenced(page_id(partition, seq)) from exc

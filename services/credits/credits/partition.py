@@ -335,8 +335,8 @@ class Partition:
                 return
             self._marker_seen = marker
             metrics.CHECKPOINT_ACCOUNTS.observe(len(changed))
-            for written in changed:  # their documents exist now, as of this checkpoint
-                live = book.accounts.get(written.user_id)
+            for account in changed:  # their documents exist now, as of this checkpoint
+                live = book.accounts.get(account.user_id)
                 if live is not None:
                     live.stored, live.seq = True, marker.checkpoint
         except Exception:
@@ -368,6 +368,7 @@ class Partition:
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 5.0)
             self._announced = max(self._announced, pages[-1].seq)
+
 
 def _expire(book: Book, now: datetime) -> list[tuple[str, int]]:
     expired = book.expire_due(now)

@@ -15,7 +15,7 @@ comes in time, everything it sent."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Protocol
 
@@ -42,7 +42,7 @@ class ChatRelay:
             raise
         return cls(stream, first)
 
-    async def items(self) -> AsyncIterator[ChatChunk | ChatCompletion]:
+    async def items(self) -> AsyncGenerator[ChatChunk | ChatCompletion]:
         """Text chunks, then the completion; `delivered` must count each chunk once written.
         A typed error raises from here; a client gone (cancellation) is acknowledged on the way out,
         and a stream that overflowed raises ClientTooSlow. No chunk follows the report."""

@@ -11,6 +11,13 @@ from common.settings import CommonSettings
 from gateway.ratelimit.policy import GROUPS, parse_budget
 
 
+def _default_rate_limits() -> dict[str, dict[Role, str]]:
+    return {
+        "chat": {"user": "30/minute", "subscriber": "120/minute", "admin": "600/minute"},
+        "images": {"user": "6/minute", "subscriber": "30/minute", "admin": "120/minute"},
+    }
+
+
 class GatewaySettings(CommonSettings):
     service_name: str = "gateway"
     metrics_port: int = 9100
@@ -60,10 +67,7 @@ class GatewaySettings(CommonSettings):
         "600/minute", description="Budget per client IP over every request, checked before authentication."
     )
     rate_limits: dict[str, dict[Role, str]] = Field(
-        default_factory=lambda: {
-            "chat": {"user": "30/minute", "subscriber": "120/minute", "admin": "600/minute"},
-            "images": {"user": "6/minute", "subscriber": "30/minute", "admin": "120/minute"},
-        },
+        default_factory=_default_rate_limits,
         description="Per-user budgets of POSTs to /v1/chat* and /v1/images*, by role (JSON).",
     )
     rate_limit_fallback: Literal["local", "closed"] = Field(

@@ -14,9 +14,7 @@ import json
 import logging
 from typing import Any
 
-from redis.asyncio import Redis
-
-from common.redis_client import REDIS_ERRORS
+from common.redis_client import REDIS_ERRORS, RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +22,7 @@ DEDUPE_TTL_S = 3 * 24 * 3600
 
 
 class WebhookDeliveries:
-    def __init__(self, redis: Redis, *, namespace: str) -> None:
+    def __init__(self, redis: RedisClient, *, namespace: str) -> None:
         self._redis = redis
         self._prefix = f"{namespace}:clerk-webhook:"
 

@@ -32,7 +32,7 @@ from common.contracts import (
     ListImages,
     Reservation,
 )
-from common.credits import CreditsClient
+from common.credits import CreditHolds
 from common.errors import (
     Conflict,
     DeadlineExceeded,
@@ -42,8 +42,9 @@ from common.errors import (
     Unauthenticated,
 )
 from imagegen import jobs
+from imagegen.documents import ImageDoc, JobDoc
 from imagegen.pricing import ImagePricing
-from imagegen.repository import Doc, ImageRepository, record_of, view_of
+from imagegen.repository import ImageRepository, record_of, view_of
 from imagegen.storage.base import ImageStorage
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class ImageHandlers:
         *,
         repo: ImageRepository,
         pricing: ImagePricing,
-        credits: CreditsClient,
+        credits: CreditHolds,
         storages: dict[str, ImageStorage],
         default_size: ImageSize,
         dispatch: Dispatch,
@@ -105,7 +106,8 @@ class ImageHandlers:
             caller, reservation_id=uuid.uuid5(p.job_id, "image"), amount=cost, purpose="image"
         )
         doc = self._new_job(envelope, actor, model=model, size=size, name=name, cost=cost, now=now)
-        doc |= {"fingerprint": fingerprint, "reservation": reservation.model_dump(mode="json")}
+        doc["fingerprint"] = fingerprint
+        doc["reservation"] = reservation.model_dump(mode="json")
         try:
             inserted = await self._repo.insert_job(doc)
         except Exception:
@@ -131,11 +133,11 @@ class ImageHandlers:
         actor: Actor,
         *,
         model: str,
-        size: str,
+        size: ImageSize,
         name: str,
         cost: int,
         now: datetime,
-    ) -> Doc:
+    ) -> JobDoc:
         p = envelope.payload
         return {
             "_id": str(p.job_id),
@@ -165,7 +167,7 @@ class ImageHandlers:
             "updatedAt": now,
         }
 
-    def _repeat(self, existing: Doc, actor: Actor, fingerprint: str) -> ImageJob:
+    def _repeat(self, existing: JobDoc, actor: Actor, fingerprint: str) -> ImageJob:
         if existing["userId"] != actor.id:
             raise Conflict("this job id belongs to another request")
         if existing.get("fingerprint") != fingerprint:
@@ -208,7 +210,7 @@ class ImageHandlers:
         log.info("image deleted", extra={"image_id": doc["_id"]})
         return ImageDeleted(image_id=envelope.payload.image_id)
 
-    async def _visible_image(self, actor: Actor | None, image_id: uuid.UUID) -> Doc:
+    async def _visible_image(self, actor: Actor | None, image_id: uuid.UUID) -> ImageDoc:
         doc = await self._repo.image(image_id)
         if doc is None or not _visible(actor, doc["userId"]):
             raise NotFound(NO_SUCH_IMAGE)

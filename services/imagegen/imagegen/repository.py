@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -19,6 +20,7 @@ from common.contracts import ImageJob, ImageRecord, JobStage
 from common.contracts.images import IMAGE_CURSOR_PATTERN
 from common.errors import ErrorBody, ValidationFailed
 from imagegen import jobs
+from imagegen.documents import ImageDoc, JobDoc, OrphanedJob, StalledJob
 from imagegen.providers.base import GeneratedImage
 
 Doc = dict[str, Any]
@@ -35,7 +37,7 @@ def _is_id_conflict(exc: DuplicateKeyError) -> bool:
     return "_id_" in str(details.get("errmsg", exc))
 
 
-def view_of(doc: Doc) -> ImageJob:
+def view_of(doc: JobDoc) -> ImageJob:
     error = doc.get("error")
     return ImageJob(
         job_id=uuid.UUID(doc["_id"]),
@@ -61,7 +63,10 @@ def view_of(doc: Doc) -> ImageJob:
     )
 
 
-def record_of(doc: Doc) -> ImageRecord:
+def record_of(doc: ImageDoc) -> ImageRecord:
+    status = doc["status"]
+    if status != "ready":
+        raise ValueError(f"image {doc['_id']} is {status}, not ready")
     return ImageRecord(
         id=uuid.UUID(doc["_id"]),
         user_id=doc["userId"],
@@ -72,7 +77,7 @@ def record_of(doc: Doc) -> ImageRecord:
         prompt=doc["prompt"],
         model=doc["model"],
         size=doc["size"],
-        status=doc["status"],
+        status=status,
         cost=doc["cost"],
         job_id=uuid.UUID(doc["jobId"]),
         width=doc["width"],
@@ -84,7 +89,7 @@ def record_of(doc: Doc) -> ImageRecord:
     )
 
 
-def image_document(job: Doc, image: GeneratedImage, *, now: datetime) -> Doc:
+def image_document(job: JobDoc, image: GeneratedImage, *, now: datetime) -> ImageDoc:
     """The gallery document of a job's image (the seed's fields first); `pending` until paid for."""
     return {
         "_id": job["imageId"],
@@ -118,7 +123,7 @@ _LAST_MS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(milliseconds
 _CURSOR = re.compile(IMAGE_CURSOR_PATTERN)
 
 
-def _cursor(doc: Doc) -> str:
+def _cursor(doc: ImageDoc) -> str:
     created: datetime = doc["createdAt"]
     ms = (created.replace(tzinfo=created.tzinfo or UTC) - _EPOCH) // timedelta(milliseconds=1)
     return f"{ms}.{doc['_id']}"
@@ -137,8 +142,9 @@ def _after_cursor(cursor: str) -> Doc:
 
 class ImageRepository:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
-        self.images = db["images"]
-        self.jobs = db["image_jobs"]
+        # This repository is the only writer of both collections: their documents are these types.
+        self.images = cast("AsyncCollection[ImageDoc]", db["images"])
+        self.jobs = cast("AsyncCollection[JobDoc]", db["image_jobs"])
 
     async def create_indexes(self) -> None:
         await self.images.create_index([("userId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)])
@@ -151,7 +157,7 @@ class ImageRepository:
 
     # -- jobs ------------------------------------------------------------------------------
 
-    async def insert_job(self, doc: Doc) -> bool:
+    async def insert_job(self, doc: JobDoc) -> bool:
         """False when a job with this id exists already (a repeated request)."""
         try:
             await self.jobs.insert_one(doc)
@@ -161,10 +167,10 @@ class ImageRepository:
             raise
         return True
 
-    async def job(self, job_id: uuid.UUID | str) -> Doc | None:
+    async def job(self, job_id: uuid.UUID | str) -> JobDoc | None:
         return await self.jobs.find_one({"_id": str(job_id)})
 
-    async def claim(self, job_id: uuid.UUID, *, token: str, now: datetime, lease: timedelta) -> Doc | None:
+    async def claim(self, job_id: uuid.UUID, *, token: str, now: datetime, lease: timedelta) -> JobDoc | None:
         """Take an unfinished job that nobody holds (or whose holder's lease has lapsed)."""
         return await self.jobs.find_one_and_update(
             {
@@ -180,7 +186,9 @@ class ImageRepository:
         result = await self.jobs.update_one({"_id": str(job_id), "lease": token}, {"$set": {"leaseUntil": now + lease}})
         return result.matched_count == 1
 
-    async def update(self, job: Doc, *, token: str, now: datetime, stage: JobStage | None = None, **fields: Any) -> Doc:
+    async def update(
+        self, job: JobDoc, *, token: str, now: datetime, stage: JobStage | None = None, **fields: Any
+    ) -> JobDoc:
         """Record progress on a job this worker holds; the updated job comes back.
 
         With `stage`, the job moves there (status and progress follow); with the terminal
@@ -210,12 +218,13 @@ class ImageRepository:
             raise LeaseLost(job["_id"])
         return doc
 
-    async def stalled(self, *, now: datetime, limit: int = 100) -> list[Doc]:
+    async def stalled(self, *, now: datetime, limit: int = 100) -> list[StalledJob]:
         """Unfinished jobs whose holder (or dispatch) has lapsed."""
         query = {"status": {"$in": list(jobs.ACTIVE)}, "leaseUntil": {"$lt": now}}
-        return await self.jobs.find(query, {"_id": 1, "requestId": 1}).limit(limit).to_list()
+        docs = await self.jobs.find(query, {"_id": 1, "requestId": 1}).limit(limit).to_list()
+        return [_stalled(doc) for doc in docs]
 
-    async def redispatch(self, job_id: str, *, now: datetime, window: timedelta) -> Doc | None:
+    async def redispatch(self, job_id: str, *, now: datetime, window: timedelta) -> JobDoc | None:
         """Free a stalled job for the next worker; only one caller wins (the rest get None)."""
         return await self.jobs.find_one_and_update(
             {"_id": job_id, "status": {"$in": list(jobs.ACTIVE)}, "leaseUntil": {"$lt": now}},
@@ -223,16 +232,17 @@ class ImageRepository:
             return_document=ReturnDocument.AFTER,
         )
 
-    async def orphans(self, *, limit: int = 100) -> list[Doc]:
+    async def orphans(self, *, limit: int = 100) -> list[OrphanedJob]:
         """Finished jobs with a stored file that could not be removed when they failed."""
-        return await self.jobs.find({"orphan.key": {"$exists": True}}, {"orphan": 1}).limit(limit).to_list()
+        docs = await self.jobs.find({"orphan.key": {"$exists": True}}, {"orphan": 1}).limit(limit).to_list()
+        return [OrphanedJob(_id=doc["_id"], orphan=doc["orphan"]) for doc in docs]
 
     async def clear_orphan(self, job_id: str) -> None:
         await self.jobs.update_one({"_id": job_id}, {"$unset": {"orphan": ""}})
 
     # -- images ----------------------------------------------------------------------------
 
-    async def insert_image(self, doc: Doc) -> None:
+    async def insert_image(self, doc: ImageDoc) -> None:
         """Idempotent for the job's own image; any other refusal by the server is raised."""
         try:
             await self.images.insert_one(doc)
@@ -244,7 +254,7 @@ class ImageRepository:
     async def mark_image_ready(self, image_id: str, *, now: datetime) -> None:
         await self.images.update_one({"_id": image_id}, {"$set": {"status": "ready", "updatedAt": now}})
 
-    async def image(self, image_id: uuid.UUID | str) -> Doc | None:
+    async def image(self, image_id: uuid.UUID | str) -> ImageDoc | None:
         return await self.images.find_one({"_id": str(image_id), "status": "ready"})
 
     async def delete_image(self, image_id: uuid.UUID | str) -> None:
@@ -267,3 +277,10 @@ class ImageRepository:
         )
         cursor = _cursor(docs[limit - 1]) if len(docs) > limit else None
         return [record_of(d) for d in docs[:limit]], cursor
+
+
+def _stalled(doc: JobDoc) -> StalledJob:
+    """A stalled job's projection (`_id` and, when it has one, `requestId`)."""
+    if "requestId" in doc:
+        return StalledJob(_id=doc["_id"], requestId=doc["requestId"])
+    return StalledJob(_id=doc["_id"])

@@ -25,13 +25,14 @@ from typing import Any
 from pymongo.errors import PyMongoError
 
 from common.contracts import Actor, Caller, ImageGenerated, ImageJob, Reservation
-from common.credits import CreditsClient
+from common.credits import CreditHolds
 from common.errors import Conflict, DeadlineExceeded, InternalError, PlatformError
 from imagegen import jobs
+from imagegen.documents import AssetRef, JobDoc
 from imagegen.lease import renewing
 from imagegen.metrics import JOB_SECONDS, JOBS, ORPHANS, RUNNING
 from imagegen.providers.base import GeneratedImage, GenerationRequest, ImageProvider
-from imagegen.repository import Doc, ImageRepository, LeaseLost, image_document, record_of, view_of
+from imagegen.repository import ImageRepository, LeaseLost, image_document, record_of, view_of
 from imagegen.storage.base import ImageStorage
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def _now() -> datetime:
 class _Held:
     """The job as this worker last wrote it, and the lease it writes under."""
 
-    doc: Doc
+    doc: JobDoc
     token: str
     prediction: str | None = None
 
@@ -62,7 +63,7 @@ class JobRunner:
         provider: ImageProvider,
         storages: dict[str, ImageStorage],
         storage: str,
-        credits: CreditsClient,
+        credits: CreditHolds,
         publish: Publish,
         announce: Announce,
         lease: timedelta,
@@ -213,7 +214,9 @@ class JobRunner:
         image = await self._repo.image(doc["imageId"])
         if image is not None:
             event = ImageGenerated(
-                image=record_of(image), charged=doc.get("charged", doc["cost"]), reservation_id=doc["reservationId"]
+                image=record_of(image),
+                charged=doc.get("charged", doc["cost"]),
+                reservation_id=uuid.UUID(doc["reservationId"]),
             )
             await self._announce(self._caller(doc), event, uuid.uuid5(uuid.UUID(doc["_id"]), "generated"))
         else:  # resumed after a crash, and its owner has deleted it meanwhile
@@ -241,7 +244,7 @@ class JobRunner:
         await self._write(held, stage="failed", charged=0, **({"orphan": orphan} if orphan else {}))
         self._count(held.doc, reason["code"])
 
-    async def _delete_asset(self, doc: Doc) -> dict[str, str] | None:
+    async def _delete_asset(self, doc: JobDoc) -> AssetRef | None:
         asset = doc.get("asset")
         if not asset:
             return None
@@ -250,22 +253,22 @@ class JobRunner:
         except Exception:
             log.warning("stored file not deleted; left to the sweeper", extra={"key": asset["key"]}, exc_info=True)
             ORPHANS.inc()
-            return {"backend": asset["backend"], "key": asset["key"]}
+            return AssetRef(backend=asset["backend"], key=asset["key"])
         return None
 
     # -- plumbing --------------------------------------------------------------------------
 
     @staticmethod
-    def _count(doc: Doc, outcome: str) -> None:
+    def _count(doc: JobDoc, outcome: str) -> None:
         JOBS.labels(outcome, doc["model"]).inc()
         JOB_SECONDS.labels("succeeded" if outcome == "succeeded" else "failed").observe(
             (doc["updatedAt"] - doc["createdAt"]).total_seconds()
         )
 
-    def _caller(self, doc: Doc) -> Caller:
+    def _caller(self, doc: JobDoc) -> Caller:
         actor = Actor(id=doc["userId"], email=doc["userEmail"], role=doc["role"])
         return Caller(request_id=doc["requestId"], actor=actor, deadline=_now() + timedelta(seconds=CREDITS_CALL_S))
 
 
-def _reservation(doc: Doc) -> Reservation:
+def _reservation(doc: JobDoc) -> Reservation:
     return Reservation.model_validate(doc["reservation"])

@@ -45,8 +45,8 @@ class JobSweeper:
             log.info("stalled job dispatched again", extra={"job_id": doc["_id"]})
             await self._dispatch(uuid.UUID(doc["_id"]), doc.get("requestId") or f"job:{doc['_id']}")
             dispatched += 1
-        for doc in await self._repo.orphans():
-            orphan = doc["orphan"]
+        for job in await self._repo.orphans():
+            orphan = job["orphan"]
             storage = self._storages.get(orphan["backend"])
             if storage is None:
                 continue
@@ -55,8 +55,8 @@ class JobSweeper:
             except Exception:
                 log.warning("orphaned file still not deleted", extra={"key": orphan["key"]}, exc_info=True)
                 continue
-            await self._repo.clear_orphan(doc["_id"])
-            log.info("orphaned file deleted", extra={"key": orphan["key"], "job_id": doc["_id"]})
+            await self._repo.clear_orphan(job["_id"])
+            log.info("orphaned file deleted", extra={"key": orphan["key"], "job_id": job["_id"]})
         return dispatched
 
     async def run(self) -> None:

@@ -3,7 +3,7 @@
 from common.bus.connection import Bus
 from common.bus.consumer import Consumer, Handler, ReplyStream, Streaming, reply_expected
 from common.bus.processed import ProcessedMessages
-from common.bus.rpc import RpcClient, RpcStream, StreamFeedback, StreamOverflow
+from common.bus.rpc import Requester, RpcClient, RpcStream, StreamFeedback, StreamOverflow
 from common.bus.topology import Topology
 from common.bus.trust import Publishers
 
@@ -14,6 +14,7 @@ __all__ = [
     "ProcessedMessages",
     "Publishers",
     "ReplyStream",
+    "Requester",
     "RpcClient",
     "RpcStream",
     "StreamFeedback",

@@ -52,7 +52,7 @@ from common.bus.rpc import CHUNK, RpcClient, StreamFeedback
 from common.bus.topology import Topology
 from common.bus.trust import Publishers
 from common.contracts.catalog import CATALOG
-from common.contracts.envelope import Contract, Envelope, Reply
+from common.contracts.envelope import Contract, Envelope, Reply, envelope_model_for
 from common.errors import DeadlineExceeded, Forbidden, InternalError, PlatformError, ServiceUnavailable
 from common.logs import bound
 from common.metrics import HANDLER_SECONDS, IN_FLIGHT, MESSAGES
@@ -170,7 +170,7 @@ class Consumer:
         self._bus = bus
         self._service = service
         self._handlers = dict(handlers)
-        self._envelopes = {name: Envelope[CATALOG[name].payload] for name in handlers}  # type: ignore[name-defined]
+        self._envelopes = {name: envelope_model_for(CATALOG[name].payload) for name in handlers}
         self._processed = processed
         self._publishers = publishers
         self._prefetch = prefetch
@@ -191,7 +191,7 @@ class Consumer:
         if self._on_channel_lost is not None:
             # Whatever this consumer owned (a partition it was the active consumer of) may have
             # moved to another replica while the channel was gone.
-            channel.close_callbacks.add(lambda *_: self._on_channel_lost())  # type: ignore[misc]
+            channel.close_callbacks.add(lambda *_: self._on_channel_lost())
         queue = await self._bus.declare_service_queue(channel, service=self._service, max_attempts=self._max_attempts)
         self._consuming.append((queue, await queue.consume(self._held(self._on_message))))
         for number in range(self._bus.topology.partitions) if self.partitioned else ():

@@ -61,4 +61,4 @@ def delivery_count(headers: Mapping[str, Any] | None) -> int:
 
 def backoff(attempt: int, *, first_s: float, max_s: float) -> float:
     """Seconds to hold a message before handing it back, after its `attempt`-th (0-based) failure."""
-    return min(max_s, first_s * 2 ** min(attempt, 32))
+    return min(max_s, first_s * 2.0 ** min(attempt, 32))

@@ -29,13 +29,13 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.bus.connection import Bus, stamp
-from common.contracts.envelope import Contract, Envelope, Reply
+from common.contracts.envelope import Contract, Envelope, reply_model_for
 from common.errors import DeadlineExceeded, InternalError, error_from_body
 
 log = logging.getLogger(__name__)
@@ -69,14 +69,26 @@ class _Batch:
         self.open = len(self.waiters)
 
 
+class Requester(Protocol):
+    """Commands sent over the bus with or without waiting for the answer: what a client of
+    another service (such as `common.credits.CreditsClient`) needs. `RpcClient` is the one."""
+
+    async def call[R: Contract](
+        self, envelope: Envelope[Any], *, reply_model: type[R], coalesce: bool = False
+    ) -> R: ...
+
+    async def publish(self, envelope: Envelope[Any], *, coalesce: bool = False) -> None: ...
+
+
 class RpcClient:
     def __init__(self, bus: Bus, *, process: str, stream_buffer: int = 1024) -> None:
         if stream_buffer < 1:
             raise ValueError("a stream needs room for at least one message")
         self._bus = bus
         self._stream_buffer = stream_buffer
-        self._pending: dict[str, asyncio.Future[Raw] | RpcStream[Any, Any] | _Batch] = {}
-        self._gathering: dict[tuple[str, str, bool], list[tuple[Envelope[Contract], asyncio.Future[Raw]]]] = {}
+        # A call's reply, a stream's feedback (`expect`), a stream, or a coalesced batch's replies.
+        self._pending: dict[str, asyncio.Future[Raw] | asyncio.Future[bytes] | RpcStream[Any, Any] | _Batch] = {}
+        self._gathering: dict[tuple[str, str, bool], list[tuple[Envelope[Any], asyncio.Future[Raw]]]] = {}
         self._sending: set[asyncio.Task[None]] = set()
         self.reply_queue = bus.topology.reply_queue(process)
 
@@ -104,9 +116,7 @@ class RpcClient:
             return  # a plain call waits for the reply only
         waiter.set_result(message.body)
 
-    async def call[R: Contract](
-        self, envelope: Envelope[Contract], *, reply_model: type[R], coalesce: bool = False
-    ) -> R:
+    async def call[R: Contract](self, envelope: Envelope[Any], *, reply_model: type[R], coalesce: bool = False) -> R:
         """Publish a command and wait for its reply until the envelope's deadline; with `coalesce`,
         in one message with the same commands other callers make in this turn of the loop."""
         if envelope.deadline is None:
@@ -132,7 +142,7 @@ class RpcClient:
             self._pending.pop(correlation_id, None)
         return _result(body, envelope.type, reply_model)
 
-    async def publish(self, envelope: Envelope[Contract], *, coalesce: bool = False) -> None:
+    async def publish(self, envelope: Envelope[Any], *, coalesce: bool = False) -> None:
         """Publish a command whose answer nobody waits for (durable once this returns); with
         `coalesce`, in one message with the same commands other callers publish in this turn."""
         if coalesce:
@@ -140,7 +150,7 @@ class RpcClient:
         else:
             await self._bus.publish(envelope)
 
-    def _join(self, envelope: Envelope[Contract], *, reply: bool) -> asyncio.Future[Raw]:
+    def _join(self, envelope: Envelope[Any], *, reply: bool) -> asyncio.Future[Raw]:
         key = (envelope.type, self._bus.topology.routing_key(envelope.type, envelope.payload), reply)
         loop = asyncio.get_running_loop()
         gathering = self._gathering.get(key)
@@ -156,7 +166,7 @@ class RpcClient:
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _send(self, members: list[tuple[Envelope[Contract], asyncio.Future[Raw]]], *, reply: bool) -> None:
+    async def _send(self, members: list[tuple[Envelope[Any], asyncio.Future[Raw]]], *, reply: bool) -> None:
         envelopes, futures = [m[0] for m in members], [m[1] for m in members]
         correlation_id = uuid.uuid4().hex if reply else None
         if correlation_id is not None:
@@ -196,7 +206,7 @@ class RpcClient:
         return batch
 
     async def stream[C: Contract, R: Contract](
-        self, envelope: Envelope[Contract], *, chunk_model: type[C], reply_model: type[R]
+        self, envelope: Envelope[Any], *, chunk_model: type[C], reply_model: type[R]
     ) -> RpcStream[C, R]:
         """Publish a command whose replier streams chunks; iterate the returned stream for them.
 
@@ -242,7 +252,7 @@ class RpcStream[C: Contract, R: Contract]:
     def __init__(
         self,
         client: RpcClient,
-        envelope: Envelope[Contract],
+        envelope: Envelope[Any],
         correlation_id: str,
         queue: asyncio.Queue[AbstractIncomingMessage],
         *,
@@ -318,13 +328,13 @@ class RpcStream[C: Contract, R: Contract]:
         self._client.forget(self._correlation_id)
 
 
-def _result[R: Contract](body: Raw, name: str, reply_model: type[R]) -> R:
+def _result[R: Contract](body: Raw, name: str, result_model: type[R]) -> R:
     if body is None:
         raise InternalError(f"{name} got no reply of its own")
-    model = Reply[reply_model]  # type: ignore[valid-type]
+    model = reply_model_for(result_model)
     reply = model.model_validate_json(body) if isinstance(body, bytes) else model.model_validate(body)
     if reply.error is not None:
         raise error_from_body(reply.error)
     if reply.result is None:
         raise InternalError(f"{name} reply carried neither result nor error")
-    return reply.result  # type: ignore[no-any-return]
+    return reply.result

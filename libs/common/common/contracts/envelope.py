@@ -10,13 +10,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from common.errors import ErrorBody
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 Role = Literal["user", "subscriber", "admin"]
 
 
@@ -86,7 +86,7 @@ class Caller:
     def envelope[P: Contract](
         self, payload: P, *, message_id: uuid.UUID | None = None, deadline: datetime | None = None
     ) -> Envelope[P]:
-        return Envelope[type(payload)](  # type: ignore[misc]
+        return envelope_model_for(type(payload))(
             message_id=message_id or uuid.uuid4(),
             type=type(payload).__name__,
             request_id=self.request_id,
@@ -103,3 +103,16 @@ class Reply[R: Contract](Contract):
     request_id: str = Field(description="Request id of the message this answers.")
     result: R | None = Field(None, description="The answer, when the work succeeded.")
     error: ErrorBody | None = Field(None, description="The typed error, when it did not.")
+
+
+# A generic model parametrised with a class known only at run time (a catalog entry, the type of a
+# payload): pydantic builds and caches `Envelope[payload]`, which validates the payload as that
+# class. Its `__class_getitem__` is typed as returning any model, hence the casts.
+def envelope_model_for[P: Contract](payload: type[P]) -> type[Envelope[P]]:
+    """`Envelope[payload]` for a payload class held in a variable."""
+    return cast("type[Envelope[P]]", Envelope.__class_getitem__(payload))
+
+
+def reply_model_for[R: Contract](result: type[R]) -> type[Reply[R]]:
+    """`Reply[result]` for a result class held in a variable."""
+    return cast("type[Reply[R]]", Reply.__class_getitem__(result))

@@ -25,7 +25,7 @@ from broker_users import apply, delete_users, rabbitmqctl_usable
 from common.bus import Bus, Consumer, Publishers, RpcClient, Topology
 from common.bus.definitions import USERS, definitions
 from common.contracts import Actor, Balance, Envelope, GrantCredits, ReserveCredits
-from common.contracts.envelope import Contract
+from common.contracts.envelope import Contract, envelope_model_for
 from common.errors import Forbidden, ServiceUnavailable
 from tests.support.broker import queue_depth
 from tests.support.waiting import wait_until
@@ -110,9 +110,7 @@ async def as_service(users: Users) -> AsyncIterator[Any]:
 
 
 def envelope[P: Contract](payload: P, *, actor: Actor | None = None) -> Envelope[P]:
-    return Envelope[
-        type(payload)
-    ](  # type: ignore[misc]
+    return envelope_model_for(type(payload))(
         type=type(payload).__name__,
         request_id=f"req-{uuid.uuid4().hex[:8]}",
         actor=actor,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -92,7 +92,7 @@ class ProviderError(Exception):
 
 
 # A stream yields text pieces as they arrive, then one ProviderAnswer with the whole text and usage.
-ProviderStream = AsyncIterator[str | ProviderAnswer]
+ProviderStream = AsyncGenerator[str | ProviderAnswer]
 
 
 class ChatProvider(Protocol):

@@ -53,10 +53,9 @@ class GeminiEmbeddings:
 
     async def _batch(self, request: EmbeddingRequest, inputs: tuple[str, ...]) -> tuple[list[str], int]:
         config = types.EmbedContentConfig(output_dimensionality=request.dimensions)
+        contents: list[types.PartUnion] = list(inputs)
         try:
-            reply = await self._client.aio.models.embed_content(
-                model=request.model, contents=list(inputs), config=config
-            )
+            reply = await self._client.aio.models.embed_content(model=request.model, contents=contents, config=config)
             vectors = [pack(e.values or []) for e in reply.embeddings or []]
             usage = reply.usage_metadata
             tokens = (usage.prompt_token_count if usage else None) or sum(count_tokens(t) for t in inputs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from chat.providers.base import Choice, ProviderAnswer, ProviderRequest, ProviderStream, count_tokens, pieces
+from common.contracts import FinishReason
 
 MODEL = "local-echo-1"
 
@@ -35,7 +36,7 @@ class LocalProvider:
         words = last_user.split()
         summary = " ".join(words[:24]) + (" …" if len(words) > 24 else "")
         text = f"(local model, offline) You said: {summary}. This is {len(messages)} message(s) into our conversation."
-        finish = "stop"
+        finish: FinishReason = "stop"
         if request.max_tokens is not None and count_tokens(text) > request.max_tokens:
             text, finish = " ".join(text.split()[: request.max_tokens]), "length"
         prompt_tokens = max(1, sum(count_tokens(m.content) for m in messages))

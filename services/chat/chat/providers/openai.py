@@ -8,7 +8,7 @@ per call."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import openai
 import pydantic
@@ -59,7 +59,10 @@ class OpenAIProvider:
         # already-plain parameters against its TypedDicts and building models we would only read
         # a few fields of (a third of the SDK's CPU per call).
         try:
-            reply = await self._client.post("/chat/completions", body=_params(request), cast_to=object)
+            # The JSON object as parsed: `cast_to=object` hands it back untouched.
+            reply = cast(
+                "dict[str, Any]", await self._client.post("/chat/completions", body=_params(request), cast_to=object)
+            )
             choices = sorted(reply.get("choices") or [], key=lambda c: c.get("index", 0))
             read = [_choice(c["message"].get("content"), c["message"].get("tool_calls"), c) for c in choices]
             usage = reply.get("usage") or {}

@@ -19,7 +19,7 @@ OPENAI.default_model = "gpt-4o-mini"
 
 def catalog(prices: dict[str, ModelPrice] | None = None, *, default_model: str | None = None) -> ModelCatalog:
     return ModelCatalog.build(
-        [GEMINI, OPENAI],  # type: ignore[list-item]
+        [GEMINI, OPENAI],
         default_model=default_model,
         default_price=ModelPrice(max_tokens=100),
         prices=prices or {},

@@ -14,7 +14,7 @@ from chat.credit_prices import ModelPrice
 from chat.failover import Failover, RetryPolicy
 from chat.handlers import ChatHandlers
 from chat.provider_costs import CostTable, UsdPrice
-from chat.providers import LocalProvider, ProviderRequest
+from chat.providers import ChatProvider, LocalProvider, ProviderRequest
 from common.bus import ReplyStream
 from common.contracts import Caller, ChatMessage, CompleteChat, Envelope, ListModels, Reservation
 from common.contracts.chat import MAX_CONTENT_CHARS
@@ -41,26 +41,26 @@ def envelope(
 
 def handlers(
     credits: FakeCredits,
-    *providers: object,
+    *providers: ChatProvider,
     price: ModelPrice | None = None,
     prices: dict[str, ModelPrice] | None = None,
     usd: CostTable | None = None,
 ) -> ChatHandlers:
-    chain = list(providers or [LocalProvider()])
+    chain: list[ChatProvider] = list(providers or [LocalProvider()])
     failover = Failover(
-        chain,  # type: ignore[arg-type]
+        chain,
         policy=RetryPolicy(attempts=1, backoff_s=0, attempt_timeout_s=1),
         breaker=lambda: CircuitBreaker(failures=5, cooldown_s=30),
     )
-    costs = usd or CostTable({p.default_model: UsdPrice(input_per_1m=1, output_per_1m=1) for p in chain})  # type: ignore[attr-defined]
+    costs = usd or CostTable({p.default_model: UsdPrice(input_per_1m=1, output_per_1m=1) for p in chain})
     catalog = ModelCatalog.build(
-        chain,  # type: ignore[arg-type]
+        chain,
         default_model=None,
         default_price=price or ModelPrice(per_request=2),
         prices=prices or {},
         costs=costs,
     )
-    return ChatHandlers(failover=failover, catalog=catalog, credits=credits, costs=costs)  # type: ignore[arg-type]
+    return ChatHandlers(failover=failover, catalog=catalog, credits=credits, costs=costs)
 
 
 async def test_answer_is_reserved_then_committed() -> None:

@@ -24,10 +24,11 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, get_args
+from typing import Any, NotRequired, TypedDict, TypeIs, cast, get_args
 
 from pydantic import BaseModel, Field, ValidationError
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
@@ -45,6 +46,21 @@ UNKNOWN_EMAIL_DOMAIN = "unknown.invalid"
 MAX_CACHED = 50_000
 
 
+class UserDoc(TypedDict):
+    """A user as stored: created on first sight by this gateway or the credits service (the same
+    seed), described and deleted by Clerk's events, its role set by an admin."""
+
+    _id: str  # the identity-provider user id
+    createdAt: datetime
+    clerkUserId: NotRequired[str]
+    userEmail: NotRequired[str | None]
+    role: NotRequired[str]  # a Role; anything else is read as user
+    metadata: NotRequired[dict[str, Any]]
+    updatedAt: NotRequired[datetime]
+    deletedAt: NotRequired[datetime | None]
+    clerkEventAt: NotRequired[datetime]
+
+
 class UserView(BaseModel):
     id: str
     email: str = Field(description="The address Clerk (or the first token) gave; may be empty.")
@@ -59,7 +75,7 @@ class UserPage(BaseModel):
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page.")
 
 
-def view(doc: Mapping[str, Any]) -> UserView:
+def view(doc: UserDoc) -> UserView:
     return UserView(
         id=doc["_id"],
         email=doc.get("userEmail") or "",
@@ -70,15 +86,19 @@ def view(doc: Mapping[str, Any]) -> UserView:
     )
 
 
-def _role(doc: Mapping[str, Any]) -> Role:
+def _is_role(value: object) -> TypeIs[Role]:
+    return value in ROLES
+
+
+def _role(doc: UserDoc) -> Role:
     role = doc.get("role", "user")
-    if role not in ROLES:
+    if not _is_role(role):
         log.warning("unknown role in users collection; treated as user", extra={"user_id": doc["_id"], "role": role})
         return "user"
-    return role  # type: ignore[no-any-return]
+    return role
 
 
-def _actor(identity: Identity, doc: Doc) -> Actor:
+def _actor(identity: Identity, doc: UserDoc) -> Actor:
     if doc.get("deletedAt") is not None:
         raise Unauthenticated("this account has been deleted")
     role = identity.role or _role(doc)
@@ -91,10 +111,10 @@ def _actor(identity: Identity, doc: Doc) -> Actor:
 
 class UserDirectory:
     def __init__(self, db: AsyncDatabase[Doc], *, cache_ttl_s: float) -> None:
-        self.users = db["users"]
+        self.users = cast("AsyncCollection[UserDoc]", db["users"])  # see UserDoc
         self._ttl = cache_ttl_s
-        self._cache: dict[str, tuple[float, Doc]] = {}
-        self._loading: dict[str, asyncio.Future[Doc]] = {}
+        self._cache: dict[str, tuple[float, UserDoc]] = {}
+        self._loading: dict[str, asyncio.Future[UserDoc]] = {}
 
     async def create_indexes(self) -> None:
         await self.users.create_index([("userEmail", ASCENDING)])
@@ -110,7 +130,7 @@ class UserDirectory:
             return None
         return _actor(identity, cached[1])
 
-    async def _known(self, identity: Identity) -> Doc:
+    async def _known(self, identity: Identity) -> UserDoc:
         cached = self._cache.get(identity.id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
@@ -118,7 +138,7 @@ class UserDirectory:
         pending = self._loading.get(identity.id)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[Doc] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[UserDoc] = asyncio.get_running_loop().create_future()
         self._loading[identity.id] = future
         try:
             doc = await self._load(identity)
@@ -140,7 +160,7 @@ class UserDirectory:
         self._cache[identity.id] = (now + self._ttl, doc)
         return doc
 
-    async def _load(self, identity: Identity) -> Doc:
+    async def _load(self, identity: Identity) -> UserDoc:
         try:
             doc = await self.users.find_one({"_id": identity.id})
             if doc is None:
@@ -158,7 +178,7 @@ class UserDirectory:
             raise ServiceUnavailable("the user directory lost a user")
         return doc
 
-    async def _first_sight(self, identity: Identity) -> Doc | None:
+    async def _first_sight(self, identity: Identity) -> UserDoc | None:
         now = datetime.now(UTC)
         seed = {
             "clerkUserId": identity.id,

@@ -71,7 +71,7 @@ def problem_response(error: PlatformError, *, request_id: str, instance: str | N
 
 
 def request_id_of(request: Request) -> str:
-    return request_id_var.get() or getattr(request.state, "request_id", "unknown")
+    return request_id_var.get() or str(getattr(request.state, "request_id", "unknown"))
 
 
 def scope_request_id(scope: Scope) -> str:
@@ -138,6 +138,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     for down in TRANSIENT:
-        if not issubclass(down, PlatformError):
+        if issubclass(down, Exception) and not issubclass(down, PlatformError):
             app.add_exception_handler(down, _dependency_down)
     app.add_exception_handler(Exception, _unexpected)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 # No proxy (nginx: X-Accel-Buffering) or cache may hold events back.
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
-Writer = Callable[[Callable[[bytes], Awaitable[None]]], Awaitable[None]]
+Writer = Callable[[Callable[[bytes], Awaitable[None]]], Coroutine[Any, Any, None]]
 
 
 class EventStream(Response):

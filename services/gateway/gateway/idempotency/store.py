@@ -14,9 +14,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from common.errors import RateLimited
+from common.redis_client import RedisClient, as_bytes
 
 LEASE_S = 30.0
 
@@ -67,7 +66,7 @@ class StoredResponse:
 
 
 class IdempotencyStore:
-    def __init__(self, redis: Redis, *, namespace: str, ttl_s: int, max_bytes_per_user: int) -> None:
+    def __init__(self, redis: RedisClient, *, namespace: str, ttl_s: int, max_bytes_per_user: int) -> None:
         self._redis = redis
         self._prefix = f"{namespace}:idempotency:"
         self._ttl_s = ttl_s
@@ -118,14 +117,14 @@ class IdempotencyStore:
 
     async def look(self, record: str) -> tuple[str, str] | None:
         state, fp = await self._redis.hmget(record, ["state", "fp"])
-        return None if state is None else (state.decode(), fp.decode())
+        return None if state is None else (_text(state), _text(fp))
 
     async def replay(self, record: str) -> StoredResponse | None:
         status, headers, body = await self._redis.hmget(record, ["status", "headers", "body"])
         if status is None:
             return None
-        pairs = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in json.loads(headers)]
-        return StoredResponse(int(status), pairs, body or b"")
+        pairs = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in json.loads(_text(headers))]
+        return StoredResponse(int(status), pairs, as_bytes(body) or b"")
 
 
 def _slot(user_id: str) -> str:
@@ -133,6 +132,14 @@ def _slot(user_id: str) -> str:
     return "{" + hashlib.sha256(user_id.encode()).hexdigest()[:32] + "}"
 
 
-def _fields(response: StoredResponse) -> list[object]:
+def _text(value: bytes | str | None) -> str:
+    """A field of a record the scripts write whole: present whenever the record is."""
+    raw = as_bytes(value)
+    if raw is None:
+        raise LookupError("an idempotency record lacks a field its scripts always write")
+    return raw.decode()
+
+
+def _fields(response: StoredResponse) -> list[int | str | bytes]:
     headers = json.dumps([[k.decode("latin-1"), v.decode("latin-1")] for k, v in response.headers])
     return [response.status, headers, response.body]

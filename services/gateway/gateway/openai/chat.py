@@ -467,7 +467,11 @@ class OpenAIEvents:
         )
 
     def done(self, completion: ChatCompletion, *, streamed_any: bool) -> bytes:
-        common = {"model": completion.model, "provider": completion.provider, "cached": completion.cached}
+        common: dict[str, Any] = {
+            "model": completion.model,
+            "provider": completion.provider,
+            "cached": completion.cached,
+        }
         out = b""
         for choice in _choices(completion):
             delta: dict[str, Any] = {}

@@ -59,8 +59,9 @@ class ThreadPatch(BaseModel):
         extra="forbid", json_schema_extra={"anyOf": [{"required": ["title"]}, {"required": ["system"]}]}
     )
 
+    # May be absent, never null: typed str (the schema and validation refuse null), None marks "unchanged".
     title: str = Field(None, min_length=1, max_length=MAX_TITLE_CHARS, description="New title.")  # type: ignore[assignment]
-    system: str = Field(  # type: ignore[assignment]
+    system: str = Field(  # type: ignore[assignment]  # as title
         None, min_length=1, max_length=MAX_CONTENT_CHARS, description="New system prompt, sent first with every turn."
     )
 

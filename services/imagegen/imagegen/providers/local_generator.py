@@ -27,7 +27,7 @@ def render(prompt: str, size: tuple[int, int]) -> bytes:
     digest = hashlib.sha256(prompt.encode()).digest()
     top, bottom = tuple(digest[0:3]), tuple(digest[3:6])
     gradient = Image.linear_gradient("L").resize((width, height))
-    image = ImageOps.colorize(gradient, black=top, white=bottom).convert("RGBA")  # type: ignore[arg-type]
+    image = ImageOps.colorize(gradient, black=top, white=bottom).convert("RGBA")
     overlay = Image.new("RGBA", size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
     for i in range(6):
@@ -37,9 +37,9 @@ def render(prompt: str, size: tuple[int, int]) -> bytes:
         colour = (*digest[(i * 3) % 29 : (i * 3) % 29 + 3], 110)
         box = (cx - radius, cy - radius, cx + radius, cy + radius)
         if b[3] % 2:
-            draw.ellipse(box, fill=colour)  # type: ignore[arg-type]
+            draw.ellipse(box, fill=colour)
         else:
-            draw.rectangle(box, fill=colour)  # type: ignore[arg-type]
+            draw.rectangle(box, fill=colour)
     image = Image.alpha_composite(image, overlay).convert("RGB")
     font_size = max(10, height // 32)
     font = ImageFont.load_default(size=font_size)

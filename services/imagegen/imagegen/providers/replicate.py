@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 import httpx
-import replicate
+from replicate.client import Client as ReplicateClient
 from replicate.exceptions import ReplicateError
 from replicate.prediction import Prediction
 
@@ -55,9 +55,9 @@ class ReplicateProvider:
         max_bytes: int,
         delivery: DeliveryPolicy,
     ) -> None:
-        # replicate.Client has no close(): it gets a transport we own and close ourselves.
+        # The replicate Client has no close(): it gets a transport we own and close ourselves.
         self._transport = httpx.AsyncHTTPTransport()
-        self._client = replicate.Client(
+        self._client = ReplicateClient(
             api_token=api_token, base_url=base_url, timeout=httpx.Timeout(timeout_s), transport=self._transport
         )
         self._files = OutputFetcher(policy=delivery, timeout_s=timeout_s, max_bytes=max_bytes)
