@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from chat import metrics
 from chat.cache import CachedAnswer, Lead, PromptCache
@@ -256,7 +257,7 @@ class ChatHandlers:
 
 
 # What a threaded request cannot carry: a thread keeps text turns with one answer each.
-_NOT_THREADED = {
+_NOT_THREADED: dict[str, Callable[[CompleteChat], bool]] = {
     "tools": lambda p: bool(p.tools),
     "n": lambda p: p.n > 1,
     "messages": lambda p: any(m.images or m.tool_calls or m.role == "tool" for m in p.messages),

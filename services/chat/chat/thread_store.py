@@ -26,7 +26,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from chat.thread_documents import ThreadDoc, TurnDoc
-from chat.threads import StoredTurn, TurnWrite, turn_key
+from chat.threads import StoredTurn, TurnWrite, text_role, turn_key
 from common.contracts import ThreadInfo, ThreadMessage
 from common.errors import NotFound, ValidationFailed
 
@@ -215,7 +215,7 @@ class ThreadStore:
                 break
         cursor = str(picked[-1].seq) if picked and count >= limit and picked[-1].seq > 0 else None
         messages = [
-            ThreadMessage(role=m.role, content=m.content, turn_id=uuid.UUID(t.turn_id), at=t.at)
+            ThreadMessage(role=text_role(m.role), content=m.content, turn_id=uuid.UUID(t.turn_id), at=t.at)
             for t in reversed(picked)
             for m in t.messages
         ]

@@ -20,6 +20,7 @@ from typing import Any
 
 from chat.thread_documents import TurnDoc
 from common.contracts import ChatMessage
+from common.contracts.chat import ChatRole, MessageRole
 from common.contracts.threads import MAX_TITLE_CHARS
 
 TITLE_CHARS = 60
@@ -29,6 +30,14 @@ _SPACE = re.compile(r"\s+")
 
 def turn_key(thread_id: str, seq: int) -> str:
     return f"{thread_id}:{seq}"
+
+
+def text_role(role: MessageRole) -> ChatRole:
+    """A kept message's role: a thread keeps text turns only (a threaded request with tool
+    messages is refused before it is answered), so a tool message here is a bug."""
+    if role == "tool":
+        raise ValueError("a thread keeps no tool messages")
+    return role
 
 
 def title_from(messages: Sequence[ChatMessage]) -> str | None:
@@ -88,7 +97,7 @@ class TurnWrite:
             "seq": self.seq,
             "turnId": str(self.turn_id),
             "at": self.at,
-            "messages": [{"role": m.role, "content": m.content} for m in self.messages],
+            "messages": [{"role": text_role(m.role), "content": m.content} for m in self.messages],
             "model": self.model,
             "provider": self.provider,
             "promptTokens": self.prompt_tokens,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
+from pydantic import AwareDatetime, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.config import JsonDict
 
 from common.contracts.chatfeatures import (
     MAX_IMAGES,
@@ -29,7 +30,7 @@ MAX_CONTENT_CHARS = 32_000
 
 
 # What the validator below requires, stated in the schema so that clients generated from it know.
-_SAYS_SOMETHING = {
+_SAYS_SOMETHING: JsonDict = {
     "anyOf": [
         {"required": ["content"], "properties": {"content": {"minLength": 1}}},
         {"required": ["tool_calls"], "properties": {"tool_calls": {"minItems": 1}}},
@@ -42,7 +43,7 @@ class ChatMessage(Contract):
     """One message: text, images shown after it, the tool calls an assistant made, or a tool's result.
     It says something: text, an image or a tool call."""
 
-    model_config = Contract.model_config | {"json_schema_extra": _SAYS_SOMETHING}
+    model_config = ConfigDict(**Contract.model_config, json_schema_extra=_SAYS_SOMETHING)
 
     role: MessageRole = Field(description="Who said it; `tool`: a function's result.", examples=["user"])
     images: list[ImageInput] = Field(
