@@ -14,7 +14,6 @@ dimensions), asked for in base64 as the SDK asks.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 import uuid
@@ -25,8 +24,8 @@ import httpx
 import openai
 
 from bench.load import medians, run_for, write_results
-from devstack import ROOT, Stack, free_port
-from gateway.auth.dev_issuer import DevIssuer
+from bench.sim_stack import bench_users, simulated_stack
+from devstack import ROOT
 from tests.simulator.server import run_simulator
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
@@ -35,7 +34,6 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 INPUTS = int(os.environ.get("BENCH_INPUTS", "8"))
 MODEL = "text-embedding-3-small"
 RESULTS = ROOT / "bench" / "results" / "embeddings.json"
-UNLIMITED = json.dumps({group: {"user": "10000000/minute"} for group in ("chat", "images")})
 
 
 def texts(run: str, i: int, n: int) -> list[str]:
@@ -68,25 +66,9 @@ async def main() -> None:
     namespace = f"bench{uuid.uuid4().hex[:6]}"
     data_dir = ROOT / ".data" / "bench"
     with run_simulator() as simulator:
-        stack = Stack(
-            namespace=namespace,
-            gateway_port=free_port(),
-            data_dir=data_dir,
-            extra_env={
-                **simulator.base_urls.env(),
-                "SIGNUP_CREDITS": str(10**9),
-                "BUS_PREFETCH": str(CONCURRENCY * 4),
-                "MONGODB_DATABASE": namespace,
-                "RATE_LIMIT_IP": "10000000/minute",
-                "RATE_LIMITS": UNLIMITED,
-            },
-        )
+        stack = simulated_stack(simulator, namespace=namespace, data_dir=data_dir, concurrency=CONCURRENCY)
         stack.check_infrastructure()
-        issuer = DevIssuer(issuer="urn:aisaas:dev-issuer", key_file=data_dir / "dev-issuer-key.pem")
-        users = [
-            {"Authorization": "Bearer " + issuer.token(email=f"bench{i}@example.com", role="user", ttl_s=7200)}
-            for i in range(CONCURRENCY)
-        ]
+        users = bench_users(data_dir, CONCURRENCY)
         direct, gateway = [], []
         try:
             stack.start()

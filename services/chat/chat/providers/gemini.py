@@ -34,14 +34,20 @@ NAME = "gemini"
 _FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
 
 
+def client(*, api_key: str, base_url: str | None, timeout_s: float) -> genai.Client:
+    """google-genai's client as every Gemini adapter here uses it: one timeout, the base URL given."""
+    return genai.Client(
+        api_key=api_key, http_options=types.HttpOptions(base_url=base_url, timeout=int(timeout_s * 1000))
+    )
+
+
 class GeminiProvider:
     name = NAME
 
     def __init__(self, *, api_key: str, base_url: str | None, default_model: str, timeout_s: float) -> None:
         self.default_model = default_model
-        options = types.HttpOptions(base_url=base_url, timeout=int(timeout_s * 1000))
         # Kept referenced for the life of the provider: a collected Client closes its pool.
-        self._client = genai.Client(api_key=api_key, http_options=options)
+        self._client = client(api_key=api_key, base_url=base_url, timeout_s=timeout_s)
 
     def owns(self, model: str) -> bool:
         return model.startswith(("gemini-", "gemma-", "models/gemini-"))
@@ -58,7 +64,7 @@ class GeminiProvider:
         except ProviderError:
             raise
         except Exception as exc:
-            raise _error(exc) from exc
+            raise provider_error(exc) from exc
         first = read[0]
         if not all(c.text or c.tool_calls for c in read):  # a reply cannot carry an empty choice
             raise ProviderError(NAME, f"empty answer (finish reason {first.finish_reason})", retryable=False)
@@ -99,7 +105,7 @@ class GeminiProvider:
         except ProviderError:
             raise
         except Exception as exc:
-            raise _error(exc) from exc
+            raise provider_error(exc) from exc
         read = [
             _choice("".join(texts.get(i, [])), calls.get(i, []), finishes.get(i, "stop"))
             for i in range(max(request.n, 1))
@@ -279,7 +285,7 @@ def _all_text(choices: list[Choice]) -> str:
     return " ".join(c.text + " ".join(t.arguments for t in c.tool_calls) for c in choices)
 
 
-def _error(exc: BaseException) -> ProviderError:
+def provider_error(exc: BaseException) -> ProviderError:
     if isinstance(exc, errors.APIError):
         status = int(exc.code or 0)
         return ProviderError(

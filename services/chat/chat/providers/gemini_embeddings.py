@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 
-from google import genai
 from google.genai import types
 
 from chat.providers.base import ProviderError, count_tokens
 from chat.providers.embedding import EmbeddingAnswer, EmbeddingRequest, pack
-from chat.providers.gemini import NAME, _error
+from chat.providers.gemini import NAME, client, provider_error
 
 # The models' full vector lengths, which `output_dimensionality` may shorten (Gemini's model pages).
 SIZES = {"gemini-embedding-001": 3072, "text-embedding-004": 768}
@@ -26,9 +25,8 @@ class GeminiEmbeddings:
 
     def __init__(self, *, api_key: str, base_url: str | None, default_model: str, timeout_s: float) -> None:
         self.default_model = default_model
-        options = types.HttpOptions(base_url=base_url, timeout=int(timeout_s * 1000))
         # Kept referenced for the life of the provider: a collected Client closes its pool.
-        self._client = genai.Client(api_key=api_key, http_options=options)
+        self._client = client(api_key=api_key, base_url=base_url, timeout_s=timeout_s)
 
     def owns(self, model: str) -> bool:
         return model.startswith(("gemini-embedding-", "models/gemini-embedding-", "text-embedding-004"))
@@ -60,7 +58,7 @@ class GeminiEmbeddings:
             usage = reply.usage_metadata
             tokens = (usage.prompt_token_count if usage else None) or sum(count_tokens(t) for t in inputs)
         except Exception as exc:
-            raise _error(exc) from exc
+            raise provider_error(exc) from exc
         if len(vectors) != len(inputs) or any(v == "" for v in vectors):
             raise ProviderError(NAME, f"{len(vectors)} vectors for {len(inputs)} inputs", retryable=True)
         return vectors, tokens

@@ -34,18 +34,24 @@ _FINISH: dict[str | None, FinishReason] = {
 }
 
 
+def client(*, api_key: str, base_url: str | None, timeout_s: float) -> openai.AsyncOpenAI:
+    """The SDK's client as every OpenAI adapter here uses it: no retries of its own (failover
+    retries), one timeout, and aiohttp underneath."""
+    return openai.AsyncOpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        max_retries=0,
+        timeout=timeout_s,
+        http_client=openai.DefaultAioHttpClient(timeout=timeout_s),
+    )
+
+
 class OpenAIProvider:
     name = NAME
 
     def __init__(self, *, api_key: str, base_url: str | None, default_model: str, timeout_s: float) -> None:
         self.default_model = default_model
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=base_url,
-            max_retries=0,
-            timeout=timeout_s,
-            http_client=openai.DefaultAioHttpClient(timeout=timeout_s),
-        )
+        self._client = client(api_key=api_key, base_url=base_url, timeout_s=timeout_s)
 
     def owns(self, model: str) -> bool:
         return model.startswith(("gpt-", "o1", "o3", "o4", "chatgpt-"))
@@ -67,7 +73,7 @@ class OpenAIProvider:
             read = [_choice(c["message"].get("content"), c["message"].get("tool_calls"), c) for c in choices]
             usage = reply.get("usage") or {}
         except Exception as exc:
-            raise _error(exc) from exc
+            raise provider_error(exc) from exc
         if not read or not all(c.text or c.tool_calls for c in read):  # a reply cannot carry an empty choice
             raise ProviderError(NAME, "empty answer", retryable=False)
         first, more = read[0], tuple(read[1:])
@@ -122,7 +128,7 @@ class OpenAIProvider:
                 for i in range(max(request.n, 1))
             ]
         except Exception as exc:
-            raise _error(exc) from exc
+            raise provider_error(exc) from exc
         first = read[0]
         if not all(c.text or c.tool_calls for c in read):  # a reply cannot carry an empty choice
             raise ProviderError(NAME, "empty answer", retryable=False)
@@ -223,7 +229,7 @@ def _response_format(fmt: ResponseFormat) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": spec}
 
 
-def _error(exc: BaseException) -> ProviderError:
+def provider_error(exc: BaseException) -> ProviderError:
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         return ProviderError(

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import openai
-
 from chat.providers.base import ProviderError
 from chat.providers.embedding import EmbeddingAnswer, EmbeddingRequest, pack
-from chat.providers.openai import NAME, _error
+from chat.providers.openai import NAME, client, provider_error
 
 # The models' full vector lengths, which `dimensions` may shorten (OpenAI's model pages).
 SIZES = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072}
@@ -22,13 +20,7 @@ class OpenAIEmbeddings:
 
     def __init__(self, *, api_key: str, base_url: str | None, default_model: str, timeout_s: float) -> None:
         self.default_model = default_model
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=base_url,
-            max_retries=0,
-            timeout=timeout_s,
-            http_client=openai.DefaultAioHttpClient(timeout=timeout_s),
-        )
+        self._client = client(api_key=api_key, base_url=base_url, timeout_s=timeout_s)
 
     def owns(self, model: str) -> bool:
         return model.startswith("text-embedding-")
@@ -50,7 +42,7 @@ class OpenAIEmbeddings:
             vectors = tuple(d.embedding if isinstance(d.embedding, str) else pack(d.embedding) for d in data)
             tokens = reply.usage.prompt_tokens if reply.usage else 0
         except Exception as exc:
-            raise _error(exc) from exc
+            raise provider_error(exc) from exc
         if len(vectors) != len(request.inputs) or not all(vectors):
             raise ProviderError(NAME, f"{len(vectors)} vectors for {len(request.inputs)} inputs", retryable=True)
         return EmbeddingAnswer(vectors=vectors, model=reply.model or request.model, prompt_tokens=tokens)
