@@ -8,7 +8,8 @@
 - A message whose deadline has passed is acked and dropped: its requester has gone.
 - A dependency down for now (ServiceUnavailable, the store or Redis unreachable: see
   `common.bus.retry`) is not an answer. A requester that waits gets a 503 at once (it may retry
-  itself; nothing is recorded, so its retry runs afresh); a message nobody waits for is held for
+  itself; nothing is recorded, so its retry runs afresh), or a 504 (OutcomeUnknown) when the
+  message is a redelivery, whose earlier delivery may have done the work; a message nobody waits for is held for
   a backoff and handed back to the queue, and dead-lettered once the queue's delivery limit
   (`max_attempts`) is spent.
 - A handler that raises any other PlatformError has given a definitive answer (bad input is a
@@ -53,7 +54,7 @@ from common.bus.topology import Topology
 from common.bus.trust import Publishers
 from common.contracts.catalog import CATALOG
 from common.contracts.envelope import Contract, Envelope, Reply, envelope_model_for
-from common.errors import DeadlineExceeded, Forbidden, InternalError, PlatformError, ServiceUnavailable
+from common.errors import DeadlineExceeded, Forbidden, InternalError, OutcomeUnknown, PlatformError, ServiceUnavailable
 from common.logs import bound
 from common.metrics import HANDLER_SECONDS, IN_FLIGHT, MESSAGES
 from common.redis_client import REDIS_ERRORS
@@ -471,13 +472,22 @@ class Consumer:
 
     def _transient(self, message: AbstractIncomingMessage, envelope: Envelope[Contract], exc: Exception) -> _Done:
         """A dependency is down: a waiting requester gets a 503 now; a message nobody waits for is
-        retried later. Nothing is recorded either way, so the next try runs afresh."""
+        retried later. Nothing is recorded either way, so the next try runs afresh. A 503 says
+        nothing happened, which only a first delivery can say: a redelivered message's earlier
+        delivery may have done the work before its consumer went (the broker restarted, the
+        process died before its ack), so its requester gets OutcomeUnknown (504) instead."""
         extra = {"message_type": envelope.type, "message_id": str(envelope.message_id), "error": repr(exc)[:300]}
         if not message.reply_to:
             log.info("dependency unavailable; message retried later", extra=extra)
             return _Done("retried", None)
-        log.info("dependency unavailable; answered 503", extra=extra)
-        error = exc if isinstance(exc, ServiceUnavailable) else ServiceUnavailable("a dependency is unavailable; retry")
+        error: PlatformError
+        if message.redelivered:
+            log.info("dependency unavailable on a redelivered message; answered 504", extra=extra)
+            error = OutcomeUnknown("a dependency is unavailable; an earlier delivery of this request may have done it")
+        else:
+            log.info("dependency unavailable; answered 503", extra=extra)
+            down = "a dependency is unavailable; retry"
+            error = exc if isinstance(exc, ServiceUnavailable) else ServiceUnavailable(down)
         reply = Reply[Contract](request_id=envelope.request_id, error=error.to_body())
         return _Done("error", reply.model_dump_json().encode())
 

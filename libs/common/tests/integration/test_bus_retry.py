@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from common.bus import Bus, Consumer, ProcessedMessages, Publishers, RpcClient, Topology
 from common.contracts import ChatCompletion, ChatMessage, CompleteChat, Envelope, Usage
-from common.errors import ServiceUnavailable
+from common.errors import DeadlineExceeded, ServiceUnavailable
 from devstack import free_port
 from tests.support.broker import queue_depth
 from tests.support.waiting import wait_until
@@ -62,14 +62,18 @@ class Service:
             raise ServiceUnavailable("the store is unavailable; retry")
         return answer()
 
-    async def start(self, *, processed: ProcessedMessages | None = None) -> Consumer:
-        await self.server.connect()
-        await self.client.connect()
-        await self.rpc.start()
+    async def start(
+        self, *, processed: ProcessedMessages | None = None, handler: Any = None, server: Bus | None = None
+    ) -> Consumer:
+        server = server or self.server
+        await server.connect()
+        if server is self.server:
+            await self.client.connect()
+            await self.rpc.start()
         consumer = Consumer(
-            self.server,
+            server,
             service="chat",
-            handlers={"CompleteChat": self.handle},
+            handlers={"CompleteChat": handler or self.handle},
             processed=processed,
             publishers=Publishers(development=True),
             prefetch=8,
@@ -159,3 +163,29 @@ async def test_redis_unreachable_for_the_processed_record_is_a_dependency_down(s
         assert service.calls == []
     finally:
         await unreachable.aclose()
+
+
+@pytest.mark.parametrize("service", [1000], indirect=True)
+async def test_a_redelivered_request_meeting_a_dependency_down_is_504_not_503(service: Service) -> None:
+    """Its first delivery may have done the work (a charge, say) before its consumer went, so a 503,
+    which says nothing happened, would be a lie (found by the chaos soak: a RabbitMQ restart)."""
+    working = asyncio.Event()
+
+    async def first_delivery(envelope: Envelope[CompleteChat]) -> ChatCompletion:
+        working.set()
+        await asyncio.Event().wait()  # at work when its link to the broker goes
+        raise AssertionError("unreachable")
+
+    await service.start(handler=first_delivery)
+    asking = asyncio.create_task(service.rpc.call(request(seconds=30), reply_model=ChatCompletion))
+    await asyncio.wait_for(working.wait(), timeout=10)
+    await service.server.close()  # unacked: the broker hands the message to the next consumer, redelivered
+    replacement = Bus(url=service.amqp_url, topology=service.topology, service="chat")
+    try:
+        await service.start(server=replacement)  # its store is down (service.handle)
+        with pytest.raises(DeadlineExceeded) as caught:
+            await asyncio.wait_for(asking, timeout=20)
+        assert not isinstance(caught.value, ServiceUnavailable)
+        assert len(service.calls) == 1
+    finally:
+        await replacement.close()
