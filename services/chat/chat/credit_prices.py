@@ -81,14 +81,20 @@ def reservation(
 ) -> int:
     """The most an answer can cost: `n` choices of `max_tokens` each; `definitions`: its tools' and schema's tokens."""
     tokens = prompt_tokens_bound(messages, image_tokens=price.image_tokens) + definitions + max_tokens * n
-    return max(1, price.per_request * n + math.ceil(price.per_1k_tokens * tokens / 1000))
+    return max(1, _priced(price, tokens=tokens, n=n))
 
 
 def charge(price: ModelPrice, *, total_tokens: int, reserved: int, n: int = 1) -> int:
-    return min(reserved, price.per_request * n + math.ceil(price.per_1k_tokens * total_tokens / 1000))
+    return min(reserved, _priced(price, tokens=total_tokens, n=n))
 
 
 def embedding_reservation(price: ModelPrice, *, inputs: Sequence[str]) -> int:
     """The most embedding `inputs` can cost: each counted at one token per UTF-8 byte."""
     tokens = sum(len(text.encode()) for text in inputs)
-    return max(1, price.per_request + math.ceil(price.per_1k_tokens * tokens / 1000))
+    return max(1, _priced(price, tokens=tokens))
+
+
+def _priced(price: ModelPrice, *, tokens: int, n: int = 1) -> int:
+    """What `n` answers (or one embedding request) of `tokens` in all cost: the request price per
+    answer plus the token price, rounded up."""
+    return price.per_request * n + math.ceil(price.per_1k_tokens * tokens / 1000)
