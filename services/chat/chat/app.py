@@ -24,6 +24,7 @@ from chat.providers.local_embeddings import LocalEmbeddings
 from chat.providers.openai import OpenAIProvider
 from chat.providers.openai_embeddings import OpenAIEmbeddings
 from chat.settings import ChatSettings
+from chat.thread_book import ThreadBook
 from chat.thread_handlers import ThreadHandlers
 from chat.thread_store import ThreadStore
 from chat.usage import UsageRecorder
@@ -133,8 +134,12 @@ async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
     async def announce(event: Envelope[UsageRecorded]) -> None:
         await runtime.bus.publish(event, event=True)
 
-    threads = ThreadStore(database(mongo, settings))
-    await threads.create_indexes()
+    store = ThreadStore(database(mongo, settings))
+    await store.create_indexes()
+    threads = ThreadBook(store, checkpoint_s=settings.chat_thread_checkpoint_s)
+    runtime.spawn(threads.run(), name="thread-checkpoints")
+    runtime.on_close(threads.close)  # after the usage writer's (closers run last first): it keeps turns
+    runtime.on_channel_lost(threads.invalidate)
     usage = UsageRecorder(
         database(mongo, settings)["usage"], announce, linger_s=settings.chat_usage_flush_s, threads=threads
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from chat.context import ContextWindow
-from chat.thread_store import ThreadStore
+from chat.thread_book import ThreadBook
 from chat.threads import TurnWrite, title_from
 from common.contracts import ChatMessage
 from common.errors import ValidationFailed
@@ -20,7 +20,6 @@ from common.errors import ValidationFailed
 class Conversation:
     thread_id: str
     owner_id: str
-    seq: int  # this request's turn's number in the thread (the next free one if a concurrent turn takes it)
     new: tuple[ChatMessage, ...]  # kept, with the answer, as the turn
     messages: tuple[ChatMessage, ...]  # sent to the provider
     title: str | None  # the thread's automatic title, when this is its first turn
@@ -41,7 +40,6 @@ class Conversation:
         return TurnWrite(
             thread_id=self.thread_id,
             owner_id=self.owner_id,
-            seq=self.seq,
             turn_id=turn_id,
             at=at,
             messages=(*self.new, ChatMessage(role="assistant", content=answer)),
@@ -56,8 +54,8 @@ class Conversation:
 
 
 class Conversations:
-    def __init__(self, store: ThreadStore, *, max_turns: int) -> None:
-        self.store = store
+    def __init__(self, book: ThreadBook, *, max_turns: int) -> None:
+        self.book = book
         self._max_turns = max_turns
 
     async def open(
@@ -65,7 +63,7 @@ class Conversations:
     ) -> Conversation:
         """The conversation a request continues; NotFound for a thread that is not the owner's,
         ValidationFailed for new messages that say nothing or cannot fit the window."""
-        thread = await self.store.get(thread_id, owner_id=owner_id)
+        thread = await self.book.get(thread_id, owner_id=owner_id)
         said = tuple(m for m in new if m.role != "system")
         if not said:
             raise ValidationFailed(
@@ -80,14 +78,13 @@ class Conversations:
             system=system, new=said, window=window, max_tokens=max_tokens, max_turns=self._max_turns
         )
         if not window_.full:
-            async for turn in self.store.newest_first(thread):
+            async for turn in self.book.newest_first(thread):
                 if not window_.offer(turn.messages) or window_.full:
                     break
         first = thread.get("turns", 0) == 0 and not thread.get("autoTitle")
         return Conversation(
             thread_id=thread["_id"],
             owner_id=owner_id,
-            seq=thread.get("last", -1) + 1,
             new=said,
             messages=window_.messages,
             title=title_from(said) if first else None,

@@ -81,6 +81,14 @@ class ChatSettings(CommonSettings):
         description="Most earlier turns of a thread sent with a threaded request (fewer when the model's "
         "context window is reached first); bounds what one request reads.",
     )
+    chat_thread_checkpoint_s: float = Field(
+        2.0,
+        gt=0,
+        le=3600,
+        description="How often the replica owning a user's threads writes their counters to the thread documents "
+        "(one update per changed thread; turns are written at once, and a thread's later turns are counted when "
+        "it is next loaded).",
+    )
     chat_usd_prices: dict[str, UsdPrice] = Field(
         default_factory=dict,
         description='USD per 1M tokens by model, JSON: {"gpt-4o": {"input_per_1m": 2.5, "output_per_1m": 10}}.',

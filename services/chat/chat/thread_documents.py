@@ -7,7 +7,7 @@ conversation and thread handlers see typed fields, never a bare dict.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from common.contracts.chat import ChatRole
 
@@ -18,7 +18,7 @@ class ThreadDoc(TypedDict):
     title: str | None  # the owner's title
     autoTitle: str | None  # made from the first turn, shown while there is no title
     system: str | None
-    last: int  # the number of the newest turn (-1: none yet)
+    last: int  # the number of the newest turn counted here (-1: none yet); later turns are counted on load
     turns: int
     messages: int
     promptTokens: int
@@ -47,3 +47,5 @@ class TurnDoc(TypedDict):
     promptTokens: int
     completionTokens: int
     credits: int
+    costUsd: NotRequired[float]  # absent on turns written before threads were checkpointed
+    title: NotRequired[str]  # the thread's automatic title, on the turn that set it

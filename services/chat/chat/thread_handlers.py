@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chat.thread_store import ThreadStore, info_of
+from chat.thread_book import ThreadBook
+from chat.thread_store import info_of
 from common.contracts import (
     CreateThread,
     DeleteThread,
@@ -29,36 +30,36 @@ def _owner(envelope: Envelope[Any]) -> str:
 
 
 class ThreadHandlers:
-    def __init__(self, store: ThreadStore) -> None:
-        self._store = store
+    def __init__(self, book: ThreadBook) -> None:
+        self._book = book
 
     async def create(self, envelope: Envelope[CreateThread]) -> ThreadInfo:
         p = envelope.payload
-        doc = await self._store.create(
+        doc = await self._book.create(
             thread_id=p.thread_id, owner_id=_owner(envelope), title=p.title, system=p.system, now=datetime.now(UTC)
         )
         return info_of(doc)
 
     async def list(self, envelope: Envelope[ListThreads]) -> ThreadPage:
         p = envelope.payload
-        docs, cursor = await self._store.list(owner_id=_owner(envelope), limit=p.limit, before=p.before)
+        docs, cursor = await self._book.list(owner_id=_owner(envelope), limit=p.limit, before=p.before)
         return ThreadPage(threads=[info_of(d) for d in docs], next_cursor=cursor)
 
     async def get(self, envelope: Envelope[GetThread]) -> ThreadMessages:
         p = envelope.payload
-        thread = await self._store.get(p.thread_id, owner_id=_owner(envelope))
-        messages, cursor = await self._store.messages(thread, limit=p.limit, before=p.before)
+        thread = await self._book.get(p.thread_id, owner_id=_owner(envelope))
+        messages, cursor = await self._book.store.messages(thread, limit=p.limit, before=p.before)
         return ThreadMessages(thread=info_of(thread), messages=messages, next_cursor=cursor)
 
     async def update(self, envelope: Envelope[UpdateThread]) -> ThreadInfo:
         p = envelope.payload
-        doc = await self._store.update(
+        doc = await self._book.update(
             p.thread_id, owner_id=_owner(envelope), title=p.title, system=p.system, now=datetime.now(UTC)
         )
         return info_of(doc)
 
     async def delete(self, envelope: Envelope[DeleteThread]) -> ThreadDeleted:
-        await self._store.delete(envelope.payload.thread_id, owner_id=_owner(envelope))
+        await self._book.delete(envelope.payload.thread_id, owner_id=_owner(envelope))
         return ThreadDeleted(thread_id=envelope.payload.thread_id)
 
     def routes(self) -> dict[str, Any]:

@@ -1,18 +1,16 @@
 """MongoDB adapter of conversation threads: the `threads` and `thread_turns` collections, owned
-by the chat service alone (see `threads.py` for their shape).
+by the chat service alone (see `threads.py` for their shape, `thread_book.py` for who writes).
 
-Every read and write names the owner: a thread of another user is not found, exactly like an
-unknown id. The hot path reads by key only (the thread, then its turns newest first), so its
-cost does not grow with a thread's or the collection's history; listing a user's threads is
-the one query by owner. Turns never change once written, so each replica keeps the latest it
-wrote or read in memory (TURN_CACHE of them) and reads from MongoDB only what it lacks: what
+Reads and writes go by key (a thread, its turns newest first, the turns after a number), so
+their cost does not grow with a thread's or the collection's history; listing a user's threads
+is the one query by owner. Turns never change once written, so each replica keeps the latest
+it wrote or read in memory (TURN_CACHE of them) and reads from MongoDB only what it lacks: what
 another replica wrote, or everything after a restart."""
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-import dataclasses
 import logging
 import uuid
 from collections import OrderedDict
@@ -26,7 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from chat.thread_documents import ThreadDoc, TurnDoc
-from chat.threads import StoredTurn, TurnWrite, text_role, turn_key
+from chat.threads import StoredTurn, TurnWrite, counters, text_role, turn_key
 from common.contracts import ThreadInfo, ThreadMessage
 from common.errors import NotFound, ValidationFailed
 
@@ -37,7 +35,7 @@ NO_SUCH_THREAD = "no such thread"
 DUPLICATE_KEY = 11000
 TURN_CACHE = 20_000  # turns a replica keeps in memory (a few hundred bytes to a few KB each)
 READ_CHUNK = 8  # turns read at once, newest first, when they are not in memory
-SEQ_TRIES = 8  # a turn's number taken by a concurrent turn of its thread: try the next, this often
+PROBE = 8  # turn numbers read at once when counting the turns after a thread's `last`
 
 
 def info_of(doc: ThreadDoc) -> ThreadInfo:
@@ -125,8 +123,11 @@ class ThreadStore:
             return await self.get(thread_id, owner_id=owner_id)
         return doc
 
+    async def find(self, thread_id: str) -> ThreadDoc | None:
+        return await self.threads.find_one({"_id": thread_id})
+
     async def get(self, thread_id: uuid.UUID | str, *, owner_id: str) -> ThreadDoc:
-        doc = await self.threads.find_one({"_id": str(thread_id)})
+        doc = await self.find(str(thread_id))
         if doc is None or doc["ownerId"] != owner_id:
             raise NotFound(NO_SUCH_THREAD)
         return doc
@@ -153,25 +154,36 @@ class ThreadStore:
             cursor = f"{(created - _EPOCH) // timedelta(milliseconds=1)}.{last['_id']}"
         return docs[:limit], cursor
 
-    async def update(
-        self, thread_id: uuid.UUID, *, owner_id: str, title: str | None, system: str | None, now: datetime
-    ) -> ThreadDoc:
-        changes: Doc = {"updatedAt": now}
-        if title is not None:
-            changes["title"] = title
-        if system is not None:
-            changes["system"] = system
-        result = await self.threads.update_one({"_id": str(thread_id), "ownerId": owner_id}, {"$set": changes})
+    async def update(self, thread_id: str, *, owner_id: str, changes: Doc) -> None:
+        """Set the owner-chosen fields `changes` (title, system prompt, updatedAt)."""
+        result = await self.threads.update_one({"_id": thread_id, "ownerId": owner_id}, {"$set": changes})
         if result.matched_count == 0:
             raise NotFound(NO_SUCH_THREAD)
-        return await self.get(thread_id, owner_id=owner_id)
 
-    async def delete(self, thread_id: uuid.UUID, *, owner_id: str) -> None:
-        """The thread, then its turns (a turn landing in between is removed by `append`)."""
-        result = await self.threads.delete_one({"_id": str(thread_id), "ownerId": owner_id})
+    async def delete(self, thread_id: str, *, owner_id: str) -> None:
+        """The thread, then its turns."""
+        result = await self.threads.delete_one({"_id": thread_id, "ownerId": owner_id})
         if result.deleted_count == 0:
             raise NotFound(NO_SUCH_THREAD)
-        await self.turns.delete_many({"threadId": str(thread_id)})
+        await self.turns.delete_many({"threadId": thread_id})
+
+    async def checkpoint(self, threads: Sequence[ThreadDoc], *, since: Sequence[int]) -> bool:
+        """Write the counters of `threads`, each only if its document still counts the turns up
+        to `since` (its `last` when it was read or last written): False when one did not (another
+        replica wrote it, or it was deleted) and which is unknown."""
+        if not threads:
+            return True
+        done = await self.threads.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": t["_id"], "last": last},
+                    {"$set": counters(t), "$max": {"updatedAt": t["updatedAt"]}},
+                )
+                for t, last in zip(threads, since, strict=True)
+            ],
+            ordered=False,
+        )
+        return done.matched_count == len(threads)
 
     # -- turns -----------------------------------------------------------------------------------
 
@@ -221,74 +233,52 @@ class ThreadStore:
         ]
         return messages, cursor
 
-    async def append(self, turns: Sequence[TurnWrite]) -> builtins.list[BaseException | None]:
-        """Keep `turns` (one flush): their documents in one insert, then their threads' counters in
-        one batch. Per turn: None when kept (or kept already: a repeat of its request), else why not.
-        Two turns of one thread may have been given the same number; the later takes the next free one."""
-        results: list[BaseException | None] = [None] * len(turns)
-        current = list(turns)
-        repeated: set[int] = set()
-        pending = list(range(len(turns)))
-        for _ in range(SEQ_TRIES):
-            taken = await self._insert(current, pending, results)
-            pending = []
-            for i in taken:
-                existing = await self.turns.find_one({"_id": current[i].key})
-                if existing is not None and existing.get("turnId") == str(current[i].turn_id):
-                    repeated.add(i)
-                else:
-                    current[i] = dataclasses.replace(current[i], seq=current[i].seq + 1)
-                    pending.append(i)
-            if not pending:
+    async def turn(self, key: str) -> TurnDoc | None:
+        return await self.turns.find_one({"_id": key})
+
+    async def turns_after(self, thread_id: str, last: int) -> builtins.list[TurnDoc]:
+        """The thread's turns numbered after `last`, oldest first: read by key, PROBE numbers at
+        a time while the last of them exists (a number skipped once, by a turn that failed to be
+        written, is passed over; the turns after such a hole at the end of a probe are found
+        when the owner next numbers a turn there)."""
+        found: list[TurnDoc] = []
+        seq = last + 1
+        first = await self.turns.find_one({"_id": turn_key(thread_id, seq)})  # mostly none: one read
+        if first is None:
+            return found
+        found.append(first)
+        seq += 1
+        while True:
+            keys = [turn_key(thread_id, n) for n in range(seq, seq + PROBE)]
+            docs = sorted(await self.turns.find({"_id": {"$in": keys}}).to_list(), key=lambda d: d["seq"])
+            found.extend(docs)
+            if not docs or docs[-1]["seq"] != seq + PROBE - 1:
                 break
-        for i in pending:
-            results[i] = NotKept("too many turns of this thread at once")
-        kept = [i for i, r in enumerate(results) if r is None and i not in repeated]
-        if kept:
-            try:
-                done = await self.threads.bulk_write(
-                    [UpdateOne({"_id": current[i].thread_id}, current[i].thread_update()) for i in kept], ordered=False
-                )
-                if done.matched_count < len(kept):
-                    await self._drop_orphans(current, kept, results)
-            except Exception:  # the turns are kept; only their counters are lost
-                log.warning("thread counters not updated", exc_info=True, extra={"count": len(kept)})
-        for i, t in enumerate(current):
-            if results[i] is None:
-                self._recent.put(t.key, t.stored())
+            seq += PROBE
+        for doc in found:
+            self._recent.put(doc["_id"], StoredTurn.of(doc))
+        return found
+
+    async def insert_turns(self, turns: Sequence[TurnWrite]) -> builtins.list[BaseException | None]:
+        """Insert `turns` at once. Per turn: None when written, `Taken` when its key was, else why not."""
+        results: list[BaseException | None] = [None] * len(turns)
+        try:
+            await self.turns.insert_many([t.document() for t in turns], ordered=False)
+        except BulkWriteError as exc:
+            for error in exc.details.get("writeErrors", []):
+                index = error["index"]
+                taken = error.get("code") == DUPLICATE_KEY
+                results[index] = Taken(turns[index].key) if taken else NotKept(error.get("errmsg", "turn not written"))
+        except Exception as exc:
+            results = [exc] * len(turns)
+        for turn, result in zip(turns, results, strict=True):
+            if result is None:
+                self._recent.put(turn.key, turn.stored())
         return results
 
-    async def _insert(
-        self, turns: builtins.list[TurnWrite], indexes: builtins.list[int], results: builtins.list[BaseException | None]
-    ) -> builtins.list[int]:
-        """Insert the turns at `indexes`; those whose key was taken already."""
-        try:
-            await self.turns.insert_many([turns[i].document() for i in indexes], ordered=False)
-        except BulkWriteError as exc:
-            taken = []
-            for error in exc.details.get("writeErrors", []):
-                i = indexes[error["index"]]
-                if error.get("code") == DUPLICATE_KEY:
-                    taken.append(i)
-                else:
-                    results[i] = NotKept(error.get("errmsg", "turn not written"))
-            return taken
-        except Exception as exc:
-            for i in indexes:
-                results[i] = exc
-        return []
 
-    async def _drop_orphans(
-        self, turns: Sequence[TurnWrite], kept: builtins.list[int], results: builtins.list[BaseException | None]
-    ) -> None:
-        """Threads deleted while a turn was being answered: remove the turns written for them."""
-        ids = list({turns[i].thread_id for i in kept})
-        alive = {d["_id"] for d in await self.threads.find({"_id": {"$in": ids}}, {"_id": 1}).to_list()}
-        for thread_id in set(ids) - alive:
-            await self.turns.delete_many({"threadId": thread_id})
-        for i in kept:
-            if turns[i].thread_id not in alive:
-                results[i] = NotFound("the thread was deleted while the answer was being made")
+class Taken(Exception):
+    """A turn number some other turn of the thread was written under."""
 
 
 class NotKept(Exception):

@@ -2,12 +2,14 @@
 a threaded answer adds.
 
 Storage (`thread_store.py`): a `threads` document per thread (owner, title, system prompt,
-times, counters: turns, messages, tokens, credits, cost, and `last`, the number of its newest
-turn) and a `thread_turns` document per turn, keyed `<thread id>:<n>`. A turn is the new
-messages of one request plus the answer; it is written once and never changed. So a request
-inserts one small document and updates its thread's counters whatever the thread's length,
-nothing grows, and the context is read by key from the newest turn back, only as far as the
-window reaches (and, turns being immutable, mostly from the chat replica's memory)."""
+times, counters: turns, messages, tokens, credits, cost, and `last`, the number of the newest
+turn they count) and a `thread_turns` document per turn, keyed `<thread id>:<n>`. A turn is the
+new messages of one request plus the answer, with what it added to the counters; it is written
+once and never changed. The counters of a thread are its document's plus those of its turns
+numbered after `last` (`count`): the thread's owner (`thread_book.py`) keeps them in memory and
+writes them to the document now and then, so a request inserts one small document whatever the
+thread's length, nothing grows, and the context is read by key from the newest turn back, only
+as far as the window reaches (and, turns being immutable, mostly from memory)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chat.thread_documents import TurnDoc
+from chat.thread_documents import ThreadDoc, TurnDoc
 from common.contracts import ChatMessage
 from common.contracts.chat import ChatRole, MessageRole
 from common.contracts.threads import MAX_TITLE_CHARS
@@ -38,6 +40,34 @@ def text_role(role: MessageRole) -> ChatRole:
     if role == "tool":
         raise ValueError("a thread keeps no tool messages")
     return role
+
+
+def count(thread: ThreadDoc, turn: TurnDoc) -> None:
+    """Add `turn` to `thread`'s counters (in place): a turn numbered after the thread's `last`."""
+    thread["turns"] += 1
+    thread["messages"] += len(turn["messages"])
+    thread["promptTokens"] += turn["promptTokens"]
+    thread["completionTokens"] += turn["completionTokens"]
+    thread["credits"] += turn["credits"]
+    thread["costUsd"] += turn.get("costUsd", 0.0)
+    thread["last"] = max(thread["last"], turn["seq"])
+    thread["updatedAt"] = max(thread["updatedAt"], turn["at"])
+    if not thread.get("autoTitle") and (title := turn.get("title")):
+        thread["autoTitle"] = title
+
+
+def counters(thread: ThreadDoc) -> dict[str, Any]:
+    """What a checkpoint writes of a thread: its counters, as of its turn `last`."""
+    return {
+        "turns": thread["turns"],
+        "messages": thread["messages"],
+        "promptTokens": thread["promptTokens"],
+        "completionTokens": thread["completionTokens"],
+        "credits": thread["credits"],
+        "costUsd": thread["costUsd"],
+        "last": thread["last"],
+        "autoTitle": thread.get("autoTitle"),
+    }
 
 
 def title_from(messages: Sequence[ChatMessage]) -> str | None:
@@ -69,11 +99,11 @@ class StoredTurn:
 
 @dataclass(frozen=True, slots=True)
 class TurnWrite:
-    """One turn to keep: its number in the thread, the counters it adds, and the title it may set."""
+    """One turn to keep: the counters it adds, and the title it may set; its number in the thread
+    is given when it is kept (`seq`)."""
 
     thread_id: str
     owner_id: str
-    seq: int
     turn_id: uuid.UUID
     at: datetime
     messages: tuple[ChatMessage, ...]
@@ -84,13 +114,14 @@ class TurnWrite:
     credits: int
     cost_usd: float
     title: str | None = None  # set as the thread's automatic title (its first turn only)
+    seq: int = -1  # its number in the thread, given by the thread's owner when it is kept
 
     @property
     def key(self) -> str:
         return turn_key(self.thread_id, self.seq)
 
     def document(self) -> TurnDoc:
-        return {
+        doc: TurnDoc = {
             "_id": self.key,
             "threadId": self.thread_id,
             "ownerId": self.owner_id,
@@ -103,23 +134,11 @@ class TurnWrite:
             "promptTokens": self.prompt_tokens,
             "completionTokens": self.completion_tokens,
             "credits": self.credits,
-        }
-
-    def thread_update(self) -> dict[str, Any]:
-        update: dict[str, Any] = {
-            "$inc": {
-                "turns": 1,
-                "messages": len(self.messages),
-                "promptTokens": self.prompt_tokens,
-                "completionTokens": self.completion_tokens,
-                "credits": self.credits,
-                "costUsd": self.cost_usd,
-            },
-            "$max": {"last": self.seq, "updatedAt": self.at},
+            "costUsd": self.cost_usd,
         }
         if self.title is not None:
-            update["$set"] = {"autoTitle": self.title}
-        return update
+            doc["title"] = self.title
+        return doc
 
     def stored(self) -> StoredTurn:
         return StoredTurn(seq=self.seq, turn_id=str(self.turn_id), at=self.at, messages=self.messages)

@@ -13,8 +13,8 @@ credits service's).
 A threaded answer's turn is different: the next request of its thread must see it, so its
 requester waits until it is stored (`keep`). A turn does not linger: the writer flushes at
 once with whatever else is queued (group commit: turns that arrive while a flush runs share
-the next), writing the turns (one insert), their threads' counters (one batch) and the usage
-page of the flush: a threaded request adds its turn's document and its thread's update."""
+the next), writing the turns (one insert; their threads' counters are the thread owner's, see
+`thread_book.py`) and the usage page of the flush: a threaded request adds its turn's document."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from common.contracts import Envelope, UsageRecord, UsageRecorded
 from common.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
-    from chat.thread_store import ThreadStore
+    from chat.thread_book import ThreadBook
     from chat.threads import TurnWrite
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class UsageRecorder:
         *,
         linger_s: float = 0.25,
         capacity: int = 10_000,
-        threads: ThreadStore | None = None,
+        threads: ThreadBook | None = None,
     ) -> None:
         self._collection = collection
         self._linger_s = linger_s
@@ -150,7 +150,7 @@ class UsageRecorder:
         assert self._threads is not None
         results: list[BaseException | None]
         try:
-            results = await self._threads.append([e.turn for e in threaded if e.turn is not None])
+            results = await self._threads.keep([e.turn for e in threaded if e.turn is not None])
         except Exception as exc:  # append reports per turn; this is a bug, not the store
             results = [exc] * len(threaded)
         failed: set[int] = set()

@@ -199,7 +199,7 @@ class Bus:
                     if v
                 },
             )
-            routing_key = self.topology.routing_key(stamped.type, stamped.payload)
+            routing_key = self.topology.routing_key(stamped)
             await self._send(exchange, message, routing_key=routing_key, mandatory=not event)
 
     async def publish_batch(
@@ -220,7 +220,7 @@ class Bus:
             timestamp=datetime.now(UTC),
             headers={BATCH_OF: first.type, "x-batch-size": len(envelopes)},
         )
-        routing_key = self.topology.routing_key(first.type, first.payload)
+        routing_key = self.topology.routing_key(first)
         await self._send(self.topology.commands, message, routing_key=routing_key, mandatory=True)
 
     async def reply(

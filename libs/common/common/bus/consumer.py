@@ -398,12 +398,9 @@ class Consumer:
             return done
 
     def _misrouted(self, envelope: Envelope[Contract], partition: int | None) -> ServiceUnavailable | None:
-        """A partitioned command must arrive on the queue of the partition that owns its account;
+        """A partitioned command must arrive on the queue of the partition that owns its user;
         anything else means the publisher counts partitions differently (CREDITS_PARTITIONS)."""
-        spec = CATALOG[envelope.type]
-        if partition is None and not spec.partitioned:
-            return None
-        owner = self._bus.topology.partition_for(envelope.payload) if spec.partitioned else None
+        owner = self._bus.topology.partition_of_message(envelope)
         if owner == partition:
             return None
         log.error(
@@ -411,7 +408,7 @@ class Consumer:
             extra={"message_type": envelope.type, "queue_partition": partition, "owner_partition": owner},
         )
         return ServiceUnavailable(
-            "the command reached the wrong ledger partition; CREDITS_PARTITIONS differs between services"
+            "the command reached the wrong partition queue; CREDITS_PARTITIONS differs between services"
         )
 
     async def _process(

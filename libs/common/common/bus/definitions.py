@@ -61,7 +61,9 @@ def _any_of(patterns: Iterable[str]) -> str:
 
 
 def _key(spec: MessageSpec) -> str:
-    return f"{spec.name}\\.[0-9]+" if spec.partitioned else spec.name
+    if not spec.partitioned:
+        return spec.name
+    return f"{spec.name}(\\.[0-9]+)?" if spec.shared else f"{spec.name}\\.[0-9]+"
 
 
 def _published(service: str, kind: str) -> list[MessageSpec]:

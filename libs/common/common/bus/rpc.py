@@ -151,7 +151,7 @@ class RpcClient:
             await self._bus.publish(envelope)
 
     def _join(self, envelope: Envelope[Any], *, reply: bool) -> asyncio.Future[Raw]:
-        key = (envelope.type, self._bus.topology.routing_key(envelope.type, envelope.payload), reply)
+        key = (envelope.type, self._bus.topology.routing_key(envelope), reply)
         loop = asyncio.get_running_loop()
         gathering = self._gathering.get(key)
         if gathering is None:

@@ -8,8 +8,9 @@ derived from this table, so a message added here is routed, guarded and document
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from common.contracts.analytics import CreditsReport, GetCreditsReport, GetUsageReport, UsageReport
 from common.contracts.chat import ChatCompletion, CompleteChat, ListModels, ModelList, UsageRecorded
@@ -66,10 +67,26 @@ class MessageSpec:
     kind: Literal["command", "event"] = "command"
     reply: type[Contract] | None = None
     summary: str = ""
-    # Account-scoped credits commands go to the partition queue owning the payload's user_id.
+    # Commands scoped to one user go to the partition queue owning that user (see
+    # common.bus.topology): the ledger's account commands, and a user's threads.
     partitioned: bool = False
+    # A command partitioned only when this holds of its payload (the rest go to the shared queue).
+    partitioned_when: Callable[[Any], bool] | None = None
     # The services whose broker user may publish it (`ops`: the operators' tools user).
     publishers: frozenset[str] = frozenset()
+
+    def partitioned_for(self, payload: Any) -> bool:
+        """Whether this message, with this payload, goes to a partition queue."""
+        return self.partitioned and (self.partitioned_when is None or self.partitioned_when(payload))
+
+    @property
+    def shared(self) -> bool:
+        """Whether some of these messages go to the service's shared queue."""
+        return not self.partitioned or self.partitioned_when is not None
+
+
+def _threaded(payload: CompleteChat) -> bool:
+    return payload.thread_id is not None
 
 
 # Who publishes what. The gateway alone speaks for users (it verified their token); the
@@ -96,6 +113,9 @@ CATALOG: dict[str, MessageSpec] = {
             service="chat",
             summary="Answer a conversation; the reply is a ChatCompletion.",
             publishers=GATEWAY,
+            # One continuing a thread goes to the chat replica owning its user's threads.
+            partitioned=True,
+            partitioned_when=_threaded,
         ),
         MessageSpec(
             "ReserveCredits",
@@ -246,6 +266,7 @@ CATALOG: dict[str, MessageSpec] = {
             reply=ThreadInfo,
             summary="Start a conversation thread for the acting user.",
             publishers=GATEWAY,
+            partitioned=True,  # the acting user's threads have one owner
         ),
         MessageSpec(
             "ListThreads",
@@ -254,6 +275,7 @@ CATALOG: dict[str, MessageSpec] = {
             reply=ThreadPage,
             summary="The acting user's threads, newest first.",
             publishers=GATEWAY,
+            partitioned=True,  # the acting user's threads have one owner
         ),
         MessageSpec(
             "GetThread",
@@ -262,6 +284,7 @@ CATALOG: dict[str, MessageSpec] = {
             reply=ThreadMessages,
             summary="One of the acting user's threads with its latest messages.",
             publishers=GATEWAY,
+            partitioned=True,  # the acting user's threads have one owner
         ),
         MessageSpec(
             "UpdateThread",
@@ -270,6 +293,7 @@ CATALOG: dict[str, MessageSpec] = {
             reply=ThreadInfo,
             summary="Rename a thread or change its system prompt.",
             publishers=GATEWAY,
+            partitioned=True,  # the acting user's threads have one owner
         ),
         MessageSpec(
             "DeleteThread",
@@ -278,6 +302,7 @@ CATALOG: dict[str, MessageSpec] = {
             reply=ThreadDeleted,
             summary="Delete a thread and its messages.",
             publishers=GATEWAY,
+            partitioned=True,  # the acting user's threads have one owner
         ),
         MessageSpec(
             "GetUsageReport",

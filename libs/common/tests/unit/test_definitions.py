@@ -26,6 +26,14 @@ def test_chat_may_hold_credits_but_not_grant_them() -> None:
     assert not may_publish("gateway", "ReserveCredits.0")
 
 
+def test_the_gateway_publishes_a_users_thread_commands_to_their_partition_and_chat_binds_them() -> None:
+    assert may_publish("gateway", "CompleteChat.3") and may_publish("gateway", "GetThread.0")
+    assert not may_publish("gateway", "GetThread")  # always partitioned
+    assert not may_publish("imagegen", "CompleteChat.3")
+    chat = permissions("aisaas", "chat")
+    assert re.fullmatch(chat["configure"], "aisaas.chat.p3")
+
+
 def test_events_come_only_from_the_service_that_owns_them() -> None:
     assert may_publish("credits", "CreditsChanged", exchange="aisaas.events")
     assert not may_publish("chat", "CreditsChanged", exchange="aisaas.events")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 
@@ -30,5 +31,6 @@ def test_a_turn_document_has_exactly_the_fields_its_type_names() -> None:
         cost_usd=0.1,
     )
     doc = turn.document()
-    assert set(doc) == TurnDoc.__required_keys__ and not TurnDoc.__optional_keys__
+    assert set(doc) == set(TurnDoc.__annotations__) - {"title"}  # `title`: on a thread's first turn only
+    assert {**turn.document(), "title": "q"}.keys() == dataclasses.replace(turn, title="q").document().keys()
     assert StoredTurn.of(doc) == turn.stored()

@@ -1,0 +1,204 @@
+"""The threads' owner on the real MongoDB-protocol server: turns numbered and counted in memory,
+counters checkpointed, nothing lost by a crash before a checkpoint, two owners at once (a
+partition changing hands) keeping both replicas' turns and counting each once, deletion."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from chat.conversations import Conversations
+from chat.thread_book import ThreadBook
+from chat.thread_store import ThreadStore
+from chat.threads import TurnWrite
+from common.contracts import ChatMessage
+from common.errors import NotFound
+
+pytestmark = pytest.mark.integration
+
+OWNER, OTHER = "owner-1", "other-1"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(mongodb_url: str, namespace: str) -> AsyncIterator[Any]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True)
+    database = client[f"b_{namespace}"]
+    await ThreadStore(database).create_indexes()
+    yield database
+    await client.drop_database(database.name)
+    await client.close()
+
+
+def replica(db: Any) -> ThreadBook:
+    """A chat replica's book: its own store and memory, on the shared database."""
+    return ThreadBook(ThreadStore(db), checkpoint_s=3600)
+
+
+def turn(
+    thread_id: str, n: int, *, credits: int = 1, title: str | None = None, turn_id: uuid.UUID | None = None
+) -> TurnWrite:
+    return TurnWrite(
+        thread_id=thread_id,
+        owner_id=OWNER,
+        turn_id=turn_id or uuid.uuid4(),
+        at=T0 + timedelta(seconds=n),
+        messages=(
+            ChatMessage(role="user", content=f"question {n}"),
+            ChatMessage(role="assistant", content=f"answer {n}"),
+        ),
+        model="m",
+        provider="p",
+        prompt_tokens=10,
+        completion_tokens=5,
+        credits=credits,
+        cost_usd=0.001,
+        title=title,
+    )
+
+
+async def new_thread(book: ThreadBook, owner: str = OWNER, *, system: str | None = None) -> str:
+    doc = await book.create(thread_id=uuid.uuid4(), owner_id=owner, title=None, system=system, now=T0)
+    return str(doc["_id"])
+
+
+async def texts(book: ThreadBook, thread_id: str) -> list[str]:
+    thread = await book.get(thread_id, owner_id=OWNER)
+    return [t.messages[0].content async for t in book.newest_first(thread)][::-1]
+
+
+async def test_turns_are_numbered_in_order_and_counted_at_once_and_written_to_the_thread_at_the_checkpoint(
+    db: Any,
+) -> None:
+    book = replica(db)
+    a, b = await new_thread(book), await new_thread(book)
+    flush = [turn(a, 0, title="question 0"), turn(b, 1, credits=3), turn(a, 2)]
+    assert await book.keep(flush) == [None, None, None]
+    assert await book.keep([turn(a, 3)]) == [None]
+    thread = await book.get(a, owner_id=OWNER)
+    assert (thread["turns"], thread["messages"], thread["credits"], thread["last"]) == (3, 6, 3, 2)
+    assert (thread["autoTitle"], thread["updatedAt"]) == ("question 0", T0 + timedelta(seconds=3))
+    assert (await book.get(b, owner_id=OWNER))["credits"] == 3
+    stored = await book.store.get(a, owner_id=OWNER)
+    assert (stored["turns"], stored["last"]) == (0, -1)  # the document waits for the checkpoint
+    await book.checkpoint()
+    stored = await book.store.get(a, owner_id=OWNER)
+    assert (stored["turns"], stored["messages"], stored["credits"], stored["last"]) == (3, 6, 3, 2)
+    assert stored["autoTitle"] == "question 0"
+    assert await texts(replica(db), a) == ["question 0", "question 2", "question 3"]
+
+
+async def test_a_repeated_request_is_kept_and_counted_once(db: Any) -> None:
+    book = replica(db)
+    thread_id = await new_thread(book)
+    first = turn(thread_id, 0)
+    assert await book.keep([first]) == [None]
+    assert await book.keep([first]) == [None]  # a redelivered request: kept already
+    assert (await book.get(thread_id, owner_id=OWNER))["turns"] == 1
+    assert await book.store.turns.count_documents({"threadId": thread_id}) == 1
+
+
+async def test_a_replica_that_dies_before_its_checkpoint_loses_no_turn_and_no_count(db: Any) -> None:
+    dead = replica(db)
+    thread_id = await new_thread(dead)
+    assert await dead.keep([turn(thread_id, n) for n in range(3)]) == [None] * 3
+    await dead.checkpoint()
+    assert await dead.keep([turn(thread_id, n, credits=2) for n in range(3, 20)]) == [None] * 17
+    # `dead` never checkpoints again: the next owner counts the turns after the document's last.
+    heir = replica(db)
+    thread = await heir.get(thread_id, owner_id=OWNER)
+    assert (thread["turns"], thread["credits"], thread["last"]) == (20, 3 + 2 * 17, 19)
+    assert await heir.keep([turn(thread_id, 20)]) == [None]
+    assert (await heir.get(thread_id, owner_id=OWNER))["last"] == 20
+
+
+async def test_two_owners_at_once_keep_both_turns_and_count_each_once(db: Any) -> None:
+    old, new = replica(db), replica(db)
+    thread_id = await new_thread(old)
+    assert await old.keep([turn(thread_id, 0)]) == [None]
+    await new.get(thread_id, owner_id=OWNER)  # the partition moved: the new owner loads the thread
+    assert await old.keep([turn(thread_id, 1)]) == [None]  # the old owner finishes what it had in hand
+    assert await new.keep([turn(thread_id, 2)]) == [None]  # its number was taken: it takes the next
+    thread = await new.get(thread_id, owner_id=OWNER)
+    assert (thread["turns"], thread["last"]) == (3, 2)
+    await old.checkpoint()  # writes over the document it read: accepted
+    await new.checkpoint()  # the document moved under it: refused, and the thread reloaded
+    thread = await new.get(thread_id, owner_id=OWNER)
+    assert (thread["turns"], thread["messages"], thread["last"]) == (3, 6, 2)
+    await new.checkpoint()
+    stored = await new.store.get(thread_id, owner_id=OWNER)
+    assert (stored["turns"], stored["last"]) == (3, 2)
+    assert await texts(replica(db), thread_id) == ["question 0", "question 1", "question 2"]
+
+
+async def test_a_replica_that_lost_its_channel_forgets_and_reloads(db: Any) -> None:
+    book, other = replica(db), replica(db)
+    thread_id = await new_thread(book)
+    await other.get(thread_id, owner_id=OWNER)
+    assert await other.keep([turn(thread_id, 0), turn(thread_id, 1)]) == [None, None]
+    book.invalidate()
+    assert (await book.get(thread_id, owner_id=OWNER))["turns"] == 2
+
+
+async def test_a_turn_answered_after_its_thread_was_deleted_is_not_kept(db: Any) -> None:
+    book = replica(db)
+    thread_id = await new_thread(book)
+    assert await book.keep([turn(thread_id, 0)]) == [None]
+    writing = asyncio.create_task(book.keep([turn(thread_id, 1)]))
+    await asyncio.sleep(0)  # one step of the loop: the write starts (and waits on MongoDB)
+    await book.delete(uuid.UUID(thread_id), owner_id=OWNER)  # waits for the write in hand
+    assert await writing == [None]
+    (late,) = await book.keep([turn(thread_id, 2)])
+    assert isinstance(late, NotFound)
+    assert await book.store.turns.count_documents({"threadId": thread_id}) == 0
+    with pytest.raises(NotFound):
+        await book.get(thread_id, owner_id=OWNER)
+
+
+async def test_another_users_thread_is_not_found_and_a_list_shows_current_counters(db: Any) -> None:
+    book = replica(db)
+    thread_id = await new_thread(book)
+    with pytest.raises(NotFound):
+        await book.get(thread_id, owner_id=OTHER)
+    with pytest.raises(NotFound):
+        await book.update(uuid.UUID(thread_id), owner_id=OTHER, title="mine", system=None, now=T0)
+    with pytest.raises(NotFound):
+        await book.delete(uuid.UUID(thread_id), owner_id=OTHER)
+    assert await book.keep([turn(thread_id, 0)]) == [None]
+    renamed = await book.update(uuid.UUID(thread_id), owner_id=OWNER, title="named", system=None, now=T0)
+    assert (renamed["title"], renamed["turns"]) == ("named", 1)
+    listed, _ = await book.list(owner_id=OWNER, limit=10, before=None)
+    assert [(d["_id"], d["turns"], d["title"]) for d in listed] == [(thread_id, 1, "named")]
+    listed, _ = await replica(db).list(owner_id=OWNER, limit=10, before=None)  # nothing checkpointed yet
+    assert [(d["_id"], d["turns"]) for d in listed] == [(thread_id, 1)]
+
+
+async def test_a_conversation_sends_the_latest_turns_that_fit(db: Any) -> None:
+    book = replica(db)
+    thread_id = await new_thread(book, system="be brief")
+    for n in range(12):
+        assert await book.keep([turn(thread_id, n)]) == [None]
+    new = [ChatMessage(role="user", content="and now?")]
+    conversations = Conversations(replica(db), max_turns=3)  # read from MongoDB
+    convo = await conversations.open(
+        thread_id=uuid.UUID(thread_id), owner_id=OWNER, new=new, window=100_000, max_tokens=10
+    )
+    assert [m.content for m in convo.messages] == [
+        "be brief",
+        "question 9",
+        "answer 9",
+        "question 10",
+        "answer 10",
+        "question 11",
+        "answer 11",
+        "and now?",
+    ]
+    assert convo.title is None  # the thread has turns already
+    with pytest.raises(NotFound):
+        await conversations.open(thread_id=uuid.UUID(thread_id), owner_id=OTHER, new=new, window=100_000, max_tokens=10)
