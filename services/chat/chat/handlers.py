@@ -64,6 +64,9 @@ class ChatHandlers:
         self._conversations = conversations
         self._headroom = Headroom()
 
+    async def close(self) -> None:
+        await self._accounts.close()
+
     async def list_models(self, envelope: Envelope[ListModels]) -> ModelList:
         return ModelList(models=self._catalog.models, default=self._catalog.default_model)
 

@@ -30,6 +30,7 @@ class Accounts:
         self._credits = credits
         self._costs = costs
         self._usage = usage
+        self._settling: set[asyncio.Task[None]] = set()
 
     async def reserve(self, job: Job, amount: int) -> Reservation:
         # Derived from the message id: a redelivered request finds its first reservation.
@@ -54,6 +55,25 @@ class Accounts:
                 extra={"reservation_id": str(reservation.reservation_id)},
             )
 
+    def settle_soon(self, job: Job, reservation: Reservation | None, *, charge: int) -> None:
+        """Commit `charge` without holding the answer for the broker's confirm: the command is handed
+        to the broker before this returns (the task starts eagerly), and confirmed in the background.
+        Lost with the process before its confirm, it is as one the broker refused: the reservation
+        expires and the user is not charged."""
+        if reservation is None:
+            return
+        task = asyncio.Task(
+            self.settle(job, reservation, charge=charge), loop=asyncio.get_running_loop(), eager_start=True
+        )
+        if not task.done():
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+
+    async def close(self, *, timeout_s: float = 5.0) -> None:
+        """Wait (at most `timeout_s`) for the commits still being confirmed."""
+        if self._settling:
+            await asyncio.wait(set(self._settling), timeout=timeout_s)
+
     async def conclude(
         self,
         job: Job,
@@ -68,16 +88,20 @@ class Accounts:
         """Settle an answer (`charge` None: release) and record its usage. A threaded request's turn
         (the new messages and `turn_text`, the answer as its requester got it) is kept first, with the
         usage record in the same flush; if it cannot be, nothing is charged and the error is raised."""
-        if job.conversation is None or charge is None or turn_text is None:
-            await self.settle(job, reservation, charge=charge)
-            self.record(job, provider, answer, cached=cached, credits=charge or 0)
+        if charge is None:
+            await self.settle(job, reservation, charge=None)
+            self.record(job, provider, answer, cached=cached, credits=0)
+            return
+        if job.conversation is None or turn_text is None:
+            self.settle_soon(job, reservation, charge=charge)
+            self.record(job, provider, answer, cached=cached, credits=charge)
             return
         try:
             await self._keep(job, provider, answer, cached=cached, credits=charge, text=turn_text)
         except BaseException:
             await self.settle(job, reservation, charge=None)
             raise
-        await self.settle(job, reservation, charge=charge)
+        self.settle_soon(job, reservation, charge=charge)
 
     async def _keep(
         self, job: Job, provider: str, answer: ProviderAnswer, *, cached: bool, credits: int, text: str
