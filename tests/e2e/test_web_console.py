@@ -486,6 +486,70 @@ async def test_a_plain_user_has_no_admin_view_and_the_admin_api_refuses_them(
     assert problems == []
 
 
+async def dev_token_as_stored(stack: Stack, email: str) -> str:
+    """A development token asserting no role: the users collection decides, as for a Clerk token."""
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=10) as http:
+        response = await http.post("/v1/dev/token", json={"email": email, "role": None})
+    response.raise_for_status()
+    token: str = response.json()["token"]
+    return token
+
+
+async def open_console_as(browser: Browser, stack: Stack, token: str, problems: list[str]) -> Page:
+    """The console in a new tab already signed in with `token` (kept per tab, as sign-in keeps it)."""
+    page = await open_console(browser, stack, problems)
+    await page.evaluate("token => sessionStorage.setItem('aisaas.token', token)", token)
+    await page.reload()
+    await expect(page.locator("#balance")).to_be_visible(timeout=WAIT_MS)
+    return page
+
+
+@pytest.mark.stack_env(SIGNUP_CREDITS="1000", WEB_DIST_DIR=DIST)
+async def test_an_admin_changes_a_users_role_and_the_api_and_that_users_next_request_see_it(
+    stack: Stack, web_dist: Path, browser: Browser
+) -> None:
+    problems: list[str] = []
+    member = await dev_token_as_stored(stack, "web-promoted@example.com")
+    assert (await api_as(stack, member, "/v1/admin/users")).status_code == 403  # first sight: a user
+    page = await open_console(browser, stack, problems)
+    await sign_in(page, "web-roles@example.com", role="admin")
+    await page.get_by_role("link", name="Admin").click()
+    role = page.get_by_label("Role of web-promoted@example.com", exact=True)
+    await expect(role).to_have_value("user", timeout=WAIT_MS)
+
+    # The keyboard alone: choose the role, Tab to Save, Enter.
+    await role.focus()
+    await role.select_option("admin")
+    await page.keyboard.press("Tab")
+    save = page.get_by_role("button", name="Save role of web-promoted@example.com")
+    await expect(save).to_be_focused()
+    async with page.expect_response(re.compile(r"/v1/admin/users/[^/]+/role$")) as answered:
+        await page.keyboard.press("Enter")
+    assert (await answered.value).status == 200
+    await expect(page.locator("#users-status")).to_have_text("web-promoted@example.com is now admin.")
+    admin_token = await page.evaluate("sessionStorage.getItem('aisaas.token')")
+    listed = (await api_as(stack, admin_token, "/v1/admin/users?role=admin")).json()["users"]
+    assert "web-promoted@example.com" in [u["email"] for u in listed]
+    assert (await api_as(stack, member, "/v1/admin/users")).status_code == 200  # their next request is an admin's
+    await screenshots(page, "admin-roles")
+
+    # The promoted user's own console shows them the admin section; demoted meanwhile, their
+    # next change is refused, and the API's problem is shown with its request id.
+    theirs = await open_console_as(browser, stack, member, problems)
+    await theirs.get_by_role("link", name="Admin").click()
+    await expect(theirs.get_by_label("Role of web-roles@example.com", exact=True)).to_be_visible(timeout=WAIT_MS)
+    await page.get_by_label("Role of web-promoted@example.com", exact=True).select_option("subscriber")
+    await page.get_by_role("button", name="Save role of web-promoted@example.com").click()
+    await expect(page.locator("#users-status")).to_have_text("web-promoted@example.com is now subscriber.")
+    await theirs.get_by_label("Role of web-roles@example.com", exact=True).select_option("user")
+    await theirs.get_by_role("button", name="Save role of web-roles@example.com").click()
+    await expect(theirs.locator("#users-error")).to_have_text(
+        re.compile(r"^Your account is not allowed to do this\. \(request id [A-Za-z0-9._:-]+\)$"), timeout=WAIT_MS
+    )
+    assert (await api_as(stack, member, "/v1/admin/users")).status_code == 403
+    assert [p for p in problems if "403" not in p] == []  # the browser logs the refused request itself
+
+
 AXE = webbuild.WEB / "node_modules" / "axe-core" / "axe.min.js"
 # axe-core's WCAG 2 A and AA rules (contrast among them) over the whole page.
 AXE_RUN = """() => axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] }).then(

@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
 import * as admin from "../src/api/admin";
 import { Api } from "../src/api/client";
+import { ApiError } from "../src/api/problems";
 import { claimedRole } from "../src/session";
+import { errorText } from "../src/views/users";
 import { json, serve, type TestServer } from "./support/server";
 
 let server: TestServer | undefined;
@@ -38,6 +40,22 @@ describe("the admin calls", () => {
     expect(`${request.method} ${request.url}`).toBe("POST /v1/admin/credits/grants");
     expect(request.headers["idempotency-key"]).toBe("k-1");
     expect(JSON.parse(request.body)).toEqual({ user_id: "u", amount: 50, reason: "purchase" });
+  });
+
+  it("sets a role and throws the API's problem, with its request id, when refused", async () => {
+    server = await serve((request, response) =>
+      request.url.endsWith("/u%2F1/role")
+        ? json(response, 200, { id: "u/1", email: "b@example.com", role: "subscriber", created_at: "2026-12-01T00:00:00Z" })
+        : json(response, 403, { status: 403, title: "Forbidden", request_id: "req-9" }, "application/problem+json"),
+    );
+    const api = new Api(() => "tok", server.base);
+    expect((await admin.setRole(api, "u/1", "subscriber")).role).toBe("subscriber");
+    expect(server.seen[0].method).toBe("PUT");
+    expect(JSON.parse(server.seen[0].body)).toEqual({ role: "subscriber" });
+    const refused = await admin.setRole(api, "u2", "admin").catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ApiError);
+    expect((refused as ApiError).kind).toBe("forbidden");
+    expect(errorText(refused)).toBe("Your account is not allowed to do this. (request id req-9)");
   });
 
   it("asks for a report grouped, limited and over the period", async () => {

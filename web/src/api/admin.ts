@@ -33,10 +33,13 @@ export interface CreditsReport {
   released: number;
 }
 
+export const ROLES = ["user", "subscriber", "admin"] as const;
+export type Role = (typeof ROLES)[number];
+
 export interface User {
   id: string;
   email: string;
-  role: "user" | "subscriber" | "admin";
+  role: Role;
   created_at: string;
 }
 
@@ -76,6 +79,12 @@ export function creditsReport(api: Api, period: string): Promise<CreditsReport> 
 export function users(api: Api, limit = 50, cursor?: string | null): Promise<UserPage> {
   const after = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
   return api.json(`/v1/admin/users?limit=${limit}${after}`);
+}
+
+/** Sets a user's role; the answer is the user as now stored. */
+export function setRole(api: Api, userId: string, role: Role): Promise<User> {
+  const body = JSON.stringify({ role });
+  return api.json(`/v1/admin/users/${encodeURIComponent(userId)}/role`, { method: "PUT", body });
 }
 
 /** Grants credits; the same key again (a retry) grants once. */
