@@ -305,7 +305,7 @@ async def server_images(stack: Stack, page: Page) -> list[dict[str, object]]:
 
 
 @pytest.mark.stack_env(SIGNUP_CREDITS="100", WEB_DIST_DIR=DIST, IMAGE_PRICE="5", LOCAL_IMAGE_LATENCY_S="2")
-async def test_an_image_job_shows_progress_lands_in_the_gallery_and_deleting_it_removes_it(
+async def test_an_image_job_shows_progress_lands_in_the_gallery_and_deleting_it_asks_first_then_removes_it(
     stack: Stack, web_dist: Path, browser: Browser
 ) -> None:
     problems: list[str] = []
@@ -346,7 +346,27 @@ async def test_an_image_job_shows_progress_lands_in_the_gallery_and_deleting_it_
     await expect(viewer).to_be_hidden()
     await screenshots(page, "images")
 
-    await page.get_by_role("button", name="Delete a red lighthouse at dusk").click()
+    # Deleting asks first: Cancel (or Escape) keeps the picture, and the keyboard is back on Delete.
+    delete = page.get_by_role("button", name="Delete a red lighthouse at dusk")
+    confirm = page.get_by_role("dialog", name="Delete this image?")
+    await delete.click()
+    await expect(confirm).to_be_visible()
+    await expect(confirm).to_contain_text("a red lighthouse at dusk")
+    await expect(confirm.get_by_role("button", name="Cancel")).to_be_focused()
+    await screenshots(page, "images-delete-confirm")
+    await assert_accessible(page, "delete confirmation")
+    await confirm.get_by_role("button", name="Cancel").click()
+    await expect(confirm).to_be_hidden()
+    await expect(delete).to_be_focused()
+    await page.keyboard.press("Enter")  # asks again; Escape is a Cancel too
+    await expect(confirm).to_be_visible()
+    await page.keyboard.press("Escape")
+    await expect(confirm).to_be_hidden()
+    await expect(tiles).to_have_count(1)
+    assert [image["id"] for image in await server_images(stack, page)] == [listed[0]["id"]]
+
+    await delete.click()
+    await confirm.get_by_role("button", name="Delete").click()
     await expect(tiles).to_have_count(0, timeout=WAIT_MS)
     await expect(page.locator("#gallery-empty")).to_be_visible()
     assert await server_images(stack, page) == []
