@@ -490,8 +490,13 @@ async def test_a_plain_user_has_no_admin_view_and_the_admin_api_refuses_them(
 ) -> None:
     problems: list[str] = []
     page = await open_console(browser, stack, problems)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
     await sign_in(page, "web-plain@example.com")
     await expect(page.get_by_role("link", name="Images")).to_be_visible()
+    await expect(page.locator("#who")).to_have_text("web-plain@example.com", timeout=WAIT_MS)  # from GET /v1/me
+    assert any(url.endswith("/v1/me") for url in asked)
+    assert not [url for url in asked if "/v1/admin/" in url]  # the console asks who, not whether admin calls fail
     await page.goto(stack.gateway_url + "/#admin")  # asked for by address: the first section instead
     await expect(page.get_by_role("link", name="Chat")).to_have_attribute("aria-current", "page", timeout=WAIT_MS)
     await expect(page.get_by_role("link", name="Admin")).to_have_count(0)
@@ -556,6 +561,7 @@ async def test_an_admin_changes_a_users_role_and_the_api_and_that_users_next_req
     # The promoted user's own console shows them the admin section; demoted meanwhile, their
     # next change is refused, and the API's problem is shown with its request id.
     theirs = await open_console_as(browser, stack, member, problems)
+    await expect(theirs.locator("#who")).to_have_text("web-promoted@example.com", timeout=WAIT_MS)
     await theirs.get_by_role("link", name="Admin").click()
     await expect(theirs.get_by_label("Role of web-roles@example.com", exact=True)).to_be_visible(timeout=WAIT_MS)
     await page.get_by_label("Role of web-promoted@example.com", exact=True).select_option("subscriber")

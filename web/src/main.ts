@@ -1,8 +1,7 @@
 import "./style.css";
 import { Api } from "./api/client";
-import { isAdmin } from "./api/admin";
 import { ApiError } from "./api/problems";
-import { claimedRole, session } from "./session";
+import { session } from "./session";
 import { adminView } from "./views/admin";
 import { chatView } from "./views/chat";
 import { historyView, showBalance } from "./views/credits";
@@ -12,6 +11,7 @@ import { signInView } from "./views/signin";
 
 const main = document.getElementById("main")!;
 const balance = document.getElementById("balance")!;
+const who = document.getElementById("who")!;
 const signOut = document.getElementById("sign-out") as HTMLButtonElement;
 const api = new Api(() => session.token());
 let sections: Navigation | null = null;
@@ -19,6 +19,7 @@ let sections: Navigation | null = null;
 function showSignIn(): void {
   session.signOut();
   balance.hidden = true;
+  who.hidden = true;
   signOut.hidden = true;
   sections?.close();
   sections = null;
@@ -54,10 +55,16 @@ function showConsole(): void {
   main.replaceChildren(...views.map((s) => s.element));
   const nav = (sections = navigation(views, main));
   void refresh();
-  // The admin section exists only for whom the server lets in (it answers 403 to the others).
-  void isAdmin(api, claimedRole(session.token())).then((yes) => {
-    if (yes && sections === nav) nav.add({ id: "admin", title: "Admin", element: adminView(api, changed) });
-  });
+  // Who the server says this is; the admin section only for an admin (the others get 403 anyway).
+  void api.me().then(
+    (me) => {
+      if (sections !== nav) return;
+      who.textContent = me.email ?? me.id;
+      who.hidden = false;
+      if (me.role === "admin") nav.add({ id: "admin", title: "Admin", element: adminView(api, changed) });
+    },
+    () => undefined, // the balance's refresh reports an expired session
+  );
 }
 
 signOut.addEventListener("click", showSignIn);

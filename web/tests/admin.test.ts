@@ -2,7 +2,6 @@ import { afterEach, describe, expect, it } from "vitest";
 import * as admin from "../src/api/admin";
 import { Api } from "../src/api/client";
 import { ApiError } from "../src/api/problems";
-import { claimedRole } from "../src/session";
 import { errorText } from "../src/views/users";
 import { json, serve, type TestServer } from "./support/server";
 
@@ -10,23 +9,6 @@ let server: TestServer | undefined;
 afterEach(async () => {
   await server?.close();
   server = undefined;
-});
-
-function token(claims: object): string {
-  const part = (o: object) => btoa(JSON.stringify(o)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-  return `${part({ alg: "RS256" })}.${part(claims)}.signature`;
-}
-
-describe("claimedRole", () => {
-  it("reads the role claim of a token", () => {
-    expect(claimedRole(token({ sub: "u", role: "admin", email: "ä@example.com" }))).toBe("admin");
-  });
-
-  it("is undefined without a role, a token or a readable payload", () => {
-    expect(claimedRole(token({ sub: "u" }))).toBeUndefined();
-    expect(claimedRole(null)).toBeUndefined();
-    expect(claimedRole("not.a-token!.x")).toBeUndefined();
-  });
 });
 
 describe("the admin calls", () => {
@@ -66,13 +48,11 @@ describe("the admin calls", () => {
     expect(server.seen[0].url).toBe("/v1/admin/analytics/usage?group_by=user&limit=10&since=2026-12-01T00%3A00%3A00.000Z");
   });
 
-  it("asks the server whether a token without a role is an admin's", async () => {
-    server = await serve((_, response) => json(response, 403, { status: 403, title: "Forbidden" }, "application/problem+json"));
-    const api = new Api(() => "tok", server.base);
-    expect(await admin.isAdmin(api, undefined)).toBe(false);
-    expect(server.seen.map((s) => s.url)).toEqual(["/v1/admin/users?limit=1"]);
-    expect(await admin.isAdmin(api, "admin")).toBe(true);
-    expect(await admin.isAdmin(api, "user")).toBe(false);
-    expect(server.seen).toHaveLength(1); // a claimed role is not asked about
+  it("asks who is signed in with the bearer token", async () => {
+    server = await serve((_, response) => json(response, 200, { id: "user_1", email: null, role: "admin" }));
+    const me = await new Api(() => Promise.resolve("tok"), server.base).me();
+    expect(me).toEqual({ id: "user_1", email: null, role: "admin" });
+    expect(server.seen[0].url).toBe("/v1/me");
+    expect(server.seen[0].headers.authorization).toBe("Bearer tok");
   });
 });

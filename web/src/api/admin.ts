@@ -96,16 +96,3 @@ export function grant(api: Api, order: Grant, idempotencyKey: string): Promise<G
     headers: { "Idempotency-Key": idempotencyKey },
   });
 }
-
-/** Whether the signed-in user may use the admin API. A token that names its role (a
- * development token) says so; otherwise the users collection decides, and the server is
- * asked (a 403 is "no"). */
-export async function isAdmin(api: Api, claimedRole: string | undefined): Promise<boolean> {
-  if (claimedRole !== undefined) return claimedRole === "admin";
-  try {
-    await users(api, 1);
-    return true;
-  } catch {
-    return false;
-  }
-}
