@@ -8,12 +8,13 @@ Screenshots (desktop and phone viewports) go to web-results/ (gitignored)."""
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import re
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -21,8 +22,11 @@ import pytest
 import webbuild
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from devstack import Stack
+from devstack import Stack, free_port
+from tests.e2e.conftest import running_stack
 from tests.simulator.fixtures import RunningSimulator
+from tests.support.clerk import FakeClerk
+from tests.support.clerk_frontend import ClerkFrontend, publishable_key
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -702,3 +706,113 @@ async def test_the_gallery_lists_newest_first_and_shows_older_images_a_page_at_a
     shown = await tiles.evaluate_all("items => items.map(i => i.dataset.imageId)")
     assert shown == newest_first
     assert problems == []
+
+
+CLERK_USER, CLERK_PASSWORD = "web-clerk@example.com", "correct horse battery staple"
+
+
+@pytest.fixture
+def clerk_frontend() -> Iterator[ClerkFrontend]:
+    """Clerk's Frontend API stand-in on a local port, knowing one user with a password."""
+    fapi = ClerkFrontend(FakeClerk())
+    fapi.add_user(CLERK_USER, CLERK_PASSWORD)
+    with fapi.serve():
+        yield fapi
+
+
+@pytest.fixture
+def clerk_stack(
+    clerk_frontend: ClerkFrontend, mongodb_url: str, amqp_url: str, redis_url: str, tmp_path: Path
+) -> Iterator[Stack]:
+    """The whole system with Clerk on: the console signs in through clerk-js against the stand-in,
+    and the gateway verifies its session tokens (the stand-in's JWKS, this origin as `azp`)."""
+    port = free_port()
+    env = {
+        "SIGNUP_CREDITS": "1000",
+        "WEB_DIST_DIR": DIST,
+        "CLERK_ISSUER": clerk_frontend.clerk.issuer,
+        "CLERK_JWKS_URL": clerk_frontend.jwks_url,
+        "CLERK_AUTHORIZED_PARTIES": f"http://127.0.0.1:{port}",
+        "CLERK_PUBLISHABLE_KEY": publishable_key(),
+        "CLERK_PROXY_URL": clerk_frontend.url,
+    }
+    with running_stack(
+        env, mongodb_url=mongodb_url, amqp_url=amqp_url, redis_url=redis_url, data=tmp_path / "data", gateway_port=port
+    ) as stack:
+        yield stack
+
+
+def tampered(token: str) -> str:
+    """The token with another user's id in its claims and its signature kept."""
+    head, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["sub"] = "user_someone_else"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{head}.{forged}.{signature}"
+
+
+async def test_clerk_sign_in_in_the_browser_chat_with_its_token_and_a_tampered_token_is_refused(
+    clerk_stack: Stack, clerk_frontend: ClerkFrontend, web_dist: Path, browser: Browser
+) -> None:
+    stack, fapi = clerk_stack, clerk_frontend
+    problems: list[str] = []
+    asked: list[str] = []
+    page = await browser.new_page(viewport=DESKTOP)
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("request", lambda r: asked.append(r.url))
+    served = await page.goto(stack.gateway_url + "/")
+    assert served is not None
+    policy = served.headers["content-security-policy"]
+    assert f"connect-src 'self' {fapi.url}; worker-src 'self' blob:;" in policy and "script-src 'self';" in policy
+
+    password = page.get_by_label("Password")
+    await expect(password).to_be_visible(timeout=WAIT_MS)
+    await expect(page.get_by_label("Email")).to_be_focused()
+    await expect(page.get_by_label("Role")).to_have_count(0)  # no development sign-in with Clerk on
+    await screenshots(page, "signin-clerk")
+    await page.get_by_label("Email").fill(CLERK_USER)
+    await password.fill("not the password")
+    await password.press("Enter")
+    await expect(page.locator("#signin-error")).to_have_text("Password is incorrect.", timeout=WAIT_MS)
+
+    await password.fill(CLERK_PASSWORD)
+    await password.press("Enter")  # the keyboard alone signs in
+    await expect(page.locator("#balance")).to_have_attribute("data-available", "1000", timeout=WAIT_MS)
+    await expect(page.locator("#who")).to_have_text(CLERK_USER, timeout=WAIT_MS)
+    user = fapi.users[CLERK_USER]
+    assert "POST /v1/client/sign_ins" in fapi.requests and fapi.tokens_issued
+    await expect(page.locator("#balance")).to_be_visible()
+
+    async with page.expect_request("**/v1/chat") as sent:
+        await send(page, "hello from a Clerk session")
+    meta = page.locator(".message.assistant .meta")
+    await expect(meta).to_have_attribute("data-credits", re.compile(r"^[0-9]+$"), timeout=WAIT_MS)
+    bearer = (await sent.value).headers["authorization"].removeprefix("Bearer ")
+    assert bearer in fapi.tokens_issued  # the session token clerk-js got from the Frontend API
+    me = await api_as(stack, bearer, "/v1/me")
+    assert me.json() == {"id": user.id, "email": CLERK_USER, "role": "user"}
+    await screenshots(page, "chat-clerk")
+
+    refused = await api_as(stack, tampered(bearer), "/v1/me")
+    assert refused.status_code == 401
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["request_id"]
+    forged_role = fapi.clerk.token(user.id, role="admin", azp=stack.gateway_url)  # a role claim is not a role
+    assert (await api_as(stack, forged_role, "/v1/admin/users")).status_code == 403
+    other_site = fapi.clerk.token(user.id, azp="https://elsewhere.example")
+    assert (await api_as(stack, other_site, "/v1/me")).status_code == 401
+
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_label("Password")).to_be_visible(timeout=WAIT_MS)
+    assert not [s for s in fapi.clients.values() if any(x.status == "active" for x in s.sessions)]
+    await page.reload()  # signed out for good: the reloaded page asks again
+    await expect(page.get_by_label("Password")).to_be_visible(timeout=WAIT_MS)
+
+    # Everything the page fetched came from the gateway or the Frontend API (and clerk-js's timer
+    # worker from a blob it made itself): no CDN, no other host.
+    here = (stack.gateway_url + "/", fapi.url + "/", f"blob:{stack.gateway_url}/")
+    elsewhere = [url for url in asked if not url.startswith(here)]
+    assert elsewhere == []
+    assert fapi.unknown == []
+    assert [p for p in problems if "422" not in p] == []  # the browser logs the refused password itself
