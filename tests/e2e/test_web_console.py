@@ -15,12 +15,15 @@ import re
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import webbuild
 from playwright.async_api import Browser, Page, async_playwright, expect
+from pymongo import AsyncMongoClient
 
 from devstack import Stack, free_port
 from tests.e2e.conftest import running_stack
@@ -751,8 +754,24 @@ def tampered(token: str) -> str:
     return f"{head}.{forged}.{signature}"
 
 
+async def seed_admin(mongodb_url: str, stack: Stack, user_id: str) -> None:
+    """An admin as the users collection would hold one (with Clerk on, no token can assert it)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+    try:
+        now = datetime.now(UTC)
+        doc = {"clerkUserId": user_id, "userEmail": "", "role": "admin", "metadata": {}, "createdAt": now}
+        await client[f"e2e_{stack.namespace}"]["users"].insert_one({"_id": user_id, **doc, "updatedAt": now})
+    finally:
+        await client.close()
+
+
+async def put_as(stack: Stack, token: str, path: str, body: dict[str, str]) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=10) as http:
+        return await http.put(path, json=body, headers={"Authorization": f"Bearer {token}"})
+
+
 async def test_clerk_sign_in_in_the_browser_chat_with_its_token_and_a_tampered_token_is_refused(
-    clerk_stack: Stack, clerk_frontend: ClerkFrontend, web_dist: Path, browser: Browser
+    clerk_stack: Stack, clerk_frontend: ClerkFrontend, mongodb_url: str, web_dist: Path, browser: Browser
 ) -> None:
     stack, fapi = clerk_stack, clerk_frontend
     problems: list[str] = []
@@ -771,6 +790,7 @@ async def test_clerk_sign_in_in_the_browser_chat_with_its_token_and_a_tampered_t
     await expect(page.get_by_label("Email")).to_be_focused()
     await expect(page.get_by_label("Role")).to_have_count(0)  # no development sign-in with Clerk on
     await screenshots(page, "signin-clerk")
+    await assert_accessible(page, "Clerk sign-in")
     await page.get_by_label("Email").fill(CLERK_USER)
     await password.fill("not the password")
     await password.press("Enter")
@@ -794,12 +814,25 @@ async def test_clerk_sign_in_in_the_browser_chat_with_its_token_and_a_tampered_t
     assert me.json() == {"id": user.id, "email": CLERK_USER, "role": "user"}
     await screenshots(page, "chat-clerk")
 
+    await page.reload()  # the session outlives the page: clerk-js finds it again through the Frontend API
+    await expect(page.locator("#who")).to_have_text(CLERK_USER, timeout=WAIT_MS)
+    await expect(page.get_by_role("link", name="Admin")).to_have_count(0)
+
+    # A Clerk token names no role: the users collection does, so an admin's change shows on the next request.
+    await seed_admin(mongodb_url, stack, "user_clerk_admin")
+    boss = fapi.clerk.token("user_clerk_admin", azp=stack.gateway_url)
+    promoted = await put_as(stack, boss, f"/v1/admin/users/{user.id}/role", {"role": "admin"})
+    assert promoted.status_code == 200, promoted.text
+    await page.reload()
+    await expect(page.get_by_role("link", name="Admin")).to_be_visible(timeout=WAIT_MS)
+    assert (await api_as(stack, bearer, "/v1/me")).json()["role"] == "admin"
+
     refused = await api_as(stack, tampered(bearer), "/v1/me")
     assert refused.status_code == 401
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert refused.json()["request_id"]
-    forged_role = fapi.clerk.token(user.id, role="admin", azp=stack.gateway_url)  # a role claim is not a role
-    assert (await api_as(stack, forged_role, "/v1/admin/users")).status_code == 403
+    stranger = fapi.clerk.token("user_stranger", role="admin", azp=stack.gateway_url)  # a role claim is not a role
+    assert (await api_as(stack, stranger, "/v1/admin/users")).status_code == 403
     other_site = fapi.clerk.token(user.id, azp="https://elsewhere.example")
     assert (await api_as(stack, other_site, "/v1/me")).status_code == 401
 
