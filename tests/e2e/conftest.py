@@ -22,9 +22,10 @@ NEVER_REACHED = {"chat": {"user": "100000/minute"}, "images": {"user": "100000/m
 
 @contextmanager
 def running_stack(
-    env: dict[str, str], *, mongodb_url: str, amqp_url: str, redis_url: str, data: Path
+    env: dict[str, str], *, mongodb_url: str, amqp_url: str, redis_url: str, data: Path, gateway_port: int | None = None
 ) -> Iterator[Stack]:
-    """The whole system as processes, on a namespace and database of its own, removed afterwards."""
+    """The whole system as processes, on a namespace and database of its own, removed afterwards.
+    `gateway_port` when a setting must name the gateway's origin (a free one otherwise)."""
     namespace = new_namespace()
     infrastructure = {
         "MONGODB_URL": mongodb_url,
@@ -35,7 +36,9 @@ def running_stack(
         "RATE_LIMITS": json.dumps(NEVER_REACHED),
         "RATE_LIMIT_IP": "100000/minute",
     }
-    stack = Stack(namespace=namespace, gateway_port=free_port(), data_dir=data, extra_env=infrastructure | env)
+    stack = Stack(
+        namespace=namespace, gateway_port=gateway_port or free_port(), data_dir=data, extra_env=infrastructure | env
+    )
     try:
         stack.start()
         yield stack

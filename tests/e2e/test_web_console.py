@@ -8,21 +8,28 @@ Screenshots (desktop and phone viewports) go to web-results/ (gitignored)."""
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import re
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import webbuild
 from playwright.async_api import Browser, Page, async_playwright, expect
+from pymongo import AsyncMongoClient
 
-from devstack import Stack
+from devstack import Stack, free_port
+from tests.e2e.conftest import running_stack
 from tests.simulator.fixtures import RunningSimulator
+from tests.support.clerk import FakeClerk
+from tests.support.clerk_frontend import ClerkFrontend, publishable_key
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -305,7 +312,7 @@ async def server_images(stack: Stack, page: Page) -> list[dict[str, object]]:
 
 
 @pytest.mark.stack_env(SIGNUP_CREDITS="100", WEB_DIST_DIR=DIST, IMAGE_PRICE="5", LOCAL_IMAGE_LATENCY_S="2")
-async def test_an_image_job_shows_progress_lands_in_the_gallery_and_deleting_it_removes_it(
+async def test_an_image_job_shows_progress_lands_in_the_gallery_and_deleting_it_asks_first_then_removes_it(
     stack: Stack, web_dist: Path, browser: Browser
 ) -> None:
     problems: list[str] = []
@@ -346,7 +353,27 @@ async def test_an_image_job_shows_progress_lands_in_the_gallery_and_deleting_it_
     await expect(viewer).to_be_hidden()
     await screenshots(page, "images")
 
-    await page.get_by_role("button", name="Delete a red lighthouse at dusk").click()
+    # Deleting asks first: Cancel (or Escape) keeps the picture, and the keyboard is back on Delete.
+    delete = page.get_by_role("button", name="Delete a red lighthouse at dusk")
+    confirm = page.get_by_role("dialog", name="Delete this image?")
+    await delete.click()
+    await expect(confirm).to_be_visible()
+    await expect(confirm).to_contain_text("a red lighthouse at dusk")
+    await expect(confirm.get_by_role("button", name="Cancel")).to_be_focused()
+    await screenshots(page, "images-delete-confirm")
+    await assert_accessible(page, "delete confirmation")
+    await confirm.get_by_role("button", name="Cancel").click()
+    await expect(confirm).to_be_hidden()
+    await expect(delete).to_be_focused()
+    await page.keyboard.press("Enter")  # asks again; Escape is a Cancel too
+    await expect(confirm).to_be_visible()
+    await page.keyboard.press("Escape")
+    await expect(confirm).to_be_hidden()
+    await expect(tiles).to_have_count(1)
+    assert [image["id"] for image in await server_images(stack, page)] == [listed[0]["id"]]
+
+    await delete.click()
+    await confirm.get_by_role("button", name="Delete").click()
     await expect(tiles).to_have_count(0, timeout=WAIT_MS)
     await expect(page.locator("#gallery-empty")).to_be_visible()
     assert await server_images(stack, page) == []
@@ -470,8 +497,13 @@ async def test_a_plain_user_has_no_admin_view_and_the_admin_api_refuses_them(
 ) -> None:
     problems: list[str] = []
     page = await open_console(browser, stack, problems)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
     await sign_in(page, "web-plain@example.com")
     await expect(page.get_by_role("link", name="Images")).to_be_visible()
+    await expect(page.locator("#who")).to_have_text("web-plain@example.com", timeout=WAIT_MS)  # from GET /v1/me
+    assert any(url.endswith("/v1/me") for url in asked)
+    assert not [url for url in asked if "/v1/admin/" in url]  # the console asks who, not whether admin calls fail
     await page.goto(stack.gateway_url + "/#admin")  # asked for by address: the first section instead
     await expect(page.get_by_role("link", name="Chat")).to_have_attribute("aria-current", "page", timeout=WAIT_MS)
     await expect(page.get_by_role("link", name="Admin")).to_have_count(0)
@@ -484,6 +516,71 @@ async def test_a_plain_user_has_no_admin_view_and_the_admin_api_refuses_them(
         assert refused.headers["content-type"].startswith("application/problem+json")
         assert refused.json()["request_id"]
     assert problems == []
+
+
+async def dev_token_as_stored(stack: Stack, email: str) -> str:
+    """A development token asserting no role: the users collection decides, as for a Clerk token."""
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=10) as http:
+        response = await http.post("/v1/dev/token", json={"email": email, "role": None})
+    response.raise_for_status()
+    token: str = response.json()["token"]
+    return token
+
+
+async def open_console_as(browser: Browser, stack: Stack, token: str, problems: list[str]) -> Page:
+    """The console in a new tab already signed in with `token` (kept per tab, as sign-in keeps it)."""
+    page = await open_console(browser, stack, problems)
+    await page.evaluate("token => sessionStorage.setItem('aisaas.token', token)", token)
+    await page.reload()
+    await expect(page.locator("#balance")).to_be_visible(timeout=WAIT_MS)
+    return page
+
+
+@pytest.mark.stack_env(SIGNUP_CREDITS="1000", WEB_DIST_DIR=DIST)
+async def test_an_admin_changes_a_users_role_and_the_api_and_that_users_next_request_see_it(
+    stack: Stack, web_dist: Path, browser: Browser
+) -> None:
+    problems: list[str] = []
+    member = await dev_token_as_stored(stack, "web-promoted@example.com")
+    assert (await api_as(stack, member, "/v1/admin/users")).status_code == 403  # first sight: a user
+    page = await open_console(browser, stack, problems)
+    await sign_in(page, "web-roles@example.com", role="admin")
+    await page.get_by_role("link", name="Admin").click()
+    role = page.get_by_label("Role of web-promoted@example.com", exact=True)
+    await expect(role).to_have_value("user", timeout=WAIT_MS)
+
+    # The keyboard alone: choose the role, Tab to Save, Enter.
+    await role.focus()
+    await role.select_option("admin")
+    await page.keyboard.press("Tab")
+    save = page.get_by_role("button", name="Save role of web-promoted@example.com")
+    await expect(save).to_be_focused()
+    async with page.expect_response(re.compile(r"/v1/admin/users/[^/]+/role$")) as answered:
+        await page.keyboard.press("Enter")
+    assert (await answered.value).status == 200
+    await expect(page.locator("#users-status")).to_have_text("web-promoted@example.com is now admin.")
+    admin_token = await page.evaluate("sessionStorage.getItem('aisaas.token')")
+    listed = (await api_as(stack, admin_token, "/v1/admin/users?role=admin")).json()["users"]
+    assert "web-promoted@example.com" in [u["email"] for u in listed]
+    assert (await api_as(stack, member, "/v1/admin/users")).status_code == 200  # their next request is an admin's
+    await screenshots(page, "admin-roles")
+
+    # The promoted user's own console shows them the admin section; demoted meanwhile, their
+    # next change is refused, and the API's problem is shown with its request id.
+    theirs = await open_console_as(browser, stack, member, problems)
+    await expect(theirs.locator("#who")).to_have_text("web-promoted@example.com", timeout=WAIT_MS)
+    await theirs.get_by_role("link", name="Admin").click()
+    await expect(theirs.get_by_label("Role of web-roles@example.com", exact=True)).to_be_visible(timeout=WAIT_MS)
+    await page.get_by_label("Role of web-promoted@example.com", exact=True).select_option("subscriber")
+    await page.get_by_role("button", name="Save role of web-promoted@example.com").click()
+    await expect(page.locator("#users-status")).to_have_text("web-promoted@example.com is now subscriber.")
+    await theirs.get_by_label("Role of web-roles@example.com", exact=True).select_option("user")
+    await theirs.get_by_role("button", name="Save role of web-roles@example.com").click()
+    await expect(theirs.locator("#users-error")).to_have_text(
+        re.compile(r"^Your account is not allowed to do this\. \(request id [A-Za-z0-9._:-]+\)$"), timeout=WAIT_MS
+    )
+    assert (await api_as(stack, member, "/v1/admin/users")).status_code == 403
+    assert [p for p in problems if "403" not in p] == []  # the browser logs the refused request itself
 
 
 AXE = webbuild.WEB / "node_modules" / "axe-core" / "axe.min.js"
@@ -612,3 +709,143 @@ async def test_the_gallery_lists_newest_first_and_shows_older_images_a_page_at_a
     shown = await tiles.evaluate_all("items => items.map(i => i.dataset.imageId)")
     assert shown == newest_first
     assert problems == []
+
+
+CLERK_USER, CLERK_PASSWORD = "web-clerk@example.com", "correct horse battery staple"
+
+
+@pytest.fixture
+def clerk_frontend() -> Iterator[ClerkFrontend]:
+    """Clerk's Frontend API stand-in on a local port, knowing one user with a password."""
+    fapi = ClerkFrontend(FakeClerk())
+    fapi.add_user(CLERK_USER, CLERK_PASSWORD)
+    with fapi.serve():
+        yield fapi
+
+
+@pytest.fixture
+def clerk_stack(
+    clerk_frontend: ClerkFrontend, mongodb_url: str, amqp_url: str, redis_url: str, tmp_path: Path
+) -> Iterator[Stack]:
+    """The whole system with Clerk on: the console signs in through clerk-js against the stand-in,
+    and the gateway verifies its session tokens (the stand-in's JWKS, this origin as `azp`)."""
+    port = free_port()
+    env = {
+        "SIGNUP_CREDITS": "1000",
+        "WEB_DIST_DIR": DIST,
+        "CLERK_ISSUER": clerk_frontend.clerk.issuer,
+        "CLERK_JWKS_URL": clerk_frontend.jwks_url,
+        "CLERK_AUTHORIZED_PARTIES": f"http://127.0.0.1:{port}",
+        "CLERK_PUBLISHABLE_KEY": publishable_key(),
+        "CLERK_PROXY_URL": clerk_frontend.url,
+    }
+    with running_stack(
+        env, mongodb_url=mongodb_url, amqp_url=amqp_url, redis_url=redis_url, data=tmp_path / "data", gateway_port=port
+    ) as stack:
+        yield stack
+
+
+def tampered(token: str) -> str:
+    """The token with another user's id in its claims and its signature kept."""
+    head, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["sub"] = "user_someone_else"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{head}.{forged}.{signature}"
+
+
+async def seed_admin(mongodb_url: str, stack: Stack, user_id: str) -> None:
+    """An admin as the users collection would hold one (with Clerk on, no token can assert it)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+    try:
+        now = datetime.now(UTC)
+        doc = {"clerkUserId": user_id, "userEmail": "", "role": "admin", "metadata": {}, "createdAt": now}
+        await client[f"e2e_{stack.namespace}"]["users"].insert_one({"_id": user_id, **doc, "updatedAt": now})
+    finally:
+        await client.close()
+
+
+async def put_as(stack: Stack, token: str, path: str, body: dict[str, str]) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=10) as http:
+        return await http.put(path, json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+async def test_clerk_sign_in_in_the_browser_chat_with_its_token_and_a_tampered_token_is_refused(
+    clerk_stack: Stack, clerk_frontend: ClerkFrontend, mongodb_url: str, web_dist: Path, browser: Browser
+) -> None:
+    stack, fapi = clerk_stack, clerk_frontend
+    problems: list[str] = []
+    asked: list[str] = []
+    page = await browser.new_page(viewport=DESKTOP)
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("request", lambda r: asked.append(r.url))
+    served = await page.goto(stack.gateway_url + "/")
+    assert served is not None
+    policy = served.headers["content-security-policy"]
+    assert f"connect-src 'self' {fapi.url}; worker-src 'self' blob:;" in policy and "script-src 'self';" in policy
+
+    password = page.get_by_label("Password")
+    await expect(password).to_be_visible(timeout=WAIT_MS)
+    await expect(page.get_by_label("Email")).to_be_focused()
+    await expect(page.get_by_label("Role")).to_have_count(0)  # no development sign-in with Clerk on
+    await screenshots(page, "signin-clerk")
+    await assert_accessible(page, "Clerk sign-in")
+    await page.get_by_label("Email").fill(CLERK_USER)
+    await password.fill("not the password")
+    await password.press("Enter")
+    await expect(page.locator("#signin-error")).to_have_text("Password is incorrect.", timeout=WAIT_MS)
+
+    await password.fill(CLERK_PASSWORD)
+    await password.press("Enter")  # the keyboard alone signs in
+    await expect(page.locator("#balance")).to_have_attribute("data-available", "1000", timeout=WAIT_MS)
+    await expect(page.locator("#who")).to_have_text(CLERK_USER, timeout=WAIT_MS)
+    user = fapi.users[CLERK_USER]
+    assert "POST /v1/client/sign_ins" in fapi.requests and fapi.tokens_issued
+    await expect(page.locator("#balance")).to_be_visible()
+
+    async with page.expect_request("**/v1/chat") as sent:
+        await send(page, "hello from a Clerk session")
+    meta = page.locator(".message.assistant .meta")
+    await expect(meta).to_have_attribute("data-credits", re.compile(r"^[0-9]+$"), timeout=WAIT_MS)
+    bearer = (await sent.value).headers["authorization"].removeprefix("Bearer ")
+    assert bearer in fapi.tokens_issued  # the session token clerk-js got from the Frontend API
+    me = await api_as(stack, bearer, "/v1/me")
+    assert me.json() == {"id": user.id, "email": CLERK_USER, "role": "user"}
+    await screenshots(page, "chat-clerk")
+
+    await page.reload()  # the session outlives the page: clerk-js finds it again through the Frontend API
+    await expect(page.locator("#who")).to_have_text(CLERK_USER, timeout=WAIT_MS)
+    await expect(page.get_by_role("link", name="Admin")).to_have_count(0)
+
+    # A Clerk token names no role: the users collection does, so an admin's change shows on the next request.
+    await seed_admin(mongodb_url, stack, "user_clerk_admin")
+    boss = fapi.clerk.token("user_clerk_admin", azp=stack.gateway_url)
+    promoted = await put_as(stack, boss, f"/v1/admin/users/{user.id}/role", {"role": "admin"})
+    assert promoted.status_code == 200, promoted.text
+    await page.reload()
+    await expect(page.get_by_role("link", name="Admin")).to_be_visible(timeout=WAIT_MS)
+    assert (await api_as(stack, bearer, "/v1/me")).json()["role"] == "admin"
+
+    refused = await api_as(stack, tampered(bearer), "/v1/me")
+    assert refused.status_code == 401
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["request_id"]
+    stranger = fapi.clerk.token("user_stranger", role="admin", azp=stack.gateway_url)  # a role claim is not a role
+    assert (await api_as(stack, stranger, "/v1/admin/users")).status_code == 403
+    other_site = fapi.clerk.token(user.id, azp="https://elsewhere.example")
+    assert (await api_as(stack, other_site, "/v1/me")).status_code == 401
+
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_label("Password")).to_be_visible(timeout=WAIT_MS)
+    assert not [s for s in fapi.clients.values() if any(x.status == "active" for x in s.sessions)]
+    await page.reload()  # signed out for good: the reloaded page asks again
+    await expect(page.get_by_label("Password")).to_be_visible(timeout=WAIT_MS)
+
+    # Everything the page fetched came from the gateway or the Frontend API (and clerk-js's timer
+    # worker from a blob it made itself): no CDN, no other host.
+    here = (stack.gateway_url + "/", fapi.url + "/", f"blob:{stack.gateway_url}/")
+    elsewhere = [url for url in asked if not url.startswith(here)]
+    assert elsewhere == []
+    assert fapi.unknown == []
+    assert [p for p in problems if "422" not in p] == []  # the browser logs the refused password itself

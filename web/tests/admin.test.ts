@@ -1,30 +1,14 @@
 import { afterEach, describe, expect, it } from "vitest";
 import * as admin from "../src/api/admin";
 import { Api } from "../src/api/client";
-import { claimedRole } from "../src/session";
+import { ApiError } from "../src/api/problems";
+import { errorText } from "../src/views/users";
 import { json, serve, type TestServer } from "./support/server";
 
 let server: TestServer | undefined;
 afterEach(async () => {
   await server?.close();
   server = undefined;
-});
-
-function token(claims: object): string {
-  const part = (o: object) => btoa(JSON.stringify(o)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-  return `${part({ alg: "RS256" })}.${part(claims)}.signature`;
-}
-
-describe("claimedRole", () => {
-  it("reads the role claim of a token", () => {
-    expect(claimedRole(token({ sub: "u", role: "admin", email: "ä@example.com" }))).toBe("admin");
-  });
-
-  it("is undefined without a role, a token or a readable payload", () => {
-    expect(claimedRole(token({ sub: "u" }))).toBeUndefined();
-    expect(claimedRole(null)).toBeUndefined();
-    expect(claimedRole("not.a-token!.x")).toBeUndefined();
-  });
 });
 
 describe("the admin calls", () => {
@@ -40,6 +24,22 @@ describe("the admin calls", () => {
     expect(JSON.parse(request.body)).toEqual({ user_id: "u", amount: 50, reason: "purchase" });
   });
 
+  it("sets a role and throws the API's problem, with its request id, when refused", async () => {
+    server = await serve((request, response) =>
+      request.url.endsWith("/u%2F1/role")
+        ? json(response, 200, { id: "u/1", email: "b@example.com", role: "subscriber", created_at: "2026-12-01T00:00:00Z" })
+        : json(response, 403, { status: 403, title: "Forbidden", request_id: "req-9" }, "application/problem+json"),
+    );
+    const api = new Api(() => "tok", server.base);
+    expect((await admin.setRole(api, "u/1", "subscriber")).role).toBe("subscriber");
+    expect(server.seen[0].method).toBe("PUT");
+    expect(JSON.parse(server.seen[0].body)).toEqual({ role: "subscriber" });
+    const refused = await admin.setRole(api, "u2", "admin").catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ApiError);
+    expect((refused as ApiError).kind).toBe("forbidden");
+    expect(errorText(refused)).toBe("Your account is not allowed to do this. (request id req-9)");
+  });
+
   it("asks for a report grouped, limited and over the period", async () => {
     server = await serve((_, response) => json(response, 200, { group_by: "user", rows: [], totals: {} }));
     const period = admin.periodQuery(7, new Date("2026-12-08T00:00:00Z"));
@@ -48,13 +48,11 @@ describe("the admin calls", () => {
     expect(server.seen[0].url).toBe("/v1/admin/analytics/usage?group_by=user&limit=10&since=2026-12-01T00%3A00%3A00.000Z");
   });
 
-  it("asks the server whether a token without a role is an admin's", async () => {
-    server = await serve((_, response) => json(response, 403, { status: 403, title: "Forbidden" }, "application/problem+json"));
-    const api = new Api(() => "tok", server.base);
-    expect(await admin.isAdmin(api, undefined)).toBe(false);
-    expect(server.seen.map((s) => s.url)).toEqual(["/v1/admin/users?limit=1"]);
-    expect(await admin.isAdmin(api, "admin")).toBe(true);
-    expect(await admin.isAdmin(api, "user")).toBe(false);
-    expect(server.seen).toHaveLength(1); // a claimed role is not asked about
+  it("asks who is signed in with the bearer token", async () => {
+    server = await serve((_, response) => json(response, 200, { id: "user_1", email: null, role: "admin" }));
+    const me = await new Api(() => Promise.resolve("tok"), server.base).me();
+    expect(me).toEqual({ id: "user_1", email: null, role: "admin" });
+    expect(server.seen[0].url).toBe("/v1/me");
+    expect(server.seen[0].headers.authorization).toBe("Bearer tok");
   });
 });

@@ -32,6 +32,7 @@ from gateway.routes import (
     health,
     image_files,
     images,
+    me,
     threads,
     webapp,
     webhooks,
@@ -81,6 +82,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(openai_chat.router)
     app.include_router(openai_embeddings.router)
     app.include_router(credits.router)
+    app.include_router(me.router)
     app.include_router(images.router)
     app.include_router(openai_images.router)
     app.include_router(image_files.router)

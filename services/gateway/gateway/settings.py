@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import base64
+import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
@@ -57,6 +60,18 @@ class GatewaySettings(CommonSettings):
     clerk_jwks_ttl_s: float = Field(3600.0, gt=0, description="Life of the cached Clerk JWKS.")
     clerk_jwks_min_refresh_s: float = Field(
         30.0, ge=0, description="Least time between two JWKS fetches caused by tokens with an unknown `kid`."
+    )
+    clerk_publishable_key: str | None = Field(
+        None,
+        pattern=r"^pk_(test|live)_[A-Za-z0-9+/]+={0,2}$",
+        description="Clerk publishable key (pk_test_... or pk_live_...): the web console then signs in with Clerk "
+        "(clerk-js, bundled); unset, it offers the development sign-in. Needs CLERK_ISSUER.",
+    )
+    clerk_proxy_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description="Where the web console's clerk-js calls the Frontend API when not at the host the publishable "
+        "key names (a Clerk proxy); the page's Content-Security-Policy allows that origin.",
     )
     user_cache_ttl_s: float = Field(
         5.0, ge=0, description="How long a gateway trusts its copy of a user's role; a role change shows within it."
@@ -152,6 +167,10 @@ class GatewaySettings(CommonSettings):
 
     @model_validator(mode="after")
     def _clerk(self) -> GatewaySettings:
+        if self.clerk_publishable_key and not self.clerk_issuer:
+            raise ValueError("CLERK_PUBLISHABLE_KEY needs CLERK_ISSUER: the gateway must verify the tokens it leads to")
+        if self.clerk_publishable_key:
+            self.clerk_frontend_api  # noqa: B018 (a key that names no host fails here, at start-up)
         if self.clerk_jwks_url and not self.clerk_issuer:
             raise ValueError("CLERK_JWKS_URL needs CLERK_ISSUER: tokens are checked against it")
         if self.environment != "development" and not self.clerk_issuer:
@@ -171,6 +190,23 @@ class GatewaySettings(CommonSettings):
     @property
     def clerk_enabled(self) -> bool:
         return self.clerk_issuer is not None
+
+    @property
+    def clerk_frontend_api(self) -> str | None:
+        """The origin the console's clerk-js calls: CLERK_PROXY_URL's, else the host the publishable key names."""
+        if self.clerk_proxy_url:
+            parts = urlsplit(self.clerk_proxy_url)
+            return f"{parts.scheme}://{parts.netloc}"
+        if not self.clerk_publishable_key:
+            return None
+        encoded = self.clerk_publishable_key.split("_", 2)[2]
+        try:
+            host = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True).decode()
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError("CLERK_PUBLISHABLE_KEY does not encode a Frontend API host") from exc
+        if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?\$", host):
+            raise ValueError("CLERK_PUBLISHABLE_KEY does not encode a Frontend API host")
+        return "https://" + host[:-1]
 
     @property
     def clerk_jwks(self) -> str | None:

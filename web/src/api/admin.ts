@@ -33,10 +33,13 @@ export interface CreditsReport {
   released: number;
 }
 
+export const ROLES = ["user", "subscriber", "admin"] as const;
+export type Role = (typeof ROLES)[number];
+
 export interface User {
   id: string;
   email: string;
-  role: "user" | "subscriber" | "admin";
+  role: Role;
   created_at: string;
 }
 
@@ -78,6 +81,12 @@ export function users(api: Api, limit = 50, cursor?: string | null): Promise<Use
   return api.json(`/v1/admin/users?limit=${limit}${after}`);
 }
 
+/** Sets a user's role; the answer is the user as now stored. */
+export function setRole(api: Api, userId: string, role: Role): Promise<User> {
+  const body = JSON.stringify({ role });
+  return api.json(`/v1/admin/users/${encodeURIComponent(userId)}/role`, { method: "PUT", body });
+}
+
 /** Grants credits; the same key again (a retry) grants once. */
 export function grant(api: Api, order: Grant, idempotencyKey: string): Promise<Granted> {
   const body = JSON.stringify({ user_id: order.userId, amount: order.amount, reason: order.reason });
@@ -86,17 +95,4 @@ export function grant(api: Api, order: Grant, idempotencyKey: string): Promise<G
     body,
     headers: { "Idempotency-Key": idempotencyKey },
   });
-}
-
-/** Whether the signed-in user may use the admin API. A token that names its role (a
- * development token) says so; otherwise the users collection decides, and the server is
- * asked (a 403 is "no"). */
-export async function isAdmin(api: Api, claimedRole: string | undefined): Promise<boolean> {
-  if (claimedRole !== undefined) return claimedRole === "admin";
-  try {
-    await users(api, 1);
-    return true;
-  } catch {
-    return false;
-  }
 }

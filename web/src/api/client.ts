@@ -26,6 +26,13 @@ export interface JournalPage {
   next_cursor?: string | null;
 }
 
+/** The signed-in user as the server judges them (GET /v1/me). */
+export interface Me {
+  id: string;
+  email: string | null;
+  role: "user" | "subscriber" | "admin";
+}
+
 export interface Model {
   id: string;
   owned_by: string;
@@ -52,14 +59,14 @@ export type ChatEvent =
 
 export class Api {
   constructor(
-    private readonly token: () => string | null,
+    private readonly token: () => string | null | Promise<string | null>,
     private readonly base = "",
   ) {}
 
   /** A call with the bearer token; a non-2xx answer is thrown as ApiError. */
   async request(path: string, init: RequestInit = {}): Promise<Response> {
     const headers = new Headers(init.headers);
-    const token = this.token();
+    const token = await this.token();
     if (token) headers.set("Authorization", `Bearer ${token}`);
     if (init.body) headers.set("Content-Type", "application/json");
     let response: Response;
@@ -75,6 +82,10 @@ export class Api {
 
   async json<T>(path: string, init?: RequestInit): Promise<T> {
     return (await (await this.request(path, init)).json()) as T;
+  }
+
+  me(): Promise<Me> {
+    return this.json("/v1/me");
   }
 
   balance(): Promise<Balance> {

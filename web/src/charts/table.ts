@@ -8,6 +8,8 @@ export interface Column<T> {
   title: string;
   value: (item: T) => string | number;
   format?: (value: number) => string;
+  /** What the cell shows instead of the text (controls, say); data-value keeps the value. */
+  cell?: (item: T) => Node;
 }
 
 export function dataTable<T>(id: string, caption: string, columns: Column<T>[], rows: T[]): HTMLTableElement {
@@ -20,7 +22,8 @@ export function dataTable<T>(id: string, caption: string, columns: Column<T>[], 
         const value = c.value(item);
         const text = typeof value === "number" && c.format ? c.format(value) : String(value);
         const attrs = { "data-key": c.key, "data-value": String(value) };
-        return i ? h("td", { ...attrs, class: c.format ? "num" : undefined }, text) : h("th", { ...attrs, scope: "row" }, text);
+        const shown = c.cell ? c.cell(item) : text;
+        return i ? h("td", { ...attrs, class: c.format ? "num" : undefined }, shown) : h("th", { ...attrs, scope: "row" }, shown);
       }),
     ),
   );

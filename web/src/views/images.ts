@@ -22,6 +22,26 @@ function errorText(caught: unknown): string {
   return caught instanceof Error ? caught.message : String(caught);
 }
 
+/** Asks before a picture is deleted: a modal dialog whose Cancel (or Escape) keeps it. Focus
+ * starts on Cancel, and goes back to the Delete button that asked once it closes. */
+function deleteConfirmation(): { element: HTMLDialogElement; ask: (title: string) => Promise<boolean> } {
+  const text = h("p", { id: "confirm-delete-text" });
+  const cancel = h("button", { type: "button", id: "confirm-delete-cancel", autofocus: true }, "Cancel");
+  const confirm = h("button", { type: "button", id: "confirm-delete-ok", class: "danger" }, "Delete");
+  const element = h("dialog", { id: "confirm-delete", class: "viewer confirm", "aria-labelledby": "confirm-delete-title", "aria-describedby": "confirm-delete-text" },
+    h("h3", { id: "confirm-delete-title" }, "Delete this image?"), text, h("div", { class: "actions" }, cancel, confirm));
+  cancel.addEventListener("click", () => element.close("cancel"));
+  confirm.addEventListener("click", () => element.close("delete"));
+  const ask = (title: string) =>
+    new Promise<boolean>((resolve) => {
+      text.textContent = `“${title}” will be removed from your gallery for good. Its credits are not refunded.`;
+      element.returnValue = "";
+      element.addEventListener("close", () => resolve(element.returnValue === "delete"), { once: true });
+      element.showModal();
+    });
+  return { element, ask };
+}
+
 export function imagesView(
   api: Api,
   onChanged: () => void,
@@ -44,6 +64,7 @@ export function imagesView(
   const close = h("button", { type: "button", id: "viewer-close" }, "Close");
   const viewer = h("dialog", { id: "viewer", class: "viewer", "aria-labelledby": "viewer-caption" }, caption, big, close);
   close.addEventListener("click", () => viewer.close());
+  const confirmer = deleteConfirmation();
 
   const fail = (caught: unknown) => {
     error.textContent = errorText(caught);
@@ -69,6 +90,7 @@ export function imagesView(
       viewer.showModal();
     });
     remove.addEventListener("click", async () => {
+      if (!(await confirmer.ask(title))) return;
       remove.disabled = true;
       error.textContent = "";
       try {
@@ -156,6 +178,7 @@ export function imagesView(
     empty,
     more,
     viewer,
+    confirmer.element,
   );
   return { element, refresh: () => load(true) };
 }

@@ -3,6 +3,7 @@
 
 import * as admin from "../api/admin";
 import type { Api } from "../api/client";
+import { ApiError } from "../api/problems";
 import { dataTable, scroller } from "../charts/table";
 import { h } from "../dom";
 
@@ -42,7 +43,7 @@ export function grantForm(api: Api, onGranted: () => void, ids: HTMLDataListElem
       key = null;
       onGranted();
     } catch (caught) {
-      error.textContent = caught instanceof Error ? caught.message : String(caught);
+      error.textContent = errorText(caught);
     } finally {
       submit.disabled = false;
     }
@@ -50,10 +51,46 @@ export function grantForm(api: Api, onGranted: () => void, ids: HTMLDataListElem
   return form;
 }
 
+/** An error as a person reads it, with the request id to quote when the server gave one. */
+export function errorText(caught: unknown): string {
+  if (caught instanceof ApiError && caught.requestId) return `${caught.message} (request id ${caught.requestId})`;
+  return caught instanceof Error ? caught.message : String(caught);
+}
+
+/** A user's role as a select and a Save button, both named after the user. */
+function roleEditor(api: Api, user: admin.User, said: (text: string, failed: boolean) => void): HTMLElement {
+  const who = user.email || user.id;
+  const select = h("select", { name: "role", "aria-label": `Role of ${who}`, "data-user-id": user.id },
+    ...admin.ROLES.map((r) => h("option", { value: r }, r)));
+  select.value = user.role;
+  const save = h("button", { type: "button", class: "save-role", "aria-label": `Save role of ${who}` }, "Save");
+  save.addEventListener("click", async () => {
+    save.disabled = true;
+    said("", false);
+    try {
+      const stored = await admin.setRole(api, user.id, select.value as admin.Role);
+      user.role = stored.role;
+      select.value = stored.role;
+      select.closest("td")?.setAttribute("data-value", stored.role);
+      said(`${who} is now ${stored.role}.`, false);
+    } catch (caught) {
+      said(errorText(caught), true);
+    } finally {
+      save.disabled = false;
+    }
+  });
+  return h("div", { class: "role-edit" }, select, save);
+}
+
 export function usersList(api: Api, ids: HTMLDataListElement): { element: HTMLElement; refresh: () => Promise<void> } {
   const holder = scroller("Users, scrollable");
   const more = h("button", { type: "button", id: "users-more", hidden: true }, "Show more users");
-  const error = h("p", { class: "error", role: "alert" });
+  const status = h("p", { id: "users-status", role: "status", class: "meta" });
+  const error = h("p", { id: "users-error", class: "error", role: "alert" });
+  const said = (text: string, failed: boolean) => {
+    status.textContent = failed ? "" : text;
+    error.textContent = failed ? text : "";
+  };
   let shown: admin.User[] = [];
   let cursor: string | null = null;
   const render = () => {
@@ -62,7 +99,7 @@ export function usersList(api: Api, ids: HTMLDataListElement): { element: HTMLEl
       dataTable("users", "Users and their roles", [
         { key: "id", title: "User id", value: (u: admin.User) => u.id },
         { key: "email", title: "Email", value: (u: admin.User) => u.email || "—" },
-        { key: "role", title: "Role", value: (u: admin.User) => u.role },
+        { key: "role", title: "Role", value: (u: admin.User) => u.role, cell: (u: admin.User) => roleEditor(api, u, said) },
       ], shown),
     );
   };
@@ -74,10 +111,10 @@ export function usersList(api: Api, ids: HTMLDataListElement): { element: HTMLEl
       more.hidden = !cursor;
       render();
     } catch (caught) {
-      error.textContent = caught instanceof Error ? caught.message : String(caught);
+      said(errorText(caught), true);
     }
   };
   more.addEventListener("click", () => void page(false));
-  const element = h("section", { "aria-labelledby": "users-title" }, h("h3", { id: "users-title" }, "Users"), holder, more, error);
+  const element = h("section", { "aria-labelledby": "users-title" }, h("h3", { id: "users-title" }, "Users"), holder, more, status, error);
   return { element, refresh: () => page(true) };
 }

@@ -30,18 +30,21 @@ class DevIssuer:
         self.jwks: dict[str, Any] = {"keys": [{**public_jwk, "kid": self.kid, "alg": "RS256", "use": "sig"}]}
         self.public_key = self._key.public_key()
 
-    def token(self, *, email: str, role: Role, ttl_s: int = 3600, now: float | None = None, **claims: Any) -> str:
+    def token(
+        self, *, email: str, role: Role | None, ttl_s: int = 3600, now: float | None = None, **claims: Any
+    ) -> str:
         issued = int(now if now is not None else time.time())
         payload = {
             "sub": "dev_" + hashlib.sha256(email.lower().encode()).hexdigest()[:16],
             "email": email,
-            "role": role,
             "iss": self.issuer,
             "iat": issued,
             "nbf": issued,
             "exp": issued + ttl_s,
             **claims,
         }
+        if role is not None:  # without one, the users collection decides (as for a Clerk token)
+            payload["role"] = role
         return jwt.encode(payload, self._key, algorithm="RS256", headers={"kid": self.kid})
 
 

@@ -145,6 +145,7 @@ ADMIN = problems(*_CALLER, 403)
 GRANT = problems(*_CALLER, 403, 404, *_BODY, *_IDEMPOTENT)
 # The user directory (MongoDB) answers these, not a service over the broker: no deadline.
 USERS = problems(*_SERVED, 401, 403, 422)
+ME = problems(*_SERVED, 401)
 SET_ROLE = problems(*_SERVED, 401, 403, 404, *_BODY)
 # ... and a model that is not offered (404, as OpenAI answers it).
 SPENDING = problems(*_CALLER, *_BODY, *_IDEMPOTENT, 402, 404, 502)

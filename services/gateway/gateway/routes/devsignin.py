@@ -24,7 +24,9 @@ class DevSignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
-    role: Role = "user"
+    role: Role | None = Field(
+        "user", description="The role the token asserts; null: none, so the users collection decides, as for Clerk."
+    )
 
 
 class DevToken(BaseModel):

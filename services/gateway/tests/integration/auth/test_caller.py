@@ -69,6 +69,7 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("GET", "/v1/models"): Call("/v1/models", SIGNED_IN),
     ("GET", "/v1/models/{model_id:path}"): Call("/v1/models/local-echo-1", SIGNED_IN),
     ("GET", "/v1/credits"): Call("/v1/credits", SIGNED_IN),
+    ("GET", "/v1/me"): Call("/v1/me", SIGNED_IN),
     ("GET", "/v1/credits/history"): Call("/v1/credits/history", SIGNED_IN),
     ("POST", "/v1/admin/reconcile"): Call("/v1/admin/reconcile", ADMINS),
     ("POST", "/v1/admin/credits/grants"): Call(

@@ -41,7 +41,7 @@ async def test_a_burst_of_first_requests_creates_the_user_once(
 async def test_a_development_token_without_a_role_takes_the_stored_one(
     client: httpx.AsyncClient, issuer: DevIssuer, users: Any
 ) -> None:
-    plain = bearer(issuer.token(email="plain@example.com", role=None))  # type: ignore[arg-type]
+    plain = bearer(issuer.token(email="plain@example.com", role=None))
     admin = bearer(issuer.token(email="boss@example.com", role="admin"))
     assert (await client.get("/v1/admin/users", headers=plain)).status_code == 403  # seeded as a user
     doc = await users.find_one({"userEmail": "plain@example.com"})

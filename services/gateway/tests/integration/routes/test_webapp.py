@@ -3,6 +3,7 @@ the development sign-in, which exists only where the development issuer does."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from gateway.app import create_app
 from gateway.auth.dev_issuer import DevIssuer
 from gateway.http.security_headers import _API_CSP
-from gateway.routes.webapp import APP_CSP
+from gateway.routes.webapp import APP_CSP, app_csp, with_clerk
 from gateway.settings import GatewaySettings
 
 pytestmark = pytest.mark.integration
@@ -23,7 +24,8 @@ pytestmark = pytest.mark.integration
 def dist(tmp_path: Path) -> Path:
     root = tmp_path / "dist"
     (root / "assets").mkdir(parents=True)
-    (root / "index.html").write_text('<!doctype html><script type="module" src="/assets/app-1a2b.js"></script>')
+    page = '<!doctype html><head></head><script type="module" src="/assets/app-1a2b.js"></script>'
+    (root / "index.html").write_text(page)
     (root / "assets" / "app-1a2b.js").write_text("console.log('hi')")
     (tmp_path / "secret.txt").write_text("not served")
     return root
@@ -107,3 +109,38 @@ async def test_dev_sign_in_is_a_404_outside_development(gateway_settings: Gatewa
 async def test_dev_sign_in_is_a_404_when_clerk_is_configured(clerk_client: httpx.AsyncClient) -> None:
     response = await clerk_client.post("/v1/dev/token", json={"email": "ada@example.com", "role": "admin"})
     assert response.status_code == 404
+
+
+async def test_with_clerk_the_page_names_its_publishable_key_and_may_call_its_frontend_api_only(
+    clerk_settings: GatewaySettings, dist: Path
+) -> None:
+    key = "pk_test_" + base64.b64encode(b"clerk.test.example$").decode()
+    proxy = 'https://app.example.com/__clerk?"><script>'  # not a URL the setting takes, yet escaped if given
+    settings = clerk_settings.model_copy(
+        update={
+            "web_dist_dir": dist,
+            "clerk_publishable_key": key,
+            "clerk_proxy_url": "https://app.example.com/__clerk",
+        }
+    )
+    async for client in _client(settings):
+        page = await client.get("/")
+        assert page.status_code == 200
+        assert f'<meta name="aisaas:clerk-publishable-key" content="{key}" />' in page.text
+        assert '<meta name="aisaas:clerk-proxy-url" content="https://app.example.com/__clerk" />' in page.text
+        policy = page.headers["content-security-policy"]
+        assert policy == app_csp("https://app.example.com")
+        assert "connect-src 'self' https://app.example.com; worker-src 'self' blob:;" in policy
+        assert "script-src 'self';" in policy and "'unsafe-inline'" not in policy
+    assert 'content="https://app.example.com/__clerk?&quot;&gt;&lt;script&gt;"' in with_clerk(
+        "<head></head>", key, proxy
+    )
+
+
+async def test_without_a_publishable_key_the_page_is_the_build_unchanged(
+    clerk_settings: GatewaySettings, dist: Path
+) -> None:
+    async for client in _client(clerk_settings.model_copy(update={"web_dist_dir": dist})):
+        page = await client.get("/")
+        assert page.text == (dist / "index.html").read_text()
+        assert page.headers["content-security-policy"] == APP_CSP
