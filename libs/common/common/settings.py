@@ -58,8 +58,9 @@ class CommonSettings(BaseSettings):
         1,
         ge=1,
         le=256,
-        description="Partitions of the credits ledger (each owned by one credits replica at a time); every "
-        "service must agree on it, and changing it needs every credits replica stopped first.",
+        description="Partitions of the users' state: the credits ledger's accounts, and the chat threads (each "
+        "partition owned by one credits and one chat replica at a time); every service must agree on it, and "
+        "changing it needs every credits and chat replica stopped first.",
     )
     bus_max_attempts: int = Field(
         5,
