@@ -4,6 +4,7 @@ providers replaced by the simulator: what the provider was sent is read from its
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -11,7 +12,7 @@ import pytest
 
 from devstack import Stack
 from tests.simulator.server import RunningSimulator
-from tests.support.client import bearer
+from tests.support.client import balance, bearer, poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.provider_simulator]
 
@@ -74,3 +75,47 @@ def test_a_thread_keeps_its_context_over_five_turns_and_restarts_trims_to_the_wi
         assert http.get("/v1/threads").json()["threads"] == []
         assert httpx.get(simulator.url + "/_sim/calls", timeout=10).json()["total"] == calls
         assert http.get("/v1/credits").json()["spent"] == 0
+
+
+def owner_of_the_thread(stack: Stack, names: tuple[str, ...]) -> str:
+    """The chat replica RabbitMQ made the user's partition's active consumer: the one that loaded the thread."""
+    owners = [n for n in names if any(line.get("event") == "thread loaded" for line in stack.processes[n].json_lines())]
+    assert len(owners) == 1, owners
+    return owners[0]
+
+
+@pytest.mark.stack_env(SIGNUP_CREDITS="1000", LOCAL_LATENCY_S="0.05", CHAT_THREAD_CHECKPOINT_S="3600")
+async def test_the_other_chat_replica_takes_a_users_threads_over_when_their_owner_is_killed_under_load(
+    stack: Stack,
+) -> None:
+    """The owner never checkpoints here: the heir counts every turn from the turns themselves."""
+    stack.start_service("chat", replica="chat-2")
+    user = bearer(stack, "thread-takeover@example.com") | {"X-Request-Timeout": "60"}
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60, limits=limits) as http:
+        thread_id = (await http.post("/v1/threads", json={}, headers=user)).json()["thread_id"]
+        body = {"messages": [{"role": "user", "content": "first"}], "thread_id": thread_id}
+        assert (await http.post("/v1/chat", json=body, headers=user)).status_code == 200
+        owner = owner_of_the_thread(stack, ("chat", "chat-2"))
+        requests = [
+            asyncio.create_task(
+                http.post(
+                    "/v1/chat",
+                    json={"messages": [{"role": "user", "content": f"q{i}"}], "thread_id": thread_id},
+                    headers=user,
+                )
+            )
+            for i in range(60)
+        ]
+        await poll(lambda: sum(r.done() for r in requests), lambda n: n >= 15, within=30, interval=0.02)
+        stack.processes[owner].kill()  # turns written, counted in memory only, and some in hand
+        responses = await asyncio.gather(*requests)
+        assert [r.status_code for r in responses] == [200] * 60, [r.text for r in responses if r.status_code != 200][:3]
+        heir = "chat-2" if owner == "chat" else "chat"
+        thread = (await http.get(f"/v1/threads/{thread_id}", params={"limit": 500}, headers=user)).json()
+        assert owner_of_the_thread(stack, (heir,)) == heir
+        kept = [m["content"] for m in thread["messages"] if m["role"] == "user"]
+        assert sorted(kept) == sorted(["first", *(f"q{i}" for i in range(60))])  # each request kept once
+        spent = (await poll(lambda: balance(http, user), lambda b: b["reserved"] == 0, within=20))["spent"]
+        info = thread["thread"]
+        assert (info["turns"], info["messages"], info["credits"]) == (61, 122, spent)

@@ -232,8 +232,10 @@ class ThreadBook:
         """Keep `doc` with the turns after its `last` counted."""
         generation = self._generation
         thread = _Thread(doc=doc, stored=doc["last"], recent=deque(maxlen=RECENT_IDS))
-        for turn in await self.store.turns_after(doc["_id"], doc["last"]):
+        later = await self.store.turns_after(doc["_id"], doc["last"])
+        for turn in later:
             self._count(thread, turn)
+        log.info("thread loaded", extra={"thread_id": doc["_id"], "turns": thread.doc["turns"], "counted": len(later)})
         if generation == self._generation:
             self._threads.setdefault(doc["_id"], thread)
             self._evict()
