@@ -90,7 +90,7 @@ async def test_the_other_chat_replica_takes_a_users_threads_over_when_their_owne
 ) -> None:
     """The owner never checkpoints here: the heir counts every turn from the turns themselves."""
     stack.start_service("chat", replica="chat-2")
-    user = bearer(stack, "thread-takeover@example.com") | {"X-Request-Timeout": "60"}
+    user = bearer(stack, "thread-takeover@example.com") | {"X-Request-Timeout": "25"}
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60, limits=limits) as http:
         thread_id = (await http.post("/v1/threads", json={}, headers=user)).json()["thread_id"]

@@ -11,9 +11,15 @@ from datetime import datetime
 
 from chat.context import ContextWindow
 from chat.thread_book import ThreadBook
+from chat.thread_documents import TurnDoc
 from chat.threads import TurnWrite, title_from
 from common.contracts import ChatMessage
 from common.errors import ValidationFailed
+
+
+def turn_id_of(message_id: uuid.UUID) -> uuid.UUID:
+    """The id of the turn a request keeps: derived from its message id, so a redelivery finds it."""
+    return uuid.uuid5(message_id, "turn")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +63,12 @@ class Conversations:
     def __init__(self, book: ThreadBook, *, max_turns: int) -> None:
         self.book = book
         self._max_turns = max_turns
+
+    async def kept(self, conversation: Conversation, message_id: uuid.UUID, *, look: bool) -> TurnDoc | None:
+        """The turn the request `message_id` kept already, when it is a redelivery of one that was;
+        `look`: also count turns written since the thread was loaded (a redelivery's first delivery
+        may have kept its turn on the replica that died)."""
+        return await self.book.kept(conversation.thread_id, turn_id_of(message_id), look=look)
 
     async def open(
         self, *, thread_id: uuid.UUID, owner_id: str, new: Sequence[ChatMessage], window: int, max_tokens: int

@@ -9,6 +9,7 @@ request (its `thread_id`) sends the thread's context and keeps its turn before i
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
@@ -24,8 +25,9 @@ from chat.provider_costs import CostTable
 from chat.providers.base import ProviderAnswer, ProviderRequest
 from chat.settlement import Accounts
 from chat.streaming import Pumped, delivered_usage, produced_usage, pump, replay
+from chat.thread_documents import TurnDoc
 from chat.usage import UsageRecorder
-from common.bus import ReplyStream, RpcClient
+from common.bus import ReplyStream, RpcClient, redelivered
 from common.contracts import (
     Caller,
     ChatCompletion,
@@ -37,6 +39,8 @@ from common.contracts import (
 )
 from common.credits import CreditHolds
 from common.errors import BadRequest, Conflict, DeadlineExceeded, ServiceUnavailable, Unauthenticated, UpstreamFailed
+
+log = logging.getLogger(__name__)
 
 
 class ChatHandlers:
@@ -114,10 +118,17 @@ class ChatHandlers:
         )
         if job.streaming and self._inbox is not None:
             stream.listen(self._inbox)
+        again = redelivered()  # its first delivery may have held, kept, cached or charged already
+        if conversation is not None and self._conversations is not None:
+            kept = await self._conversations.kept(conversation, envelope.message_id, look=again)
+            if kept is not None:
+                return await self._kept(job, kept)
         if self._cache is None or not cacheable(job.request):
             return await self._fresh(job, None)
         key = self._cache.key(job.request, user_id=job.user_id)
-        found = await self._cache.lead_or_wait(key, deadline=job.deadline, lookup=payload.use_cache)
+        # A redelivery answers afresh on its first delivery's hold: a stored answer (maybe that
+        # delivery's own) would leave the hold unsettled, and its lead may be held by the dead.
+        found = await self._cache.lead_or_wait(key, deadline=job.deadline, lookup=payload.use_cache and not again)
         if isinstance(found, CachedAnswer):
             return await self._hit(job, found)
         return await self._fresh(job, found)
@@ -154,6 +165,40 @@ class ChatHandlers:
             turn_text=_delivered(out),
         )
         return streamed_completion(job, cached.provider, answer.model, out, cached=True, credits=charge)
+
+    # -- a redelivery whose turn was kept --------------------------------------------------------------
+
+    async def _kept(self, job: Job, turn: TurnDoc) -> ChatCompletion:
+        """A threaded request whose first delivery kept its turn before its replica went: answered
+        with that turn. Its hold (the same id: the ledger returns the first one) is charged the
+        turn's credits if the first delivery did not get to commit it; nothing is recorded again."""
+        reservation = await self._accounts.reserve(job, self._catalog.reservation(job.request))
+        if reservation.status == "pending":
+            self._accounts.settle_soon(job, reservation, charge=turn["credits"])
+        elif reservation.status != "committed":
+            log.warning(
+                "a kept turn's hold ended uncharged",
+                extra={"reservation_id": str(reservation.reservation_id), "status": reservation.status},
+            )
+        answer = ProviderAnswer(
+            text=turn["messages"][-1]["content"],
+            model=turn["model"],
+            prompt_tokens=turn["promptTokens"],
+            completion_tokens=turn["completionTokens"],
+        )
+        if not job.streaming:
+            return completion(job, turn["provider"], answer, cached=False, credits=turn["credits"])
+        out = await pump(
+            replay(answer),
+            job.stream,
+            provider=turn["provider"],
+            model=answer.model,
+            cached=False,
+            deadline=job.deadline,
+            idle_timeout_s=self._failover.policy.attempt_timeout_s,
+            ack_timeout_s=self._ack_timeout_s,
+        )
+        return streamed_completion(job, turn["provider"], answer.model, out, cached=False, credits=turn["credits"])
 
     # -- a provider's answer --------------------------------------------------------------------------
 

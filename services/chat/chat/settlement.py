@@ -10,10 +10,12 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from chat.conversations import turn_id_of
 from chat.job import Job
 from chat.provider_costs import CostTable
 from chat.providers.base import ProviderAnswer
 from chat.usage import UsageRecorder, usage_id
+from common.bus import ack_after
 from common.contracts import Reservation, UsageRecord
 from common.credits import CreditHolds
 from common.errors import DeadlineExceeded, ServiceUnavailable
@@ -57,9 +59,10 @@ class Accounts:
 
     def settle_soon(self, job: Job, reservation: Reservation | None, *, charge: int) -> None:
         """Commit `charge` without holding the answer for the broker's confirm: the command is handed
-        to the broker before this returns (the task starts eagerly), and confirmed in the background.
-        Lost with the process before its confirm, it is as one the broker refused: the reservation
-        expires and the user is not charged."""
+        to the bus before this returns (the task starts eagerly) and confirmed in the background,
+        and the request's message is acked only once it is (`ack_after`): should the process die
+        before, the request is redelivered and its redelivery commits the same hold (its turn, if
+        threaded, kept already)."""
         if reservation is None:
             return
         task = asyncio.Task(
@@ -68,6 +71,7 @@ class Accounts:
         if not task.done():
             self._settling.add(task)
             task.add_done_callback(self._settling.discard)
+            ack_after(task)
 
     async def close(self, *, timeout_s: float = 5.0) -> None:
         """Wait (at most `timeout_s`) for the commits still being confirmed."""
@@ -111,7 +115,7 @@ class Accounts:
             raise ServiceUnavailable("conversations are not kept by this chat service")
         usage = self.usage_record(job, provider, answer, cached=cached, credits=credits)
         turn = job.conversation.turn(
-            turn_id=uuid.uuid5(job.envelope.message_id, "turn"),
+            turn_id=turn_id_of(job.envelope.message_id),
             answer=text,
             at=usage.at,
             provider=provider,

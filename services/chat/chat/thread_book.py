@@ -27,13 +27,13 @@ import contextlib
 import dataclasses
 import logging
 import uuid
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 from chat.thread_documents import ThreadDoc, TurnDoc
 from chat.thread_store import NO_SUCH_THREAD, NotKept, Taken, ThreadStore
-from chat.threads import StoredTurn, TurnWrite, count
+from chat.threads import StoredTurn, TurnWrite, count, turn_key
 from common.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ SEQ_TRIES = 8  # a turn's number taken by a turn this replica did not know: take
 class _Thread:
     doc: ThreadDoc  # with every turn kept so far counted
     stored: int  # the `last` of the document in MongoDB: the checkpoint writes over that one only
-    recent: deque[str]
+    recent: OrderedDict[str, int]  # the ids of its latest turns, with their numbers
 
     @property
     def dirty(self) -> bool:
@@ -72,6 +72,20 @@ class ThreadBook:
         if thread is None or thread.doc["ownerId"] != owner_id:
             raise NotFound(NO_SUCH_THREAD)
         return thread.doc.copy()
+
+    async def kept(self, thread_id: str, turn_id: uuid.UUID, *, look: bool = False) -> TurnDoc | None:
+        """The turn `turn_id` of the thread, if it was kept already (its request is a redelivery);
+        with `look`, after counting the turns written since this replica last did."""
+        thread = self._threads.get(thread_id)
+        if thread is None:
+            return None
+        if look and str(turn_id) not in thread.recent:
+            async with self._writing:  # not while this replica numbers turns of its own
+                for doc in await self.store.turns_after(thread_id, thread.doc["last"]):
+                    if doc["turnId"] not in thread.recent:
+                        self._count(thread, doc)
+        seq = thread.recent.get(str(turn_id))
+        return None if seq is None else await self.store.turn(turn_key(thread_id, seq))
 
     def newest_first(self, thread: ThreadDoc, *, below: int | None = None) -> AsyncIterator[StoredTurn]:
         return self.store.newest_first(thread, below=below)
@@ -231,7 +245,7 @@ class ThreadBook:
     async def _adopt(self, doc: ThreadDoc) -> _Thread:
         """Keep `doc` with the turns after its `last` counted."""
         generation = self._generation
-        thread = _Thread(doc=doc, stored=doc["last"], recent=deque(maxlen=RECENT_IDS))
+        thread = _Thread(doc=doc, stored=doc["last"], recent=OrderedDict())
         later = await self.store.turns_after(doc["_id"], doc["last"])
         for turn in later:
             self._count(thread, turn)
@@ -245,7 +259,9 @@ class ThreadBook:
     @staticmethod
     def _count(thread: _Thread, turn: TurnDoc) -> None:
         count(thread.doc, turn)
-        thread.recent.append(turn["turnId"])
+        thread.recent[turn["turnId"]] = turn["seq"]
+        if len(thread.recent) > RECENT_IDS:
+            thread.recent.popitem(last=False)
 
     def _evict(self) -> None:
         """Forget the least recently used threads beyond CAPACITY whose counters are written."""

@@ -73,6 +73,27 @@ def reply_expected() -> bool:
     return _REPLYING.get()
 
 
+_REDELIVERED: ContextVar[bool] = ContextVar("redelivered", default=False)
+
+
+def redelivered() -> bool:
+    """Whether the message being handled was delivered before (to a consumer that died or gave it
+    back before its ack): its earlier delivery may have done some or all of its work."""
+    return _REDELIVERED.get()
+
+
+_BEFORE_ACK: ContextVar[list[asyncio.Future[Any]] | None] = ContextVar("before_ack", default=None)
+
+
+def ack_after(work: asyncio.Future[Any]) -> None:
+    """Ack the message being handled only once `work` is done (its reply still goes out at once):
+    for work the handler started but did not wait for, which a redelivery must redo should this
+    process die before it is done. Outside a handler, nothing to hold."""
+    held = _BEFORE_ACK.get()
+    if held is not None:
+        held.append(work)
+
+
 class ReplyStream:
     """Chunks for the requester of the message being handled, sent before the final reply."""
 
@@ -253,12 +274,20 @@ class Consumer:
         except Forbidden as exc:
             await self._refuse(message, [envelope], exc)
             return
-        done = await self._run(message, envelope, partition)
+        held: list[asyncio.Future[Any]] = []
+        holding, again = _BEFORE_ACK.set(held), _REDELIVERED.set(bool(message.redelivered))
+        try:
+            done = await self._run(message, envelope, partition)
+        finally:
+            _BEFORE_ACK.reset(holding)
+            _REDELIVERED.reset(again)
         if done.outcome == "retried":
             await self._retry_later(message, name)
             return
         if done.body and message.reply_to:
             await self._bus.reply(done.body, reply_to=message.reply_to, correlation_id=message.correlation_id)
+        if held:
+            await asyncio.gather(*held, return_exceptions=True)
         await self._settle(message, failed=done.outcome == "failed")
 
     async def _on_batch(self, message: AbstractIncomingMessage, partition: int | None) -> None:

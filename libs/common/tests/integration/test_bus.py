@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis.asyncio import Redis
 
-from common.bus import Bus, Consumer, ProcessedMessages, Publishers, RpcClient, Topology
+from common.bus import Bus, Consumer, ProcessedMessages, Publishers, RpcClient, Topology, ack_after, redelivered
 from common.contracts import ChatCompletion, ChatMessage, CompleteChat, Envelope, Usage
 from common.errors import DeadlineExceeded, InsufficientCredits, InternalError, ServiceUnavailable, ValidationFailed
 from common.telemetry import configure_tracing
@@ -236,3 +236,49 @@ async def test_one_trace_spans_publisher_and_consumer(harness: Harness) -> None:
     publish, process = spans["CompleteChat publish"], spans["CompleteChat process"]
     assert publish.context.trace_id == process.context.trace_id
     assert process.parent is not None and process.parent.span_id == publish.context.span_id
+
+
+async def test_work_held_by_ack_after_keeps_the_message_unacked_past_its_reply_and_a_redelivery_says_so(
+    harness: Harness,
+) -> None:
+    """The reply goes out at once; the message is acked only once the held work is done, so a
+    consumer gone before that has it redelivered, and the redelivery knows it is one."""
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    seen: list[bool] = []
+
+    async def hold(envelope: Envelope[CompleteChat]) -> ChatCompletion:
+        seen.append(redelivered())
+        if len(seen) == 1:
+            ack_after(never)  # work the first delivery started and its consumer will not see done
+        return completion("answered")
+
+    async def consume() -> Bus:
+        bus = Bus(url=harness.amqp_url, topology=harness.topology, service="chat")
+        await bus.connect()
+        await Consumer(
+            bus,
+            service="chat",
+            handlers={"CompleteChat": hold},
+            processed=None,
+            publishers=Publishers(development=True),
+            prefetch=8,
+            max_attempts=3,
+        ).start()
+        return bus
+
+    first = await consume()
+    await harness.start_client()
+    reply = await harness.rpc.call(request(), reply_model=ChatCompletion)
+    assert reply.message.content == "answered" and seen == [False]  # answered before the work was done
+    await first.close()  # gone with the work undone: the message was never acked
+    second = await consume()
+    try:
+
+        async def deliveries() -> int:
+            return len(seen)
+
+        await wait_until(deliveries, lambda n: n == 2, within=10)
+        assert seen == [False, True]
+    finally:
+        never.cancel()
+        await second.close()

@@ -202,3 +202,17 @@ async def test_a_conversation_sends_the_latest_turns_that_fit(db: Any) -> None:
     assert convo.title is None  # the thread has turns already
     with pytest.raises(NotFound):
         await conversations.open(thread_id=uuid.UUID(thread_id), owner_id=OTHER, new=new, window=100_000, max_tokens=10)
+
+
+async def test_a_kept_turn_is_found_by_its_id_for_a_redelivered_request(db: Any) -> None:
+    book = replica(db)
+    thread_id = await new_thread(book)
+    first = turn(thread_id, 0)
+    assert await book.kept(thread_id, first.turn_id) is None
+    assert await book.keep([first, turn(thread_id, 1)]) == [None, None]
+    kept = await book.kept(thread_id, first.turn_id)
+    assert kept is not None and (kept["seq"], kept["messages"][-1]["content"]) == (0, "answer 0")
+    heir = replica(db)  # the replica a redelivery reaches after a takeover: it loads the thread first
+    await heir.get(thread_id, owner_id=OWNER)
+    assert (await heir.kept(thread_id, first.turn_id) or {}).get("seq") == 0
+    assert await heir.kept(thread_id, uuid.uuid4()) is None
