@@ -10,9 +10,11 @@ import aio_pika
 import aiormq
 
 from common.bus import Topology
+from common.contracts.catalog import CATALOG
 
 SERVICES = ("gateway", "chat", "imagegen", "imagegen-jobs", "credits")
-PARTITIONED = {"credits": 16}  # partition queues a test namespace may have declared (at most this many)
+# Partition queues a test namespace may have declared (at most this many per service that has any).
+PARTITIONED = {spec.service: 16 for spec in CATALOG.values() if spec.partitioned}
 
 
 async def queue_depth(amqp_url: str, queue: str) -> int:
