@@ -98,15 +98,22 @@ class FakeClerk:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="fake-clerk")
-        thread.start()
-        try:
+        with serving(Handler, name="fake-clerk") as self._server:
             yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
-            thread.join(5)
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler], *, name: str) -> Iterator[ThreadingHTTPServer]:
+    """`handler` served on a free local port by a background thread, for the block's duration."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name=name)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 def webhook(

@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.support.clerk import FakeClerk
+from tests.support.clerk import FakeClerk, serving
 
 INSTANCE_HOST = "clerk.test.example"
 
@@ -459,15 +459,8 @@ class ClerkFrontend:
                 fapi.unknown.append(f"{method} {path}")
                 self._error(404, "resource_not_found", f"{method} {path} is not spoken by this stand-in.")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="clerk-frontend")
-        thread.start()
-        try:
+        with serving(Handler, name="clerk-frontend") as self._server:
             yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
-            thread.join(5)
 
     def _new_client(self) -> Client:
         client = Client(id=_id("client"))

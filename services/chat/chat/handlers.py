@@ -143,16 +143,7 @@ class ChatHandlers:
                 job, reservation, cached.provider, answer, cached=True, charge=self._hit_price, turn_text=_text(answer)
             )
             return completion(job, cached.provider, answer, cached=True, credits=self._hit_price)
-        out = await pump(
-            replay(answer),
-            job.stream,
-            provider=cached.provider,
-            model=answer.model,
-            cached=True,
-            deadline=job.deadline,
-            idle_timeout_s=self._failover.policy.attempt_timeout_s,
-            ack_timeout_s=self._ack_timeout_s,
-        )
+        out = await self._replay(job, cached.provider, answer, cached=True)
         delivered = _delivered_any(out)
         charge = self._hit_price if delivered else 0
         await self._accounts.conclude(
@@ -188,17 +179,21 @@ class ChatHandlers:
         )
         if not job.streaming:
             return completion(job, turn["provider"], answer, cached=False, credits=turn["credits"])
-        out = await pump(
+        out = await self._replay(job, turn["provider"], answer, cached=False)
+        return streamed_completion(job, turn["provider"], answer.model, out, cached=False, credits=turn["credits"])
+
+    async def _replay(self, job: Job, provider: str, answer: ProviderAnswer, *, cached: bool) -> Pumped:
+        """Stream an answer already made (stored, or kept in the thread) to the requester."""
+        return await pump(
             replay(answer),
             job.stream,
-            provider=turn["provider"],
+            provider=provider,
             model=answer.model,
-            cached=False,
+            cached=cached,
             deadline=job.deadline,
             idle_timeout_s=self._failover.policy.attempt_timeout_s,
             ack_timeout_s=self._ack_timeout_s,
         )
-        return streamed_completion(job, turn["provider"], answer.model, out, cached=False, credits=turn["credits"])
 
     # -- a provider's answer --------------------------------------------------------------------------
 

@@ -81,9 +81,7 @@ class ThreadBook:
             return None
         if look and str(turn_id) not in thread.recent:
             async with self._writing:  # not while this replica numbers turns of its own
-                for doc in await self.store.turns_after(thread_id, thread.doc["last"]):
-                    if doc["turnId"] not in thread.recent:
-                        self._count(thread, doc)
+                self._absorb(thread, await self.store.turns_after(thread_id, thread.doc["last"]))
         seq = thread.recent.get(str(turn_id))
         return None if seq is None else await self.store.turn(turn_key(thread_id, seq))
 
@@ -179,12 +177,8 @@ class ThreadBook:
         """Count the turn written under `turn`'s number (and any after it) that this replica did
         not know of; True when it is `turn` itself (its request was kept already)."""
         existing = await self.store.turn(turn.key)
-        for doc in [existing] if existing is not None else []:
-            if doc["turnId"] not in thread.recent:
-                self._count(thread, doc)
-        for doc in await self.store.turns_after(thread.doc["_id"], thread.doc["last"]):
-            if doc["turnId"] not in thread.recent:
-                self._count(thread, doc)
+        self._absorb(thread, [existing] if existing is not None else [])
+        self._absorb(thread, await self.store.turns_after(thread.doc["_id"], thread.doc["last"]))
         return str(turn.turn_id) in thread.recent
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -247,14 +241,20 @@ class ThreadBook:
         generation = self._generation
         thread = _Thread(doc=doc, stored=doc["last"], recent=OrderedDict())
         later = await self.store.turns_after(doc["_id"], doc["last"])
-        for turn in later:
-            self._count(thread, turn)
+        self._absorb(thread, later)
         log.info("thread loaded", extra={"thread_id": doc["_id"], "turns": thread.doc["turns"], "counted": len(later)})
         if generation == self._generation:
             self._threads.setdefault(doc["_id"], thread)
             self._evict()
             return self._threads[doc["_id"]]
         return thread
+
+    @classmethod
+    def _absorb(cls, thread: _Thread, turns: Sequence[TurnDoc]) -> None:
+        """Count those of `turns` the thread does not count yet (written by another replica)."""
+        for turn in turns:
+            if turn["turnId"] not in thread.recent:
+                cls._count(thread, turn)
 
     @staticmethod
     def _count(thread: _Thread, turn: TurnDoc) -> None:
