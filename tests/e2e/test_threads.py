@@ -78,8 +78,12 @@ def test_a_thread_keeps_its_context_over_five_turns_and_restarts_trims_to_the_wi
 
 
 def owner_of_the_thread(stack: Stack, names: tuple[str, ...]) -> str:
-    """The chat replica RabbitMQ made the user's partition's active consumer: the one that loaded the thread."""
-    owners = [n for n in names if any(line.get("event") == "thread loaded" for line in stack.processes[n].json_lines())]
+    """The chat replica RabbitMQ made the user's partition's active consumer: the one that loaded the partition."""
+    owners = [
+        n
+        for n in names
+        if any(line.get("event") == "thread partition loaded" for line in stack.processes[n].json_lines())
+    ]
     assert len(owners) == 1, owners
     return owners[0]
 
@@ -88,7 +92,7 @@ def owner_of_the_thread(stack: Stack, names: tuple[str, ...]) -> str:
 async def test_the_other_chat_replica_takes_a_users_threads_over_when_their_owner_is_killed_under_load(
     stack: Stack,
 ) -> None:
-    """The owner never checkpoints here: the heir counts every turn from the turns themselves."""
+    """The owner never checkpoints here: the heir counts every turn from the log's pages."""
     stack.start_service("chat", replica="chat-2")
     user = bearer(stack, "thread-takeover@example.com") | {"X-Request-Timeout": "25"}
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)

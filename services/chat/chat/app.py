@@ -26,6 +26,7 @@ from chat.providers.openai_embeddings import OpenAIEmbeddings
 from chat.settings import ChatSettings
 from chat.thread_book import ThreadBook
 from chat.thread_handlers import ThreadHandlers
+from chat.thread_log import ThreadLog
 from chat.thread_store import ThreadStore
 from chat.usage import UsageRecorder
 from common.bus import Handler, RpcClient, Streaming
@@ -134,14 +135,21 @@ async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
     async def announce(event: Envelope[UsageRecorded]) -> None:
         await runtime.bus.publish(event, event=True)
 
-    store = ThreadStore(database(mongo, settings))
+    store, thread_log = ThreadStore(database(mongo, settings)), ThreadLog(database(mongo, settings))
     await store.create_indexes()
-    threads = ThreadBook(store, checkpoint_s=settings.chat_thread_checkpoint_s)
+    await thread_log.create_indexes()
+    threads = ThreadBook(
+        store, thread_log, partitions=settings.credits_partitions, checkpoint_s=settings.chat_thread_checkpoint_s
+    )
     runtime.spawn(threads.run(), name="thread-checkpoints")
     runtime.on_close(threads.close)  # after the usage writer's (closers run last first): it keeps turns
     runtime.on_channel_lost(threads.invalidate)
     usage = UsageRecorder(
-        database(mongo, settings)["usage"], announce, linger_s=settings.chat_usage_flush_s, threads=threads
+        database(mongo, settings)["usage"],
+        announce,
+        linger_s=settings.chat_usage_flush_s,
+        turn_linger_s=settings.chat_turn_linger_s,
+        threads=threads,
     )
     analytics = UsageAnalytics(database(mongo, settings)["usage"])
     runtime.spawn(usage.run(), name="usage-recorder")

@@ -75,6 +75,12 @@ class ChatHandlers:
         return ModelList(models=self._catalog.models, default=self._catalog.default_model)
 
     async def complete_chat(self, envelope: Envelope[CompleteChat], stream: ReplyStream) -> ChatCompletion:
+        if envelope.payload.thread_id is None or self._conversations is None:
+            return await self._complete_chat(envelope, stream)
+        with self._conversations.book.answer():
+            return await self._complete_chat(envelope, stream)
+
+    async def _complete_chat(self, envelope: Envelope[CompleteChat], stream: ReplyStream) -> ChatCompletion:
         if envelope.actor is None:
             raise Unauthenticated("a chat request needs an acting user")
         payload = envelope.payload

@@ -85,9 +85,16 @@ class ChatSettings(CommonSettings):
         2.0,
         gt=0,
         le=3600,
-        description="How often the replica owning a user's threads writes their counters to the thread documents "
-        "(one update per changed thread; turns are written at once, and a thread's later turns are counted when "
-        "it is next loaded).",
+        description="How often the replica owning a user's threads writes the turns kept since into their threads' "
+        "segments and their counters to the thread documents (one of each per changed thread; until then a turn is "
+        "in the log's page, replayed by the next owner).",
+    )
+    chat_turn_linger_s: float = Field(
+        0.004,
+        ge=0,
+        le=1,
+        description="Longest a threaded answer's turn waits for those of other threaded requests in hand, so that "
+        "one page keeps them all (group commit; it never waits when no other is in hand).",
     )
     chat_usd_prices: dict[str, UsdPrice] = Field(
         default_factory=dict,

@@ -3,21 +3,25 @@
 A user's thread commands, and the chat requests that continue one of their threads, go to the
 partition queue owning that user (`common.bus.topology`), where RabbitMQ lets one replica
 consume at a time: that replica is the threads' single writer. It keeps each thread it touched
-(its document with up-to-date counters) here, so a threaded request reads nothing from MongoDB
-but the turns it lacks, and writes one document: its turn, numbered here after the thread's
-latest, in the flush of the usage writer (`usage.py`). The counters reach the thread's document
-every CHAT_THREAD_CHECKPOINT_S (and at shutdown), one update per thread that changed, whatever
-the number of turns since (`checkpoint`).
+(its document with up-to-date counters, and the turns not yet in its segments) here, so a
+threaded request reads nothing from MongoDB but the turns it lacks. Its turn is numbered here
+after the thread's latest and kept in the flush of the usage writer (`usage.py`): the turns of
+one flush in one partition are ONE page of the log (`thread_log.py`), whatever their number.
+Every CHAT_THREAD_CHECKPOINT_S (and at shutdown) the turns reach their threads' segments, one
+document per thread that changed, and the counters their documents, one update per thread,
+whatever the number of turns since; then the partition's mark moves past the pages they came
+from (`checkpoint`).
 
-A thread is loaded from its document plus the turns numbered after the document's `last`
-(`ThreadStore.turns_after`): what the previous owner kept but had not checkpointed. So a crash
-loses no turn and no count, and a replica taking a partition over (its owner gone) counts what
-the one before it wrote. Should two replicas write one thread at once (the old owner finishing
-what it had in hand while the new one starts), the turn numbers keep them apart: a number taken
-by a turn this replica did not know is counted, and its own turn takes the next; a checkpoint
-writes only over the document it last read or wrote (else it forgets the thread and reloads it).
-When the consumer's channel goes, this replica may no longer own its partitions: it forgets
-everything (`invalidate`)."""
+A partition is loaded on its first use: the pages after its mark are replayed, each turn
+numbered after its thread document's `last` counted (what the previous owner kept but had not
+checkpointed). So a crash loses no turn and no count, and a replica taking a partition over
+counts what the one before it wrote. Should two replicas write one partition at once (the old
+owner finishing what it had in hand while the new one starts), a page can be written once
+only: the one that finds its page taken replays the pages it did not know and numbers its
+turns again. A checkpoint writes only over the documents it last read or wrote, and moves the
+mark from where it last saw it (else it forgets the partition and loads it again). When the
+consumer's channel goes, this replica may no longer own its partitions: it forgets everything
+(`invalidate`)."""
 
 from __future__ import annotations
 
@@ -28,41 +32,75 @@ import dataclasses
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime
 
 from chat.thread_documents import ThreadDoc, TurnDoc
-from chat.thread_store import NO_SUCH_THREAD, NotKept, Taken, ThreadStore
-from chat.threads import StoredTurn, TurnWrite, count, turn_key
+from chat.thread_log import Fenced, ThreadLog
+from chat.thread_store import NO_SUCH_THREAD, NotKept, ThreadStore, bad_cursor
+from chat.threads import StoredTurn, TurnWrite, count, text_role
+from common.bus.topology import partition_of
+from common.contracts import ThreadMessage
 from common.errors import NotFound
 
 log = logging.getLogger(__name__)
 
-CAPACITY = 10_000  # threads kept in memory (those with counters not yet written stay regardless)
+CAPACITY = 10_000  # threads kept in memory (those with turns not yet in their segments stay regardless)
 RECENT_IDS = 32  # ids of a thread's latest turns remembered, so a repeated request is kept once
-SEQ_TRIES = 8  # a turn's number taken by a turn this replica did not know: take the next, this often
+FENCED_TRIES = 8  # a flush's page taken by another replica: replay and number again, this often
 
 
 @dataclasses.dataclass(slots=True)
 class _Thread:
     doc: ThreadDoc  # with every turn kept so far counted
-    stored: int  # the `last` of the document in MongoDB: the checkpoint writes over that one only
-    recent: OrderedDict[str, int]  # the ids of its latest turns, with their numbers
+    stored: int  # the `last` of the document in MongoDB: its segments hold the turns up to it
+    partition: int
+    recent: OrderedDict[str, int] = dataclasses.field(default_factory=OrderedDict)  # latest turns' ids, numbers
+    pending: list[TurnDoc] = dataclasses.field(default_factory=list)  # kept after `stored`: in the log only
 
     @property
     def dirty(self) -> bool:
         return self.doc["last"] != self.stored
 
 
+@dataclasses.dataclass(slots=True)
+class _Partition:
+    through: int  # its mark as last read or moved here: the turns of the pages up to it are in segments
+    next: int  # the page this replica writes next
+
+
 class ThreadBook:
-    def __init__(self, store: ThreadStore, *, checkpoint_s: float = 2.0, capacity: int = CAPACITY) -> None:
+    def __init__(
+        self,
+        store: ThreadStore,
+        log: ThreadLog,
+        *,
+        partitions: int = 1,
+        checkpoint_s: float = 2.0,
+        capacity: int = CAPACITY,
+    ) -> None:
         self.store = store
+        self.log = log
+        self._partitions = partitions
         self._checkpoint_s = checkpoint_s
         self._capacity = capacity
         self._threads: OrderedDict[str, _Thread] = OrderedDict()
+        self._parts: dict[int, _Partition] = {}
         self._loading: dict[str, asyncio.Future[_Thread | None]] = {}
+        self._loading_parts: dict[int, asyncio.Future[_Partition]] = {}
         self._generation = 0  # moved by `invalidate`: a load begun before it is not kept
-        self._writing = asyncio.Lock()  # turns being written, or a thread being deleted
+        self._writing = asyncio.Lock()  # pages being written, or a thread being deleted
+        self.answering = 0  # threaded requests between their thread's opening and their end (`answer`)
+
+    @contextlib.contextmanager
+    def answer(self) -> Iterator[None]:
+        """Count a threaded request in hand: the usage writer waits a moment for the turns of
+        those still answering, so that one page keeps them all (`usage.py`)."""
+        self.answering += 1
+        try:
+            yield
+        finally:
+            self.answering -= 1
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -75,18 +113,56 @@ class ThreadBook:
 
     async def kept(self, thread_id: str, turn_id: uuid.UUID, *, look: bool = False) -> TurnDoc | None:
         """The turn `turn_id` of the thread, if it was kept already (its request is a redelivery);
-        with `look`, after counting the turns written since this replica last did."""
+        with `look`, after replaying the pages written since this replica last did."""
         thread = self._threads.get(thread_id)
         if thread is None:
             return None
         if look and str(turn_id) not in thread.recent:
-            async with self._writing:  # not while this replica numbers turns of its own
-                self._absorb(thread, await self.store.turns_after(thread_id, thread.doc["last"]))
+            async with self._writing:  # not while this replica writes pages of its own
+                part = await self._part(thread.partition)
+                await self._replay(part, await self.log.after(thread.partition, part.next - 1))
         seq = thread.recent.get(str(turn_id))
-        return None if seq is None else await self.store.turn(turn_key(thread_id, seq))
+        if seq is None:
+            return None
+        return next((t for t in thread.pending if t["seq"] == seq), None) or await self.store.turn(thread_id, seq)
 
-    def newest_first(self, thread: ThreadDoc, *, below: int | None = None) -> AsyncIterator[StoredTurn]:
-        return self.store.newest_first(thread, below=below)
+    async def newest_first(self, thread: ThreadDoc, *, below: int | None = None) -> AsyncIterator[StoredTurn]:
+        """The thread's turns from its newest (or the one below `below`) back to its first."""
+        seq = thread["last"] if below is None else min(below - 1, thread["last"])
+        live = self._threads.get(thread["_id"])
+        if live is not None:
+            pending, stored = list(live.pending), live.stored  # as they are now: a checkpoint may move them
+            for turn in reversed(pending):
+                if turn["seq"] <= seq:
+                    yield StoredTurn.of(turn)
+            seq = min(seq, stored)
+        async for stored_turn in self.store.newest_first(thread["_id"], start=seq):
+            yield stored_turn
+
+    async def messages(
+        self, thread: ThreadDoc, *, limit: int, before: str | None
+    ) -> tuple[builtins.list[ThreadMessage], str | None]:
+        """The latest whole turns holding at least `limit` messages (or all), oldest first; the cursor
+        (the number of the oldest turn returned) reaches the turns before them."""
+        below = None
+        if before:  # the number of the oldest turn of the previous page (the contract's pattern)
+            if not before.isdigit():
+                raise bad_cursor("query.cursor")
+            below = int(before)
+        picked: list[StoredTurn] = []  # newest first
+        said = 0
+        async for turn in self.newest_first(thread, below=below):
+            picked.append(turn)
+            said += len(turn.messages)
+            if said >= limit:
+                break
+        cursor = str(picked[-1].seq) if picked and said >= limit and picked[-1].seq > 0 else None
+        messages = [
+            ThreadMessage(role=text_role(m.role), content=m.content, turn_id=uuid.UUID(t.turn_id), at=t.at)
+            for t in reversed(picked)
+            for m in t.messages
+        ]
+        return messages, cursor
 
     async def list(
         self, *, owner_id: str, limit: int, before: str | None
@@ -130,75 +206,101 @@ class ThreadBook:
         return thread.doc.copy()
 
     async def delete(self, thread_id: uuid.UUID, *, owner_id: str) -> None:
-        """The thread and its turns; a turn being written waits, and one answered after is not kept."""
+        """The thread and its turns; a turn being written waits, and one answered after is not kept
+        (the log's pages may still hold some: a replay passes over the turns of a thread gone)."""
         async with self._writing:
             await self.get(thread_id, owner_id=owner_id)
             self._threads.pop(str(thread_id), None)
             await self.store.delete(str(thread_id), owner_id=owner_id)
 
     async def keep(self, turns: Sequence[TurnWrite]) -> builtins.list[BaseException | None]:
-        """Number and write `turns` (one flush of the usage writer), and count them. Per turn: None
-        when kept (or kept already: a repeat of its request), else why not."""
+        """Number and write `turns` (one flush of the usage writer: one page per partition), and
+        count them. Per turn: None when kept (or kept already: a repeat of its request), else why not."""
         results: list[BaseException | None] = [None] * len(turns)
         async with self._writing:
-            pending: list[int] = []
-            threads: dict[str, _Thread] = {}
+            by_partition: dict[int, list[int]] = {}
+            seen: set[str] = set()
             for i, turn in enumerate(turns):
-                thread = threads.get(turn.thread_id) or await self._thread(turn.thread_id)
+                thread = await self._thread(turn.thread_id)
                 if thread is None or thread.doc["ownerId"] != turn.owner_id:
                     results[i] = NotFound("the thread was deleted while the answer was being made")
-                elif str(turn.turn_id) not in thread.recent:  # else a repeat: kept already
-                    threads[turn.thread_id] = thread
-                    pending.append(i)
-            numbered = list(turns)
-            for _ in range(SEQ_TRIES):
-                if not pending:
-                    break
-                after: dict[str, int] = {}
-                for i in pending:
-                    tid = numbered[i].thread_id
-                    after[tid] = after.get(tid, threads[tid].doc["last"]) + 1
-                    numbered[i] = dataclasses.replace(numbered[i], seq=after[tid])
-                written = await self.store.insert_turns([numbered[i] for i in pending])
-                taken: list[int] = []
-                for i, outcome in zip(pending, written, strict=True):
-                    if outcome is None:
-                        self._count(threads[numbered[i].thread_id], numbered[i].document())
-                    elif isinstance(outcome, Taken):
-                        taken.append(i)
-                    else:
-                        results[i] = outcome
-                pending = [i for i in taken if not await self._known(threads[numbered[i].thread_id], numbered[i])]
-            for i in pending:
-                results[i] = NotKept("too many turns of this thread at once")
+                elif str(turn.turn_id) not in thread.recent and str(turn.turn_id) not in seen:  # else a repeat
+                    seen.add(str(turn.turn_id))
+                    by_partition.setdefault(thread.partition, []).append(i)
+            for partition, indices in by_partition.items():
+                for i, outcome in zip(indices, await self._append(partition, [turns[i] for i in indices]), strict=True):
+                    results[i] = outcome
         return results
 
-    async def _known(self, thread: _Thread, turn: TurnWrite) -> bool:
-        """Count the turn written under `turn`'s number (and any after it) that this replica did
-        not know of; True when it is `turn` itself (its request was kept already)."""
-        existing = await self.store.turn(turn.key)
-        self._absorb(thread, [existing] if existing is not None else [])
-        self._absorb(thread, await self.store.turns_after(thread.doc["_id"], thread.doc["last"]))
-        return str(turn.turn_id) in thread.recent
+    async def _append(self, partition: int, turns: Sequence[TurnWrite]) -> builtins.list[BaseException | None]:
+        """Write `turns` as the partition's next page, numbered after their threads' latest."""
+        part = await self._part(partition)
+        for _ in range(FENCED_TRIES):
+            numbered: dict[int, TurnDoc] = {}
+            after: dict[str, int] = {}
+            for i, turn in enumerate(turns):
+                thread = self._threads.get(turn.thread_id)
+                if thread is None:
+                    return [NotFound("the thread was deleted while the answer was being made")] * len(turns)
+                if str(turn.turn_id) in thread.recent:  # kept by the replica that wrote the page we met
+                    continue
+                after[turn.thread_id] = after.get(turn.thread_id, thread.doc["last"]) + 1
+                numbered[i] = dataclasses.replace(turn, seq=after[turn.thread_id]).document()
+            if not numbered:
+                return [None] * len(turns)
+            try:
+                await self.log.append(partition, part.next, list(numbered.values()), at=datetime.now(UTC))
+            except Fenced:
+                await self._replay(part, await self.log.after(partition, part.next - 1))
+                continue
+            except Exception as exc:  # a page that may or may not be written: the next append finds out
+                return [exc] * len(turns)
+            part.next += 1
+            for doc in numbered.values():
+                thread = self._threads.get(doc["threadId"])
+                if thread is not None:
+                    self._count(thread, doc)
+            return [None] * len(turns)
+        return [NotKept("the partition's log kept moving under this replica")] * len(turns)
 
     # -- checkpoints ---------------------------------------------------------------------------
 
     async def checkpoint(self) -> None:
-        """Write the counters of every thread that changed since it was read or written."""
-        dirty = [(tid, t) for tid, t in self._threads.items() if t.dirty]
-        if not dirty:
-            return
-        docs = [t.doc.copy() for _, t in dirty]
-        if await self.store.checkpoint(docs, since=[t.stored for _, t in dirty]):
-            for (_, thread), doc in zip(dirty, docs, strict=True):
-                thread.stored = doc["last"]
-            self._evict()
-            return
-        # Some document was not ours to write (deleted, or written by another replica): reload them.
-        log.warning("thread checkpoint conflicted; reloading", extra={"count": len(dirty)})
-        for tid, thread in dirty:
-            if self._threads.get(tid) is thread:
-                del self._threads[tid]
+        """Write the turns and counters of every thread that changed into their segments and
+        documents, then move each partition's mark past the pages they came from."""
+        for partition, part in list(self._parts.items()):
+            # What is written is taken at once: a page kept meanwhile is counted after it.
+            dirty = [t for t in self._threads.values() if t.partition == partition and t.dirty]
+            taken = [(t, t.doc.copy(), len(t.pending), t.stored) for t in dirty]
+            upto = part.next - 1
+            if not taken and part.through >= upto:
+                continue
+            try:
+                ours = await self._write(taken) and (
+                    upto == part.through or await self.log.move_mark(partition, since=part.through, to=upto)
+                )
+            except Exception:
+                log.warning("thread checkpoint failed", exc_info=True, extra={"partition": partition})
+                continue
+            if ours:
+                part.through = upto
+            elif self._parts.get(partition) is part:
+                # Not ours to write (a document deleted or written by another replica, or the mark
+                # moved by one): forget the partition and load it again when next used.
+                log.warning("thread checkpoint conflicted; reloading", extra={"partition": partition})
+                self._forget(partition)
+        self._evict()
+
+    async def _write(self, taken: Sequence[tuple[_Thread, ThreadDoc, int, int]]) -> bool:
+        if not taken:
+            return True
+        await self.store.compact((doc["_id"], thread.pending[:n]) for thread, doc, n, _ in taken)
+        if not await self.store.checkpoint([doc for _, doc, _, _ in taken], since=[s for *_, s in taken]):
+            return False
+        for thread, doc, n, _ in taken:
+            thread.stored = doc["last"]
+            del thread.pending[:n]
+        return True
 
     async def run(self) -> None:
         while True:
@@ -209,14 +311,21 @@ class ThreadBook:
                 log.warning("thread checkpoint failed", exc_info=True)
 
     async def close(self, *, timeout_s: float = 2.0) -> None:
-        """Write what changed, for at most `timeout_s` (what is not written is counted on the next load)."""
+        """Write what changed, for at most `timeout_s` (what is not written is replayed on the next load)."""
         with contextlib.suppress(Exception):
             async with asyncio.timeout(timeout_s):
                 await self.checkpoint()
 
     def invalidate(self) -> None:
-        """Forget every thread: another replica may own them now."""
+        """Forget every thread and partition: another replica may own them now."""
         self._threads.clear()
+        self._parts.clear()
+        self._generation += 1
+
+    def _forget(self, partition: int) -> None:
+        self._parts.pop(partition, None)
+        for tid in [tid for tid, t in self._threads.items() if t.partition == partition]:
+            del self._threads[tid]
         self._generation += 1
 
     # -- memory --------------------------------------------------------------------------------
@@ -237,34 +346,84 @@ class ThreadBook:
         return None if doc is None else await self._adopt(doc)
 
     async def _adopt(self, doc: ThreadDoc) -> _Thread:
-        """Keep `doc` with the turns after its `last` counted."""
+        """Keep `doc`, once its partition's pages are replayed (which may have kept it already)."""
+        thread = self._fresh(doc)
         generation = self._generation
-        thread = _Thread(doc=doc, stored=doc["last"], recent=OrderedDict())
-        later = await self.store.turns_after(doc["_id"], doc["last"])
-        self._absorb(thread, later)
-        log.info("thread loaded", extra={"thread_id": doc["_id"], "turns": thread.doc["turns"], "counted": len(later)})
+        await self._part(thread.partition)
+        known = self._threads.get(doc["_id"])
+        if known is not None:
+            return known
         if generation == self._generation:
-            self._threads.setdefault(doc["_id"], thread)
+            self._threads[doc["_id"]] = thread
             self._evict()
-            return self._threads[doc["_id"]]
         return thread
 
-    @classmethod
-    def _absorb(cls, thread: _Thread, turns: Sequence[TurnDoc]) -> None:
-        """Count those of `turns` the thread does not count yet (written by another replica)."""
-        for turn in turns:
-            if turn["turnId"] not in thread.recent:
-                cls._count(thread, turn)
+    def _fresh(self, doc: ThreadDoc) -> _Thread:
+        """A thread as its document has it: its turns up to `last` in segments."""
+        return _Thread(doc=doc, stored=doc["last"], partition=partition_of(doc["ownerId"], self._partitions))
+
+    async def _part(self, partition: int) -> _Partition:
+        part = self._parts.get(partition)
+        if part is not None:
+            return part
+        loading = self._loading_parts.get(partition)
+        if loading is None:
+            loading = self._loading_parts[partition] = asyncio.ensure_future(self._load_part(partition))
+            loading.add_done_callback(lambda _: self._loading_parts.pop(partition, None))
+        return await asyncio.shield(loading)
+
+    async def _load_part(self, partition: int) -> _Partition:
+        """The partition from its mark, with the pages after it replayed."""
+        generation = self._generation
+        through = await self.log.mark(partition)
+        part = _Partition(through=through, next=through + 1)
+        pages = await self.log.after(partition, through)
+        counted = await self._replay(part, pages)
+        if generation != self._generation:
+            return part  # forgotten meanwhile: used by whoever waited, not kept
+        self._parts[partition] = part
+        log.info("thread partition loaded", extra={"partition": partition, "pages": len(pages), "counted": counted})
+        return part
+
+    async def _replay(self, part: _Partition, pages: Sequence[tuple[int, Sequence[TurnDoc]]]) -> int:
+        """Count the turns of `pages` (written by another replica, or by this one before it forgot)
+        that their threads do not count yet; a thread gone is passed over."""
+        counted = 0
+        gone: set[str] = set()
+        for seq, turns in pages:
+            for turn in turns:
+                tid = turn["threadId"]
+                thread = self._threads.get(tid)
+                if thread is None and tid not in gone:
+                    doc = await self.store.find(tid)
+                    if doc is None:
+                        gone.add(tid)
+                        continue
+                    thread = self._threads.setdefault(tid, self._fresh(doc))
+                if thread is None:
+                    continue
+                if turn["seq"] > thread.doc["last"]:
+                    self._count(thread, turn)
+                    counted += 1
+                elif turn["turnId"] not in thread.recent:  # counted already: known for a redelivery
+                    self._recall(thread, turn)
+            part.next = max(part.next, seq + 1)
+        return counted
+
+    def _count(self, thread: _Thread, turn: TurnDoc) -> None:
+        count(thread.doc, turn)
+        thread.pending.append(turn)
+        self._recall(thread, turn)
+        self.store.remember(turn)
 
     @staticmethod
-    def _count(thread: _Thread, turn: TurnDoc) -> None:
-        count(thread.doc, turn)
+    def _recall(thread: _Thread, turn: TurnDoc) -> None:
         thread.recent[turn["turnId"]] = turn["seq"]
         if len(thread.recent) > RECENT_IDS:
             thread.recent.popitem(last=False)
 
     def _evict(self) -> None:
-        """Forget the least recently used threads beyond CAPACITY whose counters are written."""
+        """Forget the least recently used threads beyond CAPACITY whose turns are all in segments."""
         excess = len(self._threads) - self._capacity
         if excess > 0:
             for tid in [tid for tid, t in self._threads.items() if not t.dirty][:excess]:

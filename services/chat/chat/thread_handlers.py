@@ -48,7 +48,7 @@ class ThreadHandlers:
     async def get(self, envelope: Envelope[GetThread]) -> ThreadMessages:
         p = envelope.payload
         thread = await self._book.get(p.thread_id, owner_id=_owner(envelope))
-        messages, cursor = await self._book.store.messages(thread, limit=p.limit, before=p.before)
+        messages, cursor = await self._book.messages(thread, limit=p.limit, before=p.before)
         return ThreadMessages(thread=info_of(thread), messages=messages, next_cursor=cursor)
 
     async def update(self, envelope: Envelope[UpdateThread]) -> ThreadInfo:

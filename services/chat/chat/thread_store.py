@@ -1,15 +1,17 @@
-"""MongoDB adapter of conversation threads: the `threads` and `thread_turns` collections, owned
-by the chat service alone (see `threads.py` for their shape, `thread_book.py` for who writes).
+"""MongoDB adapter of conversation threads: the `threads` collection and the turns' segments in
+`thread_turns`, owned by the chat service alone (see `threads.py` for their shape,
+`thread_book.py` for who writes, `thread_log.py` for where a turn is kept first).
 
-Reads and writes go by key (a thread, its turns newest first, the turns after a number), so
-their cost does not grow with a thread's or the collection's history; listing a user's threads
-is the one query by owner. Turns never change once written, so each replica keeps the latest
-it wrote or read in memory (TURN_CACHE of them) and reads from MongoDB only what it lacks: what
-another replica wrote, or everything after a restart."""
+A segment is a run of one thread's turns, written by a checkpoint as one document keyed by its
+thread and its newest turn's number, the turns in one encoded field. Reads and writes go by key
+(a thread, the segment ending at a number), so their cost does not grow with a thread's or the
+collection's history; listing a user's threads is the one query by owner. Turns never change
+once written, so each replica keeps the latest it wrote or read in memory (TURN_CACHE of them)
+and reads from MongoDB only what it lacks: what another replica wrote, or everything after a
+restart."""
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import logging
 import uuid
@@ -23,9 +25,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from chat.thread_documents import ThreadDoc, TurnDoc
-from chat.threads import StoredTurn, TurnWrite, counters, text_role, turn_key
-from common.contracts import ThreadInfo, ThreadMessage
+from chat.thread_documents import SegmentDoc, ThreadDoc, TurnDoc, decode_turns, encode_turns
+from chat.threads import StoredTurn, counters, turn_key
+from common.contracts import ThreadInfo
 from common.errors import NotFound, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,7 @@ Doc = dict[str, Any]
 NO_SUCH_THREAD = "no such thread"
 DUPLICATE_KEY = 11000
 TURN_CACHE = 20_000  # turns a replica keeps in memory (a few hundred bytes to a few KB each)
-READ_CHUNK = 8  # turns read at once, newest first, when they are not in memory
-PROBE = 8  # turn numbers read at once when counting the turns after a thread's `last`
+SEGMENT_TURNS = 32  # turns in one segment at most
 
 
 def info_of(doc: ThreadDoc) -> ThreadInfo:
@@ -58,7 +59,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LAST_MS = (datetime(9999, 12, 31, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
 
 
-def _bad_cursor(field: str) -> ValidationFailed:
+def bad_cursor(field: str) -> ValidationFailed:
     return ValidationFailed(
         "malformed cursor",
         errors=[{"field": field, "message": "not a cursor from a previous page", "type": "value_error"}],
@@ -89,12 +90,12 @@ class ThreadStore:
     def __init__(self, db: AsyncDatabase[Doc], *, cache_turns: int = TURN_CACHE) -> None:
         # The store is the only writer of both collections: their documents are these types.
         self.threads = cast("AsyncCollection[ThreadDoc]", db["threads"])
-        self.turns = cast("AsyncCollection[TurnDoc]", db["thread_turns"])
+        self.segments = cast("AsyncCollection[SegmentDoc | TurnDoc]", db["thread_turns"])
         self._recent = _Recent(cache_turns)
 
     async def create_indexes(self) -> None:
         await self.threads.create_index([("ownerId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)])
-        await self.turns.create_index([("threadId", ASCENDING)])
+        await self.segments.create_index([("threadId", ASCENDING)])
 
     # -- threads -------------------------------------------------------------------------------
 
@@ -138,7 +139,7 @@ class ThreadStore:
         if before:
             ms, _, last_id = before.partition(".")  # `<created epoch-ms>.<thread id>` (the contract's pattern)
             if not ms.isdigit() or not last_id:
-                raise _bad_cursor("query.cursor")
+                raise bad_cursor("query.cursor")
             at = _EPOCH + timedelta(milliseconds=min(int(ms), _LAST_MS))  # past year 9999: from the newest
             query["$or"] = [{"createdAt": {"$lt": at}}, {"createdAt": at, "_id": {"$lt": last_id}}]
         docs = (
@@ -165,7 +166,7 @@ class ThreadStore:
         result = await self.threads.delete_one({"_id": thread_id, "ownerId": owner_id})
         if result.deleted_count == 0:
             raise NotFound(NO_SUCH_THREAD)
-        await self.turns.delete_many({"threadId": thread_id})
+        await self.segments.delete_many({"threadId": thread_id})
 
     async def checkpoint(self, threads: Sequence[ThreadDoc], *, since: Sequence[int]) -> bool:
         """Write the counters of `threads`, each only if its document still counts the turns up
@@ -187,98 +188,71 @@ class ThreadStore:
 
     # -- turns -----------------------------------------------------------------------------------
 
-    async def newest_first(self, thread: ThreadDoc, *, below: int | None = None) -> AsyncIterator[StoredTurn]:
-        """The thread's turns from its newest (or the one below `below`) back to its first, from
-        memory or read by key, READ_CHUNK at a time; a number never written (a lost race) is skipped."""
-        last = thread.get("last", -1)
-        seq = last if below is None else min(below - 1, last)  # a cursor past the newest turn starts there
-        while seq >= 0:
-            chunk = range(seq, max(-1, seq - READ_CHUNK), -1)
-            for turn in await self._read(thread["_id"], chunk):
-                yield turn
-            seq -= READ_CHUNK
+    def remember(self, turn: TurnDoc) -> None:
+        """A turn just kept (or replayed from the log): readers find it here until it is evicted."""
+        self._recent.put(turn["_id"], StoredTurn.of(turn))
 
-    async def _read(self, thread_id: str, seqs: Iterable[int]) -> builtins.list[StoredTurn]:
-        keys = [turn_key(thread_id, n) for n in seqs]
-        found = {k: t for k in keys if (t := self._recent.get(k)) is not None}
-        missing = [k for k in keys if k not in found]
-        for doc in await asyncio.gather(*(self.turns.find_one({"_id": k}) for k in missing)):
-            if doc is not None:
-                found[doc["_id"]] = turn = StoredTurn.of(doc)
-                self._recent.put(doc["_id"], turn)
-        return [found[k] for k in keys if k in found]
-
-    async def messages(
-        self, thread: ThreadDoc, *, limit: int, before: str | None
-    ) -> tuple[builtins.list[ThreadMessage], str | None]:
-        """The latest whole turns holding at least `limit` messages (or all), oldest first; the cursor
-        (the number of the oldest turn returned) reaches the turns before them."""
-        below = None
-        if before:  # the number of the oldest turn of the previous page (the contract's pattern)
-            if not before.isdigit():
-                raise _bad_cursor("query.cursor")
-            below = int(before)
-        picked: list[StoredTurn] = []  # newest first
-        count = 0
-        async for turn in self.newest_first(thread, below=below):
-            picked.append(turn)
-            count += len(turn.messages)
-            if count >= limit:
-                break
-        cursor = str(picked[-1].seq) if picked and count >= limit and picked[-1].seq > 0 else None
-        messages = [
-            ThreadMessage(role=text_role(m.role), content=m.content, turn_id=uuid.UUID(t.turn_id), at=t.at)
-            for t in reversed(picked)
-            for m in t.messages
-        ]
-        return messages, cursor
-
-    async def turn(self, key: str) -> TurnDoc | None:
-        return await self.turns.find_one({"_id": key})
-
-    async def turns_after(self, thread_id: str, last: int) -> builtins.list[TurnDoc]:
-        """The thread's turns numbered after `last`, oldest first: read by key, PROBE numbers at
-        a time while the last of them exists (a number skipped once, by a turn that failed to be
-        written, is passed over; the turns after such a hole at the end of a probe are found
-        when the owner next numbers a turn there)."""
-        found: list[TurnDoc] = []
-        seq = last + 1
-        first = await self.turns.find_one({"_id": turn_key(thread_id, seq)})  # mostly none: one read
-        if first is None:
-            return found
-        found.append(first)
-        seq += 1
-        while True:
-            keys = [turn_key(thread_id, n) for n in range(seq, seq + PROBE)]
-            docs = sorted(await self.turns.find({"_id": {"$in": keys}}).to_list(), key=lambda d: d["seq"])
-            found.extend(docs)
-            if not docs or docs[-1]["seq"] != seq + PROBE - 1:
-                break
-            seq += PROBE
-        for doc in found:
-            self._recent.put(doc["_id"], StoredTurn.of(doc))
-        return found
-
-    async def insert_turns(self, turns: Sequence[TurnWrite]) -> builtins.list[BaseException | None]:
-        """Insert `turns` at once. Per turn: None when written, `Taken` when its key was, else why not."""
-        results: list[BaseException | None] = [None] * len(turns)
+    async def compact(self, runs: Iterable[tuple[str, Sequence[TurnDoc]]]) -> None:
+        """Write each thread's run of turns (oldest first) as segments of at most SEGMENT_TURNS.
+        A segment already written (a checkpoint repeated after a crash or by another owner) holds
+        the same turns, numbers being given once (the log's fencing): it is left as it is."""
+        docs: list[SegmentDoc] = []
+        for thread_id, turns in runs:
+            for i in range(0, len(turns), SEGMENT_TURNS):
+                chunk = turns[i : i + SEGMENT_TURNS]
+                first, last = chunk[0]["seq"], chunk[-1]["seq"]
+                key = turn_key(thread_id, last)
+                docs.append(SegmentDoc(_id=key, threadId=thread_id, first=first, last=last, turns=encode_turns(chunk)))
+        if not docs:
+            return
         try:
-            await self.turns.insert_many([t.document() for t in turns], ordered=False)
+            await self.segments.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
-            for error in exc.details.get("writeErrors", []):
-                index = error["index"]
-                taken = error.get("code") == DUPLICATE_KEY
-                results[index] = Taken(turns[index].key) if taken else NotKept(error.get("errmsg", "turn not written"))
-        except Exception as exc:
-            results = [exc] * len(turns)
-        for turn, result in zip(turns, results, strict=True):
-            if result is None:
-                self._recent.put(turn.key, turn.stored())
-        return results
+            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                raise
+
+    async def newest_first(self, thread_id: str, *, start: int) -> AsyncIterator[StoredTurn]:
+        """The thread's stored turns from number `start` back to its first: from memory, or a
+        segment at a time (a number never written, left by a lost race before segments, is skipped)."""
+        seq = start
+        while seq >= 0:
+            cached = self._recent.get(turn_key(thread_id, seq))
+            if cached is not None:
+                yield cached
+                seq -= 1
+                continue
+            turns = [t for t in await self._segment(thread_id, seq) if t["seq"] <= seq]
+            if not turns:
+                seq -= 1
+                continue
+            for turn in sorted(turns, key=lambda t: t["seq"], reverse=True):
+                self.remember(turn)
+                yield StoredTurn.of(turn)
+            seq = min(t["seq"] for t in turns) - 1
+
+    async def turn(self, thread_id: str, seq: int) -> TurnDoc | None:
+        return next((t for t in await self._segment(thread_id, seq) if t["seq"] == seq), None)
+
+    async def _segment(self, thread_id: str, seq: int) -> builtins.list[TurnDoc]:
+        """The turns of the segment holding number `seq`: the one that ends there, else one of the
+        next SEGMENT_TURNS numbers' (a segment ends at most that far on)."""
+        doc = await self.segments.find_one({"_id": turn_key(thread_id, seq)})
+        if doc is None:
+            keys = [turn_key(thread_id, n) for n in range(seq + 1, seq + 1 + SEGMENT_TURNS)]
+            later = await self.segments.find({"_id": {"$in": keys}}).to_list()
+            doc = next((d for d in later if _first(d) <= seq), None)
+        return [] if doc is None else _turns(doc)
 
 
-class Taken(Exception):
-    """A turn number some other turn of the thread was written under."""
+def _first(doc: SegmentDoc | TurnDoc) -> int:
+    return doc["first"] if "turns" in doc else doc["seq"]  # type: ignore[typeddict-item]
+
+
+def _turns(doc: SegmentDoc | TurnDoc) -> builtins.list[TurnDoc]:
+    """A segment's turns; a document from before segments is one turn."""
+    if "turns" in doc:
+        return decode_turns(doc["turns"])  # type: ignore[typeddict-item]
+    return [doc]
 
 
 class NotKept(Exception):

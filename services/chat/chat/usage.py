@@ -11,10 +11,10 @@ readers count each id once. What a crash loses is analytics, never money (the le
 credits service's).
 
 A threaded answer's turn is different: the next request of its thread must see it, so its
-requester waits until it is stored (`keep`). A turn does not linger: the writer flushes at
-once with whatever else is queued (group commit: turns that arrive while a flush runs share
-the next), writing the turns (one insert; their threads' counters are the thread owner's, see
-`thread_book.py`) and the usage page of the flush: a threaded request adds its turn's document."""
+requester waits until it is stored (`keep`). A turn lingers only while other threaded requests
+are in hand, for CHAT_TURN_LINGER_S at most (group commit: turns that arrive while a flush runs
+share the next), and the writer stores the turns of a flush as one page per partition (see
+`thread_book.py`) before the usage page: a threaded request adds a share of one page."""
 
 from __future__ import annotations
 
@@ -60,11 +60,13 @@ class UsageRecorder:
         publish: Publish,
         *,
         linger_s: float = 0.25,
+        turn_linger_s: float = 0.0,
         capacity: int = 10_000,
         threads: ThreadBook | None = None,
     ) -> None:
         self._collection = collection
         self._linger_s = linger_s
+        self._turn_linger_s = turn_linger_s
         self._publish = publish
         self._threads = threads
         self._queue: asyncio.Queue[_Entry] = asyncio.Queue(maxsize=capacity)
@@ -108,6 +110,7 @@ class UsageRecorder:
                         batch.append(await self._queue.get())
             while len(batch) < MAX_PAGE and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            await self._gather_turns(batch)
             self._pending.extend(await self._keep_turns(batch))
             if not self._pending:
                 self._due = None
@@ -115,6 +118,19 @@ class UsageRecorder:
                 page, self._pending = self._pending[:MAX_PAGE], self._pending[MAX_PAGE:]
                 self._due = loop.time() if self._pending else None
                 await self._store_usage(page)
+
+    async def _gather_turns(self, batch: list[_Entry]) -> None:
+        """Group commit: while other threaded requests are in hand, wait up to `turn_linger_s` for
+        their turns, so that one page keeps them all (PostgreSQL's commit_delay with
+        commit_siblings; at one request at a time nothing waits)."""
+        turns = sum(e.turn is not None for e in batch)
+        if not turns or self._threads is None or self._turn_linger_s <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._turn_linger_s):
+                while len(batch) < MAX_PAGE and turns < self._threads.answering:
+                    batch.append(entry := await self._queue.get())
+                    turns += entry.turn is not None
 
     async def close(self, *, timeout_s: float = 2.0) -> None:
         """Store what is still queued, for at most `timeout_s` (not at all while the store is failing)."""

@@ -15,10 +15,13 @@ from pymongo import AsyncMongoClient
 
 from chat.conversations import Conversations
 from chat.thread_book import ThreadBook
+from chat.thread_log import ThreadLog
 from chat.thread_store import ThreadStore
 from chat.threads import TurnWrite
-from common.contracts import ChatMessage
-from common.errors import NotFound
+from chat.usage import UsageRecorder
+from common.contracts import ChatMessage, UsageRecord
+from common.errors import NotFound, ValidationFailed
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +34,7 @@ async def db(mongodb_url: str, namespace: str) -> AsyncIterator[Any]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True)
     database = client[f"b_{namespace}"]
     await ThreadStore(database).create_indexes()
+    await ThreadLog(database).create_indexes()
     yield database
     await client.drop_database(database.name)
     await client.close()
@@ -38,7 +42,7 @@ async def db(mongodb_url: str, namespace: str) -> AsyncIterator[Any]:
 
 def replica(db: Any) -> ThreadBook:
     """A chat replica's book: its own store and memory, on the shared database."""
-    return ThreadBook(ThreadStore(db), checkpoint_s=3600)
+    return ThreadBook(ThreadStore(db), ThreadLog(db), checkpoint_s=3600)
 
 
 def turn(
@@ -101,7 +105,9 @@ async def test_a_repeated_request_is_kept_and_counted_once(db: Any) -> None:
     assert await book.keep([first]) == [None]
     assert await book.keep([first]) == [None]  # a redelivered request: kept already
     assert (await book.get(thread_id, owner_id=OWNER))["turns"] == 1
-    assert await book.store.turns.count_documents({"threadId": thread_id}) == 1
+    assert await book.log.pages.count_documents({}) == 1
+    await book.checkpoint()
+    assert await texts(replica(db), thread_id) == ["question 0"]
 
 
 async def test_a_replica_that_dies_before_its_checkpoint_loses_no_turn_and_no_count(db: Any) -> None:
@@ -156,7 +162,8 @@ async def test_a_turn_answered_after_its_thread_was_deleted_is_not_kept(db: Any)
     assert await writing == [None]
     (late,) = await book.keep([turn(thread_id, 2)])
     assert isinstance(late, NotFound)
-    assert await book.store.turns.count_documents({"threadId": thread_id}) == 0
+    await book.checkpoint()
+    assert await book.store.segments.count_documents({"threadId": thread_id}) == 0
     with pytest.raises(NotFound):
         await book.get(thread_id, owner_id=OWNER)
 
@@ -216,3 +223,84 @@ async def test_a_kept_turn_is_found_by_its_id_for_a_redelivered_request(db: Any)
     await heir.get(thread_id, owner_id=OWNER)
     assert (await heir.kept(thread_id, first.turn_id) or {}).get("seq") == 0
     assert await heir.kept(thread_id, uuid.uuid4()) is None
+
+
+async def test_messages_come_newest_turns_first_by_cursor_from_the_log_then_from_segments(db: Any) -> None:
+    book = replica(db)
+    thread_id = await new_thread(book)
+    total = 20
+    for n in range(total):
+        assert await book.keep([turn(thread_id, n)]) == [None]
+    expected = [text for n in range(total) for text in (f"question {n}", f"answer {n}")]
+    for reader in (book, None, replica(db)):  # turns in memory only, then checkpointed, then read from MongoDB
+        if reader is None:
+            await book.checkpoint()
+            reader = book
+        thread = await reader.get(thread_id, owner_id=OWNER)
+        seen: list[str] = []
+        cursor = None
+        for _ in range(total):
+            messages, cursor = await reader.messages(thread, limit=6, before=cursor)
+            assert len(messages) == 6 or cursor is None
+            seen = [m.content for m in messages] + seen
+            if cursor is None:
+                break
+        assert seen == expected
+    with pytest.raises(ValidationFailed):
+        await book.messages(await book.get(thread_id, owner_id=OWNER), limit=6, before="not-a-cursor")
+
+
+async def test_a_checkpoint_moves_the_mark_so_the_next_owner_replays_only_the_pages_after_it(db: Any) -> None:
+    book = replica(db)
+    thread_id = await new_thread(book)
+    for n in range(3):
+        assert await book.keep([turn(thread_id, n)]) == [None]
+    await book.checkpoint()
+    assert await book.log.mark(0) == 3
+    assert await book.keep([turn(thread_id, 3)]) == [None]
+    assert [seq for seq, _ in await book.log.after(0, await book.log.mark(0))] == [4]
+    heir = replica(db)
+    assert (await heir.get(thread_id, owner_id=OWNER))["turns"] == 4
+    await heir.checkpoint()
+    assert await heir.log.mark(0) == 4
+    assert await texts(replica(db), thread_id) == [f"question {n}" for n in range(4)]
+
+
+def record() -> UsageRecord:
+    return UsageRecord(
+        usage_id=uuid.uuid4(),
+        user_id=OWNER,
+        provider="p",
+        model="m",
+        prompt_tokens=1,
+        completion_tokens=1,
+        latency_ms=1.0,
+        cached=False,
+        streamed=False,
+        cost_usd=0.0,
+        credits=1,
+        at=T0,
+    )
+
+
+async def test_the_turns_of_threaded_requests_in_hand_share_one_page_and_a_lone_one_waits_for_nobody(db: Any) -> None:
+    book = replica(db)
+    a, b = await new_thread(book), await new_thread(book)
+
+    async def announce(_: Any) -> None:
+        return None
+
+    usage = UsageRecorder(db["usage"], announce, turn_linger_s=3600, threads=book)
+    writer = asyncio.create_task(usage.run())
+    try:
+        with book.answer(), book.answer():  # two requests in hand: the first turn waits for the second
+            first = asyncio.create_task(usage.keep(record(), turn(a, 0)))
+            # the writer has taken it (without the linger, it would write it alone now)
+            await wait_until(lambda: asyncio.sleep(0, usage._queue.qsize()), lambda queued: queued == 0, within=10)
+            await asyncio.wait_for(asyncio.gather(first, usage.keep(record(), turn(b, 1))), timeout=30)
+        assert [len(turns) for _, turns in await book.log.after(0, 0)] == [2]
+        with book.answer():  # one in hand: its turn is written at once, not after the hour's linger
+            await asyncio.wait_for(usage.keep(record(), turn(a, 2)), timeout=30)
+        assert [len(turns) for _, turns in await book.log.after(0, 0)] == [2, 1]
+    finally:
+        writer.cancel()

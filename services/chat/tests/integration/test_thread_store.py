@@ -1,5 +1,6 @@
-"""The thread store on the real MongoDB-protocol server: ownership, turns by number, pages of
-messages, the turns after a number, deletion, checkpoints that write over what they read only."""
+"""The thread store on the real MongoDB-protocol server: ownership, turns read newest first across
+their segments (and the one-turn documents from before segments), a segment written once,
+deletion, checkpoints that write over what they read only."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from chat.thread_store import Taken, ThreadStore
+from chat.thread_documents import TurnDoc
+from chat.thread_store import ThreadStore
 from chat.threads import TurnWrite, count
 from common.contracts import ChatMessage
-from common.errors import NotFound, ValidationFailed
+from common.errors import NotFound
 
 pytestmark = pytest.mark.integration
 
@@ -80,47 +82,45 @@ async def test_creating_the_same_id_again_returns_that_thread_but_not_to_another
         await store.create(thread_id=thread_id, owner_id=OTHER, title="b", system=None, now=T0)
 
 
-async def test_a_turn_number_is_written_once(store: ThreadStore) -> None:
+def turns(thread_id: str, numbers: range) -> list[TurnDoc]:
+    return [turn(thread_id, n, n).document() for n in numbers]
+
+
+async def seqs(store: ThreadStore, thread_id: str, start: int) -> list[int]:
+    return [t.seq async for t in store.newest_first(thread_id, start=start)]
+
+
+async def test_segments_are_read_newest_first_from_memory_or_mongodb_across_their_bounds(store: ThreadStore) -> None:
     thread_id = await new_thread(store)
-    assert await store.insert_turns([turn(thread_id, 0, 0), turn(thread_id, 1, 1)]) == [None, None]
-    outcome = await store.insert_turns([turn(thread_id, 1, 2), turn(thread_id, 2, 3)])
-    assert isinstance(outcome[0], Taken) and outcome[1] is None
-    kept = await store.turn(f"{thread_id}:1")
-    assert kept is not None and kept["messages"][0]["content"] == "question 1"
+    await store.compact([(thread_id, turns(thread_id, range(5)))])
+    await store.compact([(thread_id, turns(thread_id, range(5, 40)))])  # 35 turns: two segments
+    assert await store.segments.count_documents({"threadId": thread_id}) == 3
+    fresh = ThreadStore(store.threads.database)  # nothing in memory: read from MongoDB
+    assert await seqs(fresh, thread_id, 39) == list(range(39, -1, -1))
+    assert await seqs(ThreadStore(store.threads.database), thread_id, 20) == list(range(20, -1, -1))  # mid-segment
+    kept = await ThreadStore(store.threads.database).turn(thread_id, 7)
+    assert kept is not None and kept["messages"][0]["content"] == "question 7"
+    assert await fresh.turn(thread_id, 40) is None
 
 
-async def test_the_turns_after_a_number_are_read_forward_across_probes(store: ThreadStore) -> None:
+async def test_a_turn_stored_before_segments_reads_as_a_segment_of_one(store: ThreadStore) -> None:
     thread_id = await new_thread(store)
-    assert await store.insert_turns([turn(thread_id, n, n) for n in range(20)]) == [None] * 20
-    fresh = ThreadStore(store.threads.database)
-    assert [t["seq"] for t in await fresh.turns_after(thread_id, 4)] == list(range(5, 20))
-    assert await fresh.turns_after(thread_id, 19) == []
-    doc = await store.get(thread_id, owner_id=OWNER)
-    for t in await fresh.turns_after(thread_id, -1):
-        count(doc, t)
-    assert (doc["turns"], doc["messages"], doc["credits"], doc["last"]) == (20, 40, 20, 19)
+    await store.compact([(thread_id, turns(thread_id, range(3)))])
+    await store.segments.insert_one(turn(thread_id, 3, 3).document())  # the earlier shape: one turn, top level
+    await store.compact([(thread_id, turns(thread_id, range(4, 6)))])
+    assert await seqs(ThreadStore(store.threads.database), thread_id, 5) == [5, 4, 3, 2, 1, 0]
+    old = await ThreadStore(store.threads.database).turn(thread_id, 3)
+    assert old is not None and old["turnId"]
 
 
-async def test_messages_come_newest_turns_first_by_cursor(store: ThreadStore) -> None:
+async def test_a_segment_written_again_is_left_as_it_is(store: ThreadStore) -> None:
     thread_id = await new_thread(store)
-    total = 20
-    for n in range(total):
-        assert await store.insert_turns([turn(thread_id, n, n)]) == [None]
-    doc = await store.get(thread_id, owner_id=OWNER)
-    doc["last"] = total - 1
-    seen: list[str] = []
-    cursor = None
-    for reader in (store, ThreadStore(store.threads.database)):  # from memory, then from MongoDB
-        seen, cursor = [], None
-        for _ in range(total):
-            messages, cursor = await reader.messages(doc, limit=6, before=cursor)
-            assert len(messages) == 6 or cursor is None
-            seen = [m.content for m in messages] + seen
-            if cursor is None:
-                break
-        assert seen == [text for n in range(total) for text in (f"question {n}", f"answer {n}")]
-    with pytest.raises(ValidationFailed):
-        await store.messages(doc, limit=6, before="not-a-cursor")
+    run = turns(thread_id, range(3))
+    await store.compact([(thread_id, run)])
+    await store.compact([(thread_id, run)])  # a checkpoint repeated after a crash
+    await store.compact([(thread_id, run[1:])])  # or by an owner that knew fewer of them: same last turn
+    assert await store.segments.count_documents({"threadId": thread_id}) == 1
+    assert await seqs(ThreadStore(store.threads.database), thread_id, 2) == [2, 1, 0]
 
 
 async def test_a_checkpoint_writes_over_the_document_it_read_only(store: ThreadStore) -> None:
@@ -135,9 +135,9 @@ async def test_a_checkpoint_writes_over_the_document_it_read_only(store: ThreadS
 
 async def test_deleting_a_thread_removes_its_turns(store: ThreadStore) -> None:
     thread_id = await new_thread(store)
-    assert await store.insert_turns([turn(thread_id, 0, 0)]) == [None]
+    await store.compact([(thread_id, turns(thread_id, range(40)))])
     await store.delete(thread_id, owner_id=OWNER)
-    assert await store.turns.count_documents({"threadId": thread_id}) == 0
+    assert await store.segments.count_documents({"threadId": thread_id}) == 0
     with pytest.raises(NotFound):
         await store.get(thread_id, owner_id=OWNER)
 
