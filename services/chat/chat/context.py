@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chat.credit_prices import FRAMING_TOKENS, prompt_tokens_bound
+from chat.credit_prices import FRAMING_TOKENS, prompt_tokens_bound, utf8_len
 from common.contracts import ChatMessage
 from common.errors import ValidationFailed
 
 
 def message_tokens(message: ChatMessage) -> int:
-    return len(message.content.encode()) + FRAMING_TOKENS
+    return utf8_len(message.content) + FRAMING_TOKENS
 
 
 class ContextWindow:
@@ -54,11 +54,12 @@ class ContextWindow:
         self._turns: list[tuple[ChatMessage, ...]] = []  # newest first
         self.full = max_turns == 0
 
-    def offer(self, turn: Sequence[ChatMessage]) -> bool:
-        """Take the next older turn if it fits; False (and full from then on) when it does not."""
+    def offer(self, turn: Sequence[ChatMessage], *, tokens: int | None = None) -> bool:
+        """Take the next older turn if it fits; False (and full from then on) when it does not.
+        `tokens`: its messages' `message_tokens`, when known already."""
         if self.full:
             return False
-        cost = sum(message_tokens(m) for m in turn)
+        cost = sum(message_tokens(m) for m in turn) if tokens is None else tokens
         if cost > self.free:
             self.full = True
             return False

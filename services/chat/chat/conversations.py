@@ -91,7 +91,7 @@ class Conversations:
         )
         if not window_.full:
             async for turn in self.book.newest_first(thread):
-                if not window_.offer(turn.messages) or window_.full:
+                if not window_.offer(turn.messages, tokens=turn.tokens) or window_.full:
                     break
         first = thread.get("turns", 0) == 0 and not thread.get("autoTitle")
         return Conversation(

@@ -65,9 +65,14 @@ def prompt_tokens_bound(messages: Sequence[ChatMessage], *, image_tokens: int = 
     return sum(_message_bytes(m) + len(m.images) * image_tokens + FRAMING_TOKENS for m in messages) + FRAMING_TOKENS
 
 
+def utf8_len(text: str) -> int:
+    """Its length in UTF-8 bytes, without encoding it when it is ASCII (CPython knows that at once)."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
 def _message_bytes(m: ChatMessage) -> int:
-    calls = sum(len(c.id.encode()) + len(c.name) + len(c.arguments.encode()) + FRAMING_TOKENS for c in m.tool_calls)
-    return len(m.content.encode()) + calls + len((m.tool_call_id or "").encode())
+    calls = sum(utf8_len(c.id) + len(c.name) + utf8_len(c.arguments) + FRAMING_TOKENS for c in m.tool_calls)
+    return utf8_len(m.content) + calls + utf8_len(m.tool_call_id or "")
 
 
 def definition_tokens(*definitions: Any) -> int:
@@ -90,7 +95,7 @@ def charge(price: ModelPrice, *, total_tokens: int, reserved: int, n: int = 1) -
 
 def embedding_reservation(price: ModelPrice, *, inputs: Sequence[str]) -> int:
     """The most embedding `inputs` can cost: each counted at one token per UTF-8 byte."""
-    tokens = sum(len(text.encode()) for text in inputs)
+    tokens = sum(utf8_len(text) for text in inputs)
     return max(1, _priced(price, tokens=tokens))
 
 

@@ -57,6 +57,7 @@ class _Thread:
     partition: int
     recent: OrderedDict[str, int] = dataclasses.field(default_factory=OrderedDict)  # latest turns' ids, numbers
     pending: list[TurnDoc] = dataclasses.field(default_factory=list)  # kept after `stored`: in the log only
+    said: list[StoredTurn] = dataclasses.field(default_factory=list)  # the same turns, as read
 
     @property
     def dirty(self) -> bool:
@@ -131,10 +132,10 @@ class ThreadBook:
         seq = thread["last"] if below is None else min(below - 1, thread["last"])
         live = self._threads.get(thread["_id"])
         if live is not None:
-            pending, stored = list(live.pending), live.stored  # as they are now: a checkpoint may move them
-            for turn in reversed(pending):
-                if turn["seq"] <= seq:
-                    yield StoredTurn.of(turn)
+            said, stored = list(live.said), live.stored  # as they are now: a checkpoint may move them
+            for turn in reversed(said):
+                if turn.seq <= seq:
+                    yield turn
             seq = min(seq, stored)
         async for stored_turn in self.store.newest_first(thread["_id"], start=seq):
             yield stored_turn
@@ -236,7 +237,7 @@ class ThreadBook:
         """Write `turns` as the partition's next page, numbered after their threads' latest."""
         part = await self._part(partition)
         for _ in range(FENCED_TRIES):
-            numbered: dict[int, TurnDoc] = {}
+            numbered: dict[int, TurnWrite] = {}
             after: dict[str, int] = {}
             for i, turn in enumerate(turns):
                 thread = self._threads.get(turn.thread_id)
@@ -245,21 +246,22 @@ class ThreadBook:
                 if str(turn.turn_id) in thread.recent:  # kept by the replica that wrote the page we met
                     continue
                 after[turn.thread_id] = after.get(turn.thread_id, thread.doc["last"]) + 1
-                numbered[i] = dataclasses.replace(turn, seq=after[turn.thread_id]).document()
+                numbered[i] = dataclasses.replace(turn, seq=after[turn.thread_id])
             if not numbered:
                 return [None] * len(turns)
+            docs = [t.document() for t in numbered.values()]
             try:
-                await self.log.append(partition, part.next, list(numbered.values()), at=datetime.now(UTC))
+                await self.log.append(partition, part.next, docs, at=datetime.now(UTC))
             except Fenced:
                 await self._replay(part, await self.log.after(partition, part.next - 1))
                 continue
             except Exception as exc:  # a page that may or may not be written: the next append finds out
                 return [exc] * len(turns)
             part.next += 1
-            for doc in numbered.values():
-                thread = self._threads.get(doc["threadId"])
+            for written, doc in zip(numbered.values(), docs, strict=True):
+                thread = self._threads.get(written.thread_id)
                 if thread is not None:
-                    self._count(thread, doc)
+                    self._count(thread, doc, written.stored())
             return [None] * len(turns)
         return [NotKept("the partition's log kept moving under this replica")] * len(turns)
 
@@ -299,7 +301,7 @@ class ThreadBook:
             return False
         for thread, doc, n, _ in taken:
             thread.stored = doc["last"]
-            del thread.pending[:n]
+            del thread.pending[:n], thread.said[:n]
         return True
 
     async def run(self) -> None:
@@ -410,11 +412,13 @@ class ThreadBook:
             part.next = max(part.next, seq + 1)
         return counted
 
-    def _count(self, thread: _Thread, turn: TurnDoc) -> None:
+    def _count(self, thread: _Thread, turn: TurnDoc, said: StoredTurn | None = None) -> None:
         count(thread.doc, turn)
+        said = said or StoredTurn.of(turn)
         thread.pending.append(turn)
+        thread.said.append(said)
         self._recall(thread, turn)
-        self.store.remember(turn)
+        self.store.remember(turn["_id"], said)
 
     @staticmethod
     def _recall(thread: _Thread, turn: TurnDoc) -> None:

@@ -188,9 +188,9 @@ class ThreadStore:
 
     # -- turns -----------------------------------------------------------------------------------
 
-    def remember(self, turn: TurnDoc) -> None:
+    def remember(self, key: str, turn: StoredTurn) -> None:
         """A turn just kept (or replayed from the log): readers find it here until it is evicted."""
-        self._recent.put(turn["_id"], StoredTurn.of(turn))
+        self._recent.put(key, turn)
 
     async def compact(self, runs: Iterable[tuple[str, Sequence[TurnDoc]]]) -> None:
         """Write each thread's run of turns (oldest first) as segments of at most SEGMENT_TURNS.
@@ -226,8 +226,9 @@ class ThreadStore:
                 seq -= 1
                 continue
             for turn in sorted(turns, key=lambda t: t["seq"], reverse=True):
-                self.remember(turn)
-                yield StoredTurn.of(turn)
+                stored = StoredTurn.of(turn)
+                self.remember(turn["_id"], stored)
+                yield stored
             seq = min(t["seq"] for t in turns) - 1
 
     async def turn(self, thread_id: str, seq: int) -> TurnDoc | None:

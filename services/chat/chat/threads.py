@@ -16,10 +16,11 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from chat.context import message_tokens
 from chat.thread_documents import ThreadDoc, TurnDoc
 from common.contracts import ChatMessage
 from common.contracts.chat import ChatRole, MessageRole
@@ -90,6 +91,10 @@ class StoredTurn:
     turn_id: str
     at: datetime
     messages: tuple[ChatMessage, ...]
+    tokens: int = field(init=False)  # its messages' `message_tokens`: what it takes of a context window
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tokens", sum(message_tokens(m) for m in self.messages))
 
     @classmethod
     def of(cls, doc: TurnDoc) -> StoredTurn:
