@@ -1,7 +1,8 @@
 """tools/mongoeco_server.py skips mongoeco's whole-collection `_id` scans (on insert, on a lookup
 that misses, on an update by `_id` and more) for ids without a number in them; duplicates must
 still be refused, lookups must still find what is there, numeric look-alikes included, and an
-update must still change only a document its whole filter matches."""
+update must still change only a document its whole filter matches. It records no change events,
+which no wire client can read: a change stream is refused, and writes still reach the file."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from bson import ObjectId
 from bson.int64 import Int64
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from devstack import ROOT, Process, free_port
 
@@ -90,3 +91,35 @@ async def test_an_update_by_id_and_more_changes_only_a_matching_document(collect
     await col.insert_one({"_id": "legacy"})
     assert (await col.update_one({"_id": "legacy", "seq": None}, {"$set": {"v": 7}})).matched_count == 1
     assert {d["_id"]: d.get("v") async for d in col.find({"v": {"$exists": True}})} == {"a7": 1, "a8": 4, "legacy": 7}
+
+
+async def test_a_change_stream_is_refused_so_no_change_event_could_be_read(collection: AsyncCollection[Any]) -> None:
+    with pytest.raises(OperationFailure):
+        async with await collection.watch() as stream:
+            await stream.try_next()
+
+
+async def test_writes_without_change_events_survive_a_restart(tmp_path: Path) -> None:
+    database = tmp_path / "mongo.sqlite"
+    for attempt in range(2):
+        argv = [sys.executable, str(ROOT / "tools" / "mongoeco_server.py"), "--port", str(free_port())]
+        proc = Process(
+            "mongo",
+            [*argv, "--sqlite", str(database)],
+            env=dict(os.environ),
+            echo=False,
+            log_file=tmp_path / f"mongo-{attempt}.log",
+        ).start()
+        try:
+            line = proc.wait_for_line(lambda s: s.startswith('{"uri"'), timeout=60)
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(json.loads(line)["uri"])
+            docs = client["t"]["docs"]
+            if attempt == 0:
+                await docs.insert_many([{"_id": "a", "n": 1}, {"_id": "b", "n": 1}])
+                await docs.update_one({"_id": "a"}, {"$inc": {"n": 1}})
+                await docs.delete_one({"_id": "b"})
+            else:
+                assert await docs.find().to_list() == [{"_id": "a", "n": 2}]
+            await client.close()
+        finally:
+            proc.stop()

@@ -27,6 +27,11 @@ it, on each insert or update (a third of the server's CPU per write, and thread 
 slows every other process on a 2-core machine). No wire client can open a change stream on
 mongoeco ($changeStream is unsupported), so the launcher hands the outbox over at most once
 a second; the outbox keeps being compacted, and nothing a client can see changes.
+Further, since nothing on the wire can ever read a change event, the launcher records none
+(`_record_no_change_events`): mongoeco otherwise serializes every written document a second
+time into an outbox row in the same SQLite transaction, which is about a third of an insert's
+server CPU (1.50 -> 1.03 ms per inserted turn-sized document, 1.95 -> 1.46 ms wall, measured
+2026-12-06 on this machine). The document itself is written and committed exactly as before.
 """
 
 from __future__ import annotations
@@ -41,7 +46,9 @@ from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from bson import ObjectId
+from mongoeco.api._async.collection import AsyncCollection
 from mongoeco.core.filtering import QueryEngine
+from mongoeco.core.operation_context import ChangePublicationPolicy
 from mongoeco.core.query_plan import AndCondition, EqualsCondition
 from mongoeco.engines.memory import MemoryEngine
 from mongoeco.engines.semantic_core import EngineFindSemantics
@@ -145,7 +152,19 @@ def _id_clause(plan: Any) -> EqualsCondition | None:
     )
 
 
+def _record_no_change_events() -> None:
+    """Every collection operation of this server publishes no change event: no wire client can
+    open a change stream here ($changeStream is refused), so none could ever be read."""
+    create = AsyncCollection._new_operation_context
+
+    def without_events(self: AsyncCollection, **options: Any) -> Any:
+        return create(self, **{**options, "publication": ChangePublicationPolicy.DISABLED})
+
+    AsyncCollection._new_operation_context = without_events  # type: ignore[method-assign]
+
+
 async def serve(host: str, port: int, sqlite: str | None) -> None:
+    _record_no_change_events()
     engine = IndexedIdSQLiteEngine(sqlite) if sqlite else IndexedIdMemoryEngine()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
