@@ -91,6 +91,7 @@ class ThreadBook:
         self._loading_parts: dict[int, asyncio.Future[_Partition]] = {}
         self._generation = 0  # moved by `invalidate`: a load begun before it is not kept
         self._writing = asyncio.Lock()  # pages being written, or a thread being deleted
+        self._checkpointing = asyncio.Lock()  # segments being written, or a thread being deleted
         self.answering = 0  # threaded requests between their thread's opening and their end (`answer`)
 
     @contextlib.contextmanager
@@ -209,7 +210,7 @@ class ThreadBook:
     async def delete(self, thread_id: uuid.UUID, *, owner_id: str) -> None:
         """The thread and its turns; a turn being written waits, and one answered after is not kept
         (the log's pages may still hold some: a replay passes over the turns of a thread gone)."""
-        async with self._writing:
+        async with self._checkpointing, self._writing:  # no segment of it written after it is gone
             await self.get(thread_id, owner_id=owner_id)
             self._threads.pop(str(thread_id), None)
             await self.store.delete(str(thread_id), owner_id=owner_id)
@@ -270,6 +271,10 @@ class ThreadBook:
     async def checkpoint(self) -> None:
         """Write the turns and counters of every thread that changed into their segments and
         documents, then move each partition's mark past the pages they came from."""
+        async with self._checkpointing:
+            await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
         for partition, part in list(self._parts.items()):
             # What is written is taken at once: a page kept meanwhile is counted after it.
             dirty = [t for t in self._threads.values() if t.partition == partition and t.dirty]

@@ -168,6 +168,17 @@ async def test_a_turn_answered_after_its_thread_was_deleted_is_not_kept(db: Any)
         await book.get(thread_id, owner_id=OWNER)
 
 
+async def test_a_thread_deleted_during_a_checkpoint_leaves_no_segment_behind(db: Any) -> None:
+    book = replica(db)
+    thread_id = await new_thread(book)
+    assert await book.keep([turn(thread_id, n) for n in range(3)]) == [None] * 3
+    checkpoint = asyncio.create_task(book.checkpoint())
+    await asyncio.sleep(0)  # one step of the loop: the checkpoint starts writing the thread's segment
+    await book.delete(uuid.UUID(thread_id), owner_id=OWNER)  # waits for it, then removes what it wrote
+    await checkpoint
+    assert await book.store.segments.count_documents({"threadId": thread_id}) == 0
+
+
 async def test_another_users_thread_is_not_found_and_a_list_shows_current_counters(db: Any) -> None:
     book = replica(db)
     thread_id = await new_thread(book)
