@@ -32,7 +32,7 @@ import dataclasses
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from chat.thread_documents import ThreadDoc, TurnDoc
@@ -342,11 +342,7 @@ class ThreadBook:
         if thread is not None:
             self._threads.move_to_end(thread_id)
             return thread
-        loading = self._loading.get(thread_id)
-        if loading is None:
-            loading = self._loading[thread_id] = asyncio.ensure_future(self._load(thread_id))
-            loading.add_done_callback(lambda _: self._loading.pop(thread_id, None))
-        return await asyncio.shield(loading)
+        return await _once(self._loading, thread_id, lambda: self._load(thread_id))
 
     async def _load(self, thread_id: str) -> _Thread | None:
         doc = await self.store.find(thread_id)
@@ -373,11 +369,7 @@ class ThreadBook:
         part = self._parts.get(partition)
         if part is not None:
             return part
-        loading = self._loading_parts.get(partition)
-        if loading is None:
-            loading = self._loading_parts[partition] = asyncio.ensure_future(self._load_part(partition))
-            loading.add_done_callback(lambda _: self._loading_parts.pop(partition, None))
-        return await asyncio.shield(loading)
+        return await _once(self._loading_parts, partition, lambda: self._load_part(partition))
 
     async def _load_part(self, partition: int) -> _Partition:
         """The partition from its mark, with the pages after it replayed."""
@@ -437,3 +429,13 @@ class ThreadBook:
         if excess > 0:
             for tid in [tid for tid, t in self._threads.items() if not t.dirty][:excess]:
                 del self._threads[tid]
+
+
+def _once[K, V](loading: dict[K, asyncio.Future[V]], key: K, load: Callable[[], Awaitable[V]]) -> Awaitable[V]:
+    """One load of `key` at a time: whoever asks meanwhile waits for the same one (shielded, so a
+    caller giving up does not cancel it for the others)."""
+    future = loading.get(key)
+    if future is None:
+        future = loading[key] = asyncio.ensure_future(load())
+        future.add_done_callback(lambda _: loading.pop(key, None))
+    return asyncio.shield(future)

@@ -23,7 +23,9 @@ export async function clerkAuth(config: ClerkConfig): Promise<Auth> {
   return {
     token: async () => (clerk.session ? await clerk.session.getToken() : null),
     signedIn: () => Boolean(clerk.session),
-    signOut: () => clerk.signOut(),
+    // With a callback clerk-js runs it instead of navigating to its after-sign-out URL: the console
+    // shows its sign-in form itself, and no navigation races whatever the page does next.
+    signOut: () => clerk.signOut(() => undefined),
     view: (_api: Api, onSignedIn: () => void) => clerkSignInView(clerk, onSignedIn),
   };
 }
