@@ -126,11 +126,13 @@ class ThreadBook:
         seq = thread.recent.get(str(turn_id))
         if seq is None:
             return None
-        return next((t for t in thread.pending if t["seq"] == seq), None) or await self.store.turn(thread_id, seq)
+        pending = next((t for t in thread.pending if t["seq"] == seq), None)
+        return pending or await self.store.turn(thread_id, seq, top=thread.stored)
 
     async def newest_first(self, thread: ThreadDoc, *, below: int | None = None) -> AsyncIterator[StoredTurn]:
         """The thread's turns from its newest (or the one below `below`) back to its first."""
         seq = thread["last"] if below is None else min(below - 1, thread["last"])
+        stored = thread["last"]  # a thread not in memory: as its document says
         live = self._threads.get(thread["_id"])
         if live is not None:
             said, stored = list(live.said), live.stored  # as they are now: a checkpoint may move them
@@ -138,7 +140,7 @@ class ThreadBook:
                 if turn.seq <= seq:
                     yield turn
             seq = min(seq, stored)
-        async for stored_turn in self.store.newest_first(thread["_id"], start=seq):
+        async for stored_turn in self.store.newest_first(thread["_id"], start=seq, top=stored):
             yield stored_turn
 
     async def messages(

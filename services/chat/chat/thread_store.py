@@ -211,9 +211,10 @@ class ThreadStore:
             if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
                 raise
 
-    async def newest_first(self, thread_id: str, *, start: int) -> AsyncIterator[StoredTurn]:
-        """The thread's stored turns from number `start` back to its first: from memory, or a
-        segment at a time (a number never written, left by a lost race before segments, is skipped)."""
+    async def newest_first(self, thread_id: str, *, start: int, top: int) -> AsyncIterator[StoredTurn]:
+        """The thread's stored turns from number `start` back to its first, `top` being the newest
+        stored (its document's `last`): from memory, or a segment at a time (a number never
+        written, left by a lost race before segments, is skipped)."""
         seq = start
         while seq >= 0:
             cached = self._recent.get(turn_key(thread_id, seq))
@@ -221,7 +222,7 @@ class ThreadStore:
                 yield cached
                 seq -= 1
                 continue
-            turns = [t for t in await self._segment(thread_id, seq) if t["seq"] <= seq]
+            turns = [t for t in await self._segment(thread_id, seq, top=top) if t["seq"] <= seq]
             if not turns:
                 seq -= 1
                 continue
@@ -231,17 +232,26 @@ class ThreadStore:
                 yield stored
             seq = min(t["seq"] for t in turns) - 1
 
-    async def turn(self, thread_id: str, seq: int) -> TurnDoc | None:
-        return next((t for t in await self._segment(thread_id, seq) if t["seq"] == seq), None)
+    async def turn(self, thread_id: str, seq: int, *, top: int) -> TurnDoc | None:
+        return next((t for t in await self._segment(thread_id, seq, top=top) if t["seq"] == seq), None)
 
-    async def _segment(self, thread_id: str, seq: int) -> builtins.list[TurnDoc]:
-        """The turns of the segment holding number `seq`: the one that ends there, else one of the
-        next SEGMENT_TURNS numbers' (a segment ends at most that far on)."""
+    async def _segment(self, thread_id: str, seq: int, *, top: int) -> builtins.list[TurnDoc]:
+        """The turns of the segment holding number `seq`: the one that ends there, else the one
+        reached walking down from the newest (`top`), segment by segment, each read by key (a
+        query for the keys after `seq` would scan the collection on some servers); the segments
+        walked past are kept in memory, so reading on from there costs nothing more."""
         doc = await self.segments.find_one({"_id": turn_key(thread_id, seq)})
-        if doc is None:
-            keys = [turn_key(thread_id, n) for n in range(seq + 1, seq + 1 + SEGMENT_TURNS)]
-            later = await self.segments.find({"_id": {"$in": keys}}).to_list()
-            doc = next((d for d in later if _first(d) <= seq), None)
+        end = top
+        while doc is None and end > seq:
+            above = await self.segments.find_one({"_id": turn_key(thread_id, end)})
+            if above is None:
+                break  # a number never written (before segments): the walk cannot pass it
+            if _first(above) <= seq:
+                doc = above
+                break
+            for turn in _turns(above):
+                self.remember(turn["_id"], StoredTurn.of(turn))
+            end = _first(above) - 1
         return [] if doc is None else _turns(doc)
 
 

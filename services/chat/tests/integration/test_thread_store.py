@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from chat.thread_documents import TurnDoc
 from chat.thread_store import ThreadStore
@@ -86,8 +86,8 @@ def turns(thread_id: str, numbers: range) -> list[TurnDoc]:
     return [turn(thread_id, n, n).document() for n in numbers]
 
 
-async def seqs(store: ThreadStore, thread_id: str, start: int) -> list[int]:
-    return [t.seq async for t in store.newest_first(thread_id, start=start)]
+async def seqs(store: ThreadStore, thread_id: str, start: int, top: int) -> list[int]:
+    return [t.seq async for t in store.newest_first(thread_id, start=start, top=top)]
 
 
 async def test_segments_are_read_newest_first_from_memory_or_mongodb_across_their_bounds(store: ThreadStore) -> None:
@@ -96,11 +96,48 @@ async def test_segments_are_read_newest_first_from_memory_or_mongodb_across_thei
     await store.compact([(thread_id, turns(thread_id, range(5, 40)))])  # 35 turns: two segments
     assert await store.segments.count_documents({"threadId": thread_id}) == 3
     fresh = ThreadStore(store.threads.database)  # nothing in memory: read from MongoDB
-    assert await seqs(fresh, thread_id, 39) == list(range(39, -1, -1))
-    assert await seqs(ThreadStore(store.threads.database), thread_id, 20) == list(range(20, -1, -1))  # mid-segment
-    kept = await ThreadStore(store.threads.database).turn(thread_id, 7)
+    assert await seqs(fresh, thread_id, 39, 39) == list(range(39, -1, -1))
+    mid = ThreadStore(store.threads.database)
+    assert await seqs(mid, thread_id, 20, 39) == list(range(20, -1, -1))  # inside a segment: walked down to by key
+    assert await seqs(ThreadStore(store.threads.database), thread_id, 2, 39) == [2, 1, 0]
+    kept = await ThreadStore(store.threads.database).turn(thread_id, 7, top=39)
     assert kept is not None and kept["messages"][0]["content"] == "question 7"
-    assert await fresh.turn(thread_id, 40) is None
+    assert await fresh.turn(thread_id, 40, top=39) is None
+
+
+class Finds(monitoring.CommandListener):
+    """The filters of the finds a client sends."""
+
+    def __init__(self) -> None:
+        self.filters: list[Any] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find":
+            self.filters.append(event.command.get("filter"))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_a_read_from_inside_a_segment_reads_segments_by_key_only(store: ThreadStore, mongodb_url: str) -> None:
+    thread_id = await new_thread(store)
+    for start in range(0, 200, 20):  # ten checkpoints of 20 turns
+        await store.compact([(thread_id, turns(thread_id, range(start, start + 20)))])
+    finds = Finds()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True, event_listeners=[finds])
+    try:
+        reader = ThreadStore(client[store.threads.database.name])
+        assert await seqs(reader, thread_id, 50, 199) == list(range(50, -1, -1))
+    finally:
+        await client.close()
+    # Keys only (a query for a range or a list of keys scans the collection on mongoeco): no
+    # segment ends at 50, so the read walks down from 199 to the one holding it (8 reads), then
+    # reads on by the keys 39 and 19.
+    assert all(isinstance(f["_id"], str) for f in finds.filters), finds.filters
+    assert len(finds.filters) == 1 + 8 + 2
 
 
 async def test_a_turn_stored_before_segments_reads_as_a_segment_of_one(store: ThreadStore) -> None:
@@ -108,8 +145,8 @@ async def test_a_turn_stored_before_segments_reads_as_a_segment_of_one(store: Th
     await store.compact([(thread_id, turns(thread_id, range(3)))])
     await store.segments.insert_one(turn(thread_id, 3, 3).document())  # the earlier shape: one turn, top level
     await store.compact([(thread_id, turns(thread_id, range(4, 6)))])
-    assert await seqs(ThreadStore(store.threads.database), thread_id, 5) == [5, 4, 3, 2, 1, 0]
-    old = await ThreadStore(store.threads.database).turn(thread_id, 3)
+    assert await seqs(ThreadStore(store.threads.database), thread_id, 5, 5) == [5, 4, 3, 2, 1, 0]
+    old = await ThreadStore(store.threads.database).turn(thread_id, 3, top=5)
     assert old is not None and old["turnId"]
 
 
@@ -120,7 +157,7 @@ async def test_a_segment_written_again_is_left_as_it_is(store: ThreadStore) -> N
     await store.compact([(thread_id, run)])  # a checkpoint repeated after a crash
     await store.compact([(thread_id, run[1:])])  # or by an owner that knew fewer of them: same last turn
     assert await store.segments.count_documents({"threadId": thread_id}) == 1
-    assert await seqs(ThreadStore(store.threads.database), thread_id, 2) == [2, 1, 0]
+    assert await seqs(ThreadStore(store.threads.database), thread_id, 2, 2) == [2, 1, 0]
 
 
 async def test_a_checkpoint_writes_over_the_document_it_read_only(store: ThreadStore) -> None:
