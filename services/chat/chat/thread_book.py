@@ -277,11 +277,22 @@ class ThreadBook:
             await self._checkpoint()
 
     async def _checkpoint(self) -> None:
-        for partition, part in list(self._parts.items()):
-            # What is written is taken at once: a page kept meanwhile is counted after it.
-            dirty = [t for t in self._threads.values() if t.partition == partition and t.dirty]
-            taken = [(t, t.doc.copy(), len(t.pending), t.stored) for t in dirty]
-            upto = part.next - 1
+        # What every partition writes is taken at once, in one pass over the threads and before
+        # any write: a page kept meanwhile is written, and passed by its mark, at the next one.
+        dirty: dict[int, list[_Thread]] = {}
+        for thread in self._threads.values():
+            if thread.dirty:
+                dirty.setdefault(thread.partition, []).append(thread)
+        plans = [
+            (
+                partition,
+                part,
+                [(t, t.doc.copy(), len(t.pending), t.stored) for t in dirty.get(partition, [])],
+                part.next - 1,
+            )
+            for partition, part in self._parts.items()
+        ]
+        for partition, part, taken, upto in plans:
             if not taken and part.through >= upto:
                 continue
             try:

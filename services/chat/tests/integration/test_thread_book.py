@@ -5,6 +5,7 @@ partition changing hands) keeping both replicas' turns and counting each once, d
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from chat.thread_log import ThreadLog
 from chat.thread_store import ThreadStore
 from chat.threads import TurnWrite
 from chat.usage import UsageRecorder
+from common.bus.topology import partition_of
 from common.contracts import ChatMessage, UsageRecord
 from common.errors import NotFound, ValidationFailed
 from tests.support.waiting import wait_until
@@ -315,3 +317,18 @@ async def test_the_turns_of_threaded_requests_in_hand_share_one_page_and_a_lone_
         assert [len(turns) for _, turns in await book.log.after(0, 0)] == [2, 1]
     finally:
         writer.cancel()
+
+
+async def test_each_partition_moves_its_own_mark_and_its_next_owner_replays_its_own_pages(db: Any) -> None:
+    book = ThreadBook(ThreadStore(db), ThreadLog(db), partitions=4, checkpoint_s=3600)
+    owners = [f"owner-{n}" for n in range(12)]
+    partitions = {partition_of(o, 4) for o in owners}
+    assert len(partitions) > 1
+    threads = {o: await new_thread(book, o) for o in owners}
+    assert await book.keep([dataclasses.replace(turn(threads[o], 0), owner_id=o) for o in owners]) == [None] * 12
+    await book.checkpoint()
+    assert {p: await book.log.mark(p) for p in partitions} == dict.fromkeys(partitions, 1)
+    assert await book.keep([dataclasses.replace(turn(threads[o], 1), owner_id=o) for o in owners[:1]]) == [None]
+    heir = ThreadBook(ThreadStore(db), ThreadLog(db), partitions=4, checkpoint_s=3600)
+    counts = [(await heir.get(threads[o], owner_id=o))["turns"] for o in owners]
+    assert counts == [2] + [1] * 11
