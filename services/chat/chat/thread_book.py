@@ -56,8 +56,8 @@ class _Thread:
     stored: int  # the `last` of the document in MongoDB: its segments hold the turns up to it
     partition: int
     recent: OrderedDict[str, int] = dataclasses.field(default_factory=OrderedDict)  # latest turns' ids, numbers
-    pending: list[TurnDoc] = dataclasses.field(default_factory=list)  # kept after `stored`: in the log only
-    said: list[StoredTurn] = dataclasses.field(default_factory=list)  # the same turns, as read
+    # Kept after `stored` (in the log only): each turn as written and as read.
+    pending: list[tuple[TurnDoc, StoredTurn]] = dataclasses.field(default_factory=list)
 
     @property
     def dirty(self) -> bool:
@@ -121,12 +121,11 @@ class ThreadBook:
             return None
         if look and str(turn_id) not in thread.recent:
             async with self._writing:  # not while this replica writes pages of its own
-                part = await self._part(thread.partition)
-                await self._replay(part, await self.log.after(thread.partition, part.next - 1))
+                await self._catch_up(thread.partition, await self._part(thread.partition))
         seq = thread.recent.get(str(turn_id))
         if seq is None:
             return None
-        pending = next((t for t in thread.pending if t["seq"] == seq), None)
+        pending = next((doc for doc, _ in thread.pending if doc["seq"] == seq), None)
         return pending or await self.store.turn(thread_id, seq, top=thread.stored)
 
     async def newest_first(self, thread: ThreadDoc, *, below: int | None = None) -> AsyncIterator[StoredTurn]:
@@ -135,8 +134,8 @@ class ThreadBook:
         stored = thread["last"]  # a thread not in memory: as its document says
         live = self._threads.get(thread["_id"])
         if live is not None:
-            said, stored = list(live.said), live.stored  # as they are now: a checkpoint may move them
-            for turn in reversed(said):
+            pending, stored = list(live.pending), live.stored  # as they are now: a checkpoint may move them
+            for _, turn in reversed(pending):
                 if turn.seq <= seq:
                     yield turn
             seq = min(seq, stored)
@@ -256,7 +255,7 @@ class ThreadBook:
             try:
                 await self.log.append(partition, part.next, docs, at=datetime.now(UTC))
             except Fenced:
-                await self._replay(part, await self.log.after(partition, part.next - 1))
+                await self._catch_up(partition, part)
                 continue
             except Exception as exc:  # a page that may or may not be written: the next append finds out
                 return [exc] * len(turns)
@@ -314,12 +313,12 @@ class ThreadBook:
     async def _write(self, taken: Sequence[tuple[_Thread, ThreadDoc, int, int]]) -> bool:
         if not taken:
             return True
-        await self.store.compact((doc["_id"], thread.pending[:n]) for thread, doc, n, _ in taken)
+        await self.store.compact((doc["_id"], [t for t, _ in thread.pending[:n]]) for thread, doc, n, _ in taken)
         if not await self.store.checkpoint([doc for _, doc, _, _ in taken], since=[s for *_, s in taken]):
             return False
         for thread, doc, n, _ in taken:
             thread.stored = doc["last"]
-            del thread.pending[:n], thread.said[:n]
+            del thread.pending[:n]
         return True
 
     async def run(self) -> None:
@@ -397,6 +396,10 @@ class ThreadBook:
         log.info("thread partition loaded", extra={"partition": partition, "pages": len(pages), "counted": counted})
         return part
 
+    async def _catch_up(self, partition: int, part: _Partition) -> None:
+        """Replay the pages written after the last one this replica knows of the partition."""
+        await self._replay(part, await self.log.after(partition, part.next - 1))
+
     async def _replay(self, part: _Partition, pages: Sequence[tuple[int, Sequence[TurnDoc]]]) -> int:
         """Count the turns of `pages` (written by another replica, or by this one before it forgot)
         that their threads do not count yet; a thread gone is passed over."""
@@ -425,8 +428,7 @@ class ThreadBook:
     def _count(self, thread: _Thread, turn: TurnDoc, said: StoredTurn | None = None) -> None:
         count(thread.doc, turn)
         said = said or StoredTurn.of(turn)
-        thread.pending.append(turn)
-        thread.said.append(said)
+        thread.pending.append((turn, said))
         self._recall(thread, turn)
         self.store.remember(turn["_id"], said)
 
