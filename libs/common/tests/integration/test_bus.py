@@ -65,18 +65,26 @@ class Harness:
         self.calls.append(envelope)
         return await self.handler(envelope)
 
-    async def start_consumer(self, *, max_attempts: int = 3) -> None:
+    async def start_consumer(self, *, max_attempts: int = 3, deduplicate: bool = True) -> None:
+        """The chat-shaped consumer; `deduplicate`: with the processed-message store, as the
+        services run it (without, every delivery reaches the handler)."""
         await self.server.connect()
         processed = ProcessedMessages(self.redis, namespace=self.topology.namespace, service="chat")
         await Consumer(
             self.server,
             service="chat",
             handlers={"CompleteChat": self._dispatch},
-            processed=processed,
+            processed=processed if deduplicate else None,
             publishers=Publishers(development=True),
             prefetch=8,
             max_attempts=max_attempts,
         ).start()
+
+    async def stop_consumer(self) -> None:
+        """The consumer gone with its connection (what it had not acked is delivered again); the
+        next `start_consumer` starts another."""
+        await self.server.close()
+        self.server = Bus(url=self.amqp_url, topology=self.topology, service="chat")
 
     async def start_client(self) -> None:
         await self.client.connect()
@@ -252,26 +260,13 @@ async def test_work_held_by_ack_after_keeps_the_message_unacked_past_its_reply_a
             ack_after(never)  # work the first delivery started and its consumer will not see done
         return completion("answered")
 
-    async def consume() -> Bus:
-        bus = Bus(url=harness.amqp_url, topology=harness.topology, service="chat")
-        await bus.connect()
-        await Consumer(
-            bus,
-            service="chat",
-            handlers={"CompleteChat": hold},
-            processed=None,
-            publishers=Publishers(development=True),
-            prefetch=8,
-            max_attempts=3,
-        ).start()
-        return bus
-
-    first = await consume()
+    harness.handler = hold
+    await harness.start_consumer(deduplicate=False)
     await harness.start_client()
     reply = await harness.rpc.call(request(), reply_model=ChatCompletion)
     assert reply.message.content == "answered" and seen == [False]  # answered before the work was done
-    await first.close()  # gone with the work undone: the message was never acked
-    second = await consume()
+    await harness.stop_consumer()  # gone with the work undone: the message was never acked
+    await harness.start_consumer(deduplicate=False)
     try:
 
         async def deliveries() -> int:
@@ -281,4 +276,3 @@ async def test_work_held_by_ack_after_keeps_the_message_unacked_past_its_reply_a
         assert seen == [False, True]
     finally:
         never.cancel()
-        await second.close()
