@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from chat.conversations import Conversations
 from chat.thread_book import ThreadBook
@@ -32,14 +31,10 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-async def db(mongodb_url: str, namespace: str) -> AsyncIterator[Any]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True)
-    database = client[f"b_{namespace}"]
+async def db(database: AsyncDatabase[dict[str, Any]]) -> AsyncDatabase[dict[str, Any]]:
     await ThreadStore(database).create_indexes()
     await ThreadLog(database).create_indexes()
-    yield database
-    await client.drop_database(database.name)
-    await client.close()
+    return database
 
 
 def replica(db: Any) -> ThreadBook:

@@ -5,12 +5,11 @@ partition's mark moved only from where it was seen."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from chat.thread_documents import TurnDoc
 from chat.thread_log import Fenced, ThreadLog
@@ -21,14 +20,10 @@ T0 = datetime.now(UTC).replace(microsecond=0)  # pages expire a week after their
 
 
 @pytest.fixture
-async def log(mongodb_url: str, namespace: str) -> AsyncIterator[ThreadLog]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True)
-    db = client[f"l_{namespace}"]
-    thread_log = ThreadLog(db)
+async def log(database: AsyncDatabase[dict[str, Any]]) -> ThreadLog:
+    thread_log = ThreadLog(database)
     await thread_log.create_indexes()
-    yield thread_log
-    await client.drop_database(db.name)
-    await client.close()
+    return thread_log
 
 
 def turn(seq: int, text: str) -> TurnDoc:

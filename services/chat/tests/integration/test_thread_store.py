@@ -5,12 +5,12 @@ deletion, checkpoints that write over what they read only."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient, monitoring
+from pymongo.asynchronous.database import AsyncDatabase
 
 from chat.thread_documents import TurnDoc
 from chat.thread_store import ThreadStore
@@ -25,14 +25,10 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-async def store(mongodb_url: str, namespace: str) -> AsyncIterator[ThreadStore]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True)
-    db = client[f"t_{namespace}"]
-    threads = ThreadStore(db)
+async def store(database: AsyncDatabase[dict[str, Any]]) -> ThreadStore:
+    threads = ThreadStore(database)
     await threads.create_indexes()
-    yield threads
-    await client.drop_database(db.name)
-    await client.close()
+    return threads
 
 
 def turn(thread_id: str, seq: int, n: int, *, credits: int = 1, title: str | None = None) -> TurnWrite:
