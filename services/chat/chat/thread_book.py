@@ -237,20 +237,29 @@ class ThreadBook:
 
     async def _append(self, partition: int, turns: Sequence[TurnWrite]) -> builtins.list[BaseException | None]:
         """Write `turns` as the partition's next page, numbered after their threads' latest."""
-        part = await self._part(partition)
         for _ in range(FENCED_TRIES):
+            generation = self._generation
+            results: list[BaseException | None] = [None] * len(turns)
+            held: dict[str, _Thread] = {}
+            for i, turn in enumerate(turns):
+                # Loaded again if it left memory since `keep` looked (pushed out by the threads
+                # loaded for this flush, or forgotten): gone only if its document is.
+                thread = held.get(turn.thread_id) or await self._thread(turn.thread_id)
+                if thread is None:
+                    results[i] = NotFound("the thread was deleted while the answer was being made")
+                else:
+                    held[turn.thread_id] = thread
+            part = await self._part(partition)
             numbered: dict[int, TurnWrite] = {}
             after: dict[str, int] = {}
             for i, turn in enumerate(turns):
-                thread = self._threads.get(turn.thread_id)
-                if thread is None:
-                    return [NotFound("the thread was deleted while the answer was being made")] * len(turns)
-                if str(turn.turn_id) in thread.recent:  # kept by the replica that wrote the page we met
-                    continue
+                thread = held.get(turn.thread_id)
+                if thread is None or str(turn.turn_id) in thread.recent:
+                    continue  # gone, or kept by the replica that wrote the page we met
                 after[turn.thread_id] = after.get(turn.thread_id, thread.doc["last"]) + 1
                 numbered[i] = dataclasses.replace(turn, seq=after[turn.thread_id])
             if not numbered:
-                return [None] * len(turns)
+                return results
             docs = [t.document() for t in numbered.values()]
             try:
                 await self.log.append(partition, part.next, docs, at=datetime.now(UTC))
@@ -258,13 +267,15 @@ class ThreadBook:
                 await self._catch_up(partition, part)
                 continue
             except Exception as exc:  # a page that may or may not be written: the next append finds out
-                return [exc] * len(turns)
+                return [exc if r is None else r for r in results]
             part.next += 1
             for written, doc in zip(numbered.values(), docs, strict=True):
                 thread = self._threads.get(written.thread_id)
-                if thread is not None:
+                if thread is None and generation == self._generation:  # pushed out meanwhile: back in, counted
+                    thread = self._threads[written.thread_id] = held[written.thread_id]
+                if thread is not None:  # else forgotten: the partition's next load replays this page
                     self._count(thread, doc, written.stored())
-            return [None] * len(turns)
+            return results
         return [NotKept("the partition's log kept moving under this replica")] * len(turns)
 
     # -- checkpoints ---------------------------------------------------------------------------

@@ -149,6 +149,17 @@ async def test_a_replica_that_lost_its_channel_forgets_and_reloads(db: Any) -> N
     assert (await book.get(thread_id, owner_id=OWNER))["turns"] == 2
 
 
+async def test_a_thread_pushed_out_of_memory_before_its_turn_is_written_is_reloaded_not_lost(db: Any) -> None:
+    # Room for one thread: loading the second thread of the flush evicts the first, which is
+    # clean until its turn is counted. Its turn is still kept (and counted), not refused as deleted.
+    book = ThreadBook(ThreadStore(db), ThreadLog(db), checkpoint_s=3600, capacity=1)
+    first, second = await new_thread(replica(db)), await new_thread(replica(db))
+    await book.get(first, owner_id=OWNER)
+    assert await book.keep([turn(first, 0), turn(second, 0)]) == [None, None]
+    assert [(await book.get(t, owner_id=OWNER))["turns"] for t in (first, second)] == [1, 1]
+    assert await texts(replica(db), first) == ["question 0"]
+
+
 async def test_a_turn_answered_after_its_thread_was_deleted_is_not_kept(db: Any) -> None:
     book = replica(db)
     thread_id = await new_thread(book)
