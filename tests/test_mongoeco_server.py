@@ -2,13 +2,15 @@
 that misses, on an update by `_id` and more) for ids without a number in them; duplicates must
 still be refused, lookups must still find what is there, numeric look-alikes included, and an
 update must still change only a document its whole filter matches. It records no change events,
-which no wire client can read: a change stream is refused, and writes still reach the file."""
+which no wire client can read: a change stream is refused, and writes still reach the file. Each
+collection's indexes hold its own documents only, and still answer its queries (and hints)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -123,3 +125,57 @@ async def test_writes_without_change_events_survive_a_restart(tmp_path: Path) ->
             await client.close()
         finally:
             proc.stop()
+
+
+async def test_each_collections_indexes_hold_its_own_documents_and_still_answer_its_queries(tmp_path: Path) -> None:
+    database = tmp_path / "mongo.sqlite"
+
+    def physical() -> dict[str, str]:
+        """Each physical index over the shared documents table: its collection's name -> its SQL."""
+        with sqlite3.connect(database) as conn:
+            return {
+                f"{coll}.{name}": sql
+                for coll, name, sql in conn.execute(
+                    "SELECT i.coll_name, i.name, m.sql FROM indexes AS i JOIN sqlite_master AS m "
+                    "ON m.name = i.physical_name AND m.tbl_name = 'documents'"
+                )
+            }
+
+    for attempt in range(2):
+        argv = [sys.executable, str(ROOT / "tools" / "mongoeco_server.py"), "--port", str(free_port())]
+        proc = Process(
+            "mongo", [*argv, "--sqlite", str(database)], env=dict(os.environ), echo=False, log_file=tmp_path / "m.log"
+        ).start()
+        try:
+            line = proc.wait_for_line(lambda s: s.startswith('{"uri"'), timeout=60)
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(json.loads(line)["uri"])
+            log, usage = client["t"]["log"], client["t"]["usage"]
+            if attempt == 0:
+                await log.create_index([("at", 1)])
+                await usage.create_index([("at", 1)])
+                await usage.create_index([("user", 1), ("at", -1)])
+                await log.insert_many([{"_id": f"l{i}", "at": i} for i in range(20)])
+                await usage.insert_many([{"_id": f"u{i}", "at": i, "user": f"x{i % 2}"} for i in range(20)])
+            assert [d["_id"] async for d in log.find({"at": {"$gte": 17}}).sort("at", 1)] == ["l17", "l18", "l19"]
+            assert [d["_id"] async for d in usage.find({"at": {"$lt": 2}}).sort("at", -1)] == ["u1", "u0"]
+            assert [d["_id"] async for d in log.find({"at": {"$gte": 18}}).hint("at_1")] == ["l18", "l19"]
+            with pytest.raises(OperationFailure):
+                await log.find({"at": 1}).hint("no_such_index").to_list()
+            assert [d["_id"] async for d in usage.find({"user": "x1", "at": {"$gt": 14}}).sort("at", -1)] == [
+                "u19",
+                "u17",
+                "u15",
+            ]
+            await client.close()
+        finally:
+            proc.stop()
+        indexes = physical()
+        assert sorted(indexes) == ["log.at_1", "usage.at_1", "usage.user_1_at_-1"]
+        for name, sql in indexes.items():
+            assert sql.endswith(f"WHERE db_name = 't' AND coll_name = '{name.split('.')[0]}'"), sql
+        if attempt == 0:  # as a store written by mongoeco itself has them: over every collection
+            with sqlite3.connect(database) as conn:
+                for name, sql in conn.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE 'idx_%'").fetchall():
+                    conn.execute(f'DROP INDEX "{name}"')
+                    conn.execute(sql.split(" WHERE db_name")[0])
+            assert not any("WHERE" in sql for sql in physical().values())
