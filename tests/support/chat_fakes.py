@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from chat.providers.base import ProviderAnswer, ProviderError, ProviderRequest, ProviderStream, pieces
+from common.bus import Sent
 from common.contracts import Actor, Balance, Caller, Reservation, ReservationResolved
 from common.errors import InsufficientCredits
 
@@ -22,7 +23,11 @@ class FakeCredits:
         self.available = available
         self.calls: list[tuple[str, int]] = []
 
-    async def reserve(self, caller: Caller, *, reservation_id: uuid.UUID, amount: int, purpose: str) -> Reservation:
+    async def reserve(
+        self, caller: Caller, *, reservation_id: uuid.UUID, amount: int, purpose: str, sent: Sent | None = None
+    ) -> Reservation:
+        if sent is not None:
+            sent()  # the command is with the broker
         if amount > self.available:
             raise InsufficientCredits("no", balance=self.available, price=amount)
         self.available -= amount

@@ -24,7 +24,7 @@ from typing import Literal, Protocol, overload
 
 from opentelemetry import trace
 
-from common.bus import Requester
+from common.bus import Requester, Sent
 from common.contracts import (
     Balance,
     Caller,
@@ -57,7 +57,9 @@ class CreditHolds(Protocol):
     """What a service that charges for its work needs of the ledger: hold credits, then charge
     them or give them back. `CreditsClient` is the one over the bus; unit tests pass their own."""
 
-    async def reserve(self, caller: Caller, *, reservation_id: uuid.UUID, amount: int, purpose: str) -> Reservation: ...
+    async def reserve(
+        self, caller: Caller, *, reservation_id: uuid.UUID, amount: int, purpose: str, sent: Sent | None = None
+    ) -> Reservation: ...
 
     # With `wait`, the ledger's answer; without, None once the command is durable on the broker.
     @overload
@@ -81,7 +83,10 @@ class CreditsClient:
     def __init__(self, rpc: Requester) -> None:
         self._rpc = rpc
 
-    async def reserve(self, caller: Caller, *, reservation_id: uuid.UUID, amount: int, purpose: str) -> Reservation:
+    async def reserve(
+        self, caller: Caller, *, reservation_id: uuid.UUID, amount: int, purpose: str, sent: Sent | None = None
+    ) -> Reservation:
+        """Hold `amount` credits; `sent` is called once the broker has the command (see RpcClient.call)."""
         assert caller.actor is not None, "credits are reserved for a user"
         payload = ReserveCredits(
             reservation_id=reservation_id,
@@ -92,7 +97,7 @@ class CreditsClient:
         )
         envelope = caller.envelope(payload, message_id=uuid.uuid5(reservation_id, "reserve"))
         with tracer.start_as_current_span("credits reserve", attributes=_attributes(reservation_id, amount)):
-            return await self._rpc.call(envelope, reply_model=Reservation, coalesce=True)
+            return await self._rpc.call(envelope, reply_model=Reservation, coalesce=True, sent=sent)
 
     @overload
     async def commit(

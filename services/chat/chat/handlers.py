@@ -22,12 +22,12 @@ from chat.failover import Failover
 from chat.headroom import Headroom
 from chat.job import Job, completion, fitted, streamed_completion, usage_of
 from chat.provider_costs import CostTable
-from chat.providers.base import ProviderAnswer, ProviderRequest
+from chat.providers.base import ChatProvider, ProviderAnswer, ProviderRequest
 from chat.settlement import Accounts
 from chat.streaming import Pumped, delivered_usage, produced_usage, pump, replay
 from chat.thread_documents import TurnDoc
 from chat.usage import UsageRecorder
-from common.bus import ReplyStream, RpcClient, redelivered
+from common.bus import ReplyStream, RpcClient, Sent, redelivered
 from common.contracts import (
     Caller,
     ChatCompletion,
@@ -206,13 +206,15 @@ class ChatHandlers:
     async def _fresh(self, job: Job, lead: Lead | None) -> ChatCompletion:
         """Hold the credits, then ask the providers. When the user's last reservation left this
         request's hold available, the provider call starts while the hold is being written (see
-        `chat.headroom`); either way the answer goes out only once the hold is durable."""
+        `chat.headroom`): once the broker has the hold's command, so that the call's work does
+        not hold up its sending; either way the answer goes out only once the hold is durable."""
         hold = self._catalog.reservation(job.request)
         early = None
+        handed = asyncio.Event()
         if not job.streaming and self._headroom.covers(job.user_id, hold, message_id=job.envelope.message_id):
-            early = asyncio.create_task(self._failover.complete(job.request, deadline=job.deadline, user=job.user_id))
+            early = asyncio.create_task(self._complete_after(handed, job))
         try:
-            reservation = await self._reserve(job, hold)
+            reservation = await self._reserve(job, hold, sent=handed.set)
         except BaseException:
             if early is not None:
                 await _discard(early)
@@ -245,12 +247,19 @@ class ChatHandlers:
         )
         return completion(job, provider.name, answer, cached=False, credits=charge)
 
-    async def _reserve(self, job: Job, amount: int) -> Reservation:
+    async def _complete_after(self, handed: asyncio.Event, job: Job) -> tuple[ChatProvider, ProviderAnswer]:
+        await handed.wait()
+        return await self._failover.complete(job.request, deadline=job.deadline, user=job.user_id)
+
+    async def _reserve(self, job: Job, amount: int, *, sent: Sent | None = None) -> Reservation:
         try:
-            reservation = await self._accounts.reserve(job, amount)
+            reservation = await self._accounts.reserve(job, amount, sent=sent)
         except Exception:  # refused, or the ledger unreachable: the next request waits for its hold
             self._headroom.refused(job.user_id)
             raise
+        finally:
+            if sent is not None:
+                sent()  # whatever became of the send, nothing waits for it any longer
         self._headroom.saw(reservation.balance)
         if reservation.status != "pending":  # a redelivered request that was answered already
             raise Conflict("this request was answered already", status_now=reservation.status)

@@ -15,7 +15,7 @@ from chat.job import Job
 from chat.provider_costs import CostTable
 from chat.providers.base import ProviderAnswer
 from chat.usage import UsageRecorder, usage_id
-from common.bus import ack_after
+from common.bus import Sent, ack_after
 from common.contracts import Reservation, UsageRecord
 from common.credits import CreditHolds
 from common.errors import DeadlineExceeded, ServiceUnavailable
@@ -34,10 +34,14 @@ class Accounts:
         self._usage = usage
         self._settling: set[asyncio.Task[None]] = set()
 
-    async def reserve(self, job: Job, amount: int) -> Reservation:
+    async def reserve(self, job: Job, amount: int, *, sent: Sent | None = None) -> Reservation:
         # Derived from the message id: a redelivered request finds its first reservation.
         return await self._credits.reserve(
-            job.caller, reservation_id=uuid.uuid5(job.envelope.message_id, "chat"), amount=amount, purpose="chat"
+            job.caller,
+            reservation_id=uuid.uuid5(job.envelope.message_id, "chat"),
+            amount=amount,
+            purpose="chat",
+            sent=sent,
         )
 
     async def settle(self, job: Job, reservation: Reservation | None, *, charge: int | None) -> None:

@@ -3,7 +3,7 @@
 from common.bus.connection import Bus
 from common.bus.consumer import Consumer, Handler, ReplyStream, Streaming, ack_after, redelivered, reply_expected
 from common.bus.processed import ProcessedMessages
-from common.bus.rpc import Requester, RpcClient, RpcStream, StreamFeedback, StreamOverflow
+from common.bus.rpc import Requester, RpcClient, RpcStream, Sent, StreamFeedback, StreamOverflow
 from common.bus.topology import Topology
 from common.bus.trust import Publishers
 
@@ -17,6 +17,7 @@ __all__ = [
     "Requester",
     "RpcClient",
     "RpcStream",
+    "Sent",
     "StreamFeedback",
     "StreamOverflow",
     "Streaming",

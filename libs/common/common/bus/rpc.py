@@ -28,6 +28,7 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -58,6 +59,18 @@ class StreamFeedback(BaseModel):
 Raw = bytes | dict[str, Any] | None  # a reply's JSON: as received, or one member of a batch's reply
 
 
+Sent = Callable[[], None]
+
+
+@dataclass(slots=True)
+class _Member:
+    """A command waiting in this turn of the loop for the others of its batch."""
+
+    envelope: Envelope[Any]
+    future: asyncio.Future[Raw]
+    sent: Sent | None = None
+
+
 @dataclass
 class _Batch:
     """The callers whose commands went out as one message, awaiting its one reply."""
@@ -74,7 +87,7 @@ class Requester(Protocol):
     another service (such as `common.credits.CreditsClient`) needs. `RpcClient` is the one."""
 
     async def call[R: Contract](
-        self, envelope: Envelope[Any], *, reply_model: type[R], coalesce: bool = False
+        self, envelope: Envelope[Any], *, reply_model: type[R], coalesce: bool = False, sent: Sent | None = None
     ) -> R: ...
 
     async def publish(self, envelope: Envelope[Any], *, coalesce: bool = False) -> None: ...
@@ -88,7 +101,7 @@ class RpcClient:
         self._stream_buffer = stream_buffer
         # A call's reply, a stream's feedback (`expect`), a stream, or a coalesced batch's replies.
         self._pending: dict[str, asyncio.Future[Raw] | asyncio.Future[bytes] | RpcStream[Any, Any] | _Batch] = {}
-        self._gathering: dict[tuple[str, str, bool], list[tuple[Envelope[Any], asyncio.Future[Raw]]]] = {}
+        self._gathering: dict[tuple[str, str, bool], list[_Member]] = {}
         self._sending: set[asyncio.Task[None]] = set()
         self.reply_queue = bus.topology.reply_queue(process)
 
@@ -116,13 +129,17 @@ class RpcClient:
             return  # a plain call waits for the reply only
         waiter.set_result(message.body)
 
-    async def call[R: Contract](self, envelope: Envelope[Any], *, reply_model: type[R], coalesce: bool = False) -> R:
+    async def call[R: Contract](
+        self, envelope: Envelope[Any], *, reply_model: type[R], coalesce: bool = False, sent: Sent | None = None
+    ) -> R:
         """Publish a command and wait for its reply until the envelope's deadline; with `coalesce`,
-        in one message with the same commands other callers make in this turn of the loop."""
+        in one message with the same commands other callers make in this turn of the loop. `sent`
+        is called once the publish is over (the broker has the command, or it failed to go out),
+        before the reply: a caller may start other work then rather than compete with the send."""
         if envelope.deadline is None:
             raise ValueError("request/reply needs a deadline")
         if coalesce:
-            future = self._join(envelope, reply=True)
+            future = self._join(envelope, reply=True, sent=sent)
             try:
                 async with asyncio.timeout(max(envelope.seconds_left() or 0.0, 0.0)):
                     raw = await future
@@ -134,7 +151,11 @@ class RpcClient:
         self._pending[correlation_id] = waiter
         try:
             async with asyncio.timeout(max(envelope.seconds_left() or 0.0, 0.0)):
-                await self._bus.publish(envelope, reply_to=self.reply_queue, correlation_id=correlation_id)
+                try:
+                    await self._bus.publish(envelope, reply_to=self.reply_queue, correlation_id=correlation_id)
+                finally:
+                    if sent is not None:
+                        sent()
                 body = await waiter
         except TimeoutError as exc:
             raise DeadlineExceeded(f"no answer to {envelope.type} before the deadline") from exc
@@ -150,7 +171,7 @@ class RpcClient:
         else:
             await self._bus.publish(envelope)
 
-    def _join(self, envelope: Envelope[Any], *, reply: bool) -> asyncio.Future[Raw]:
+    def _join(self, envelope: Envelope[Any], *, reply: bool, sent: Sent | None = None) -> asyncio.Future[Raw]:
         key = (envelope.type, self._bus.topology.routing_key(envelope), reply)
         loop = asyncio.get_running_loop()
         gathering = self._gathering.get(key)
@@ -158,7 +179,7 @@ class RpcClient:
             gathering = self._gathering[key] = []
             loop.call_soon(self._flush, key)
         future: asyncio.Future[Raw] = loop.create_future()
-        gathering.append((stamp(envelope), future))  # the trace context is the caller's, now
+        gathering.append(_Member(stamp(envelope), future, sent))  # the trace context is the caller's, now
         return future
 
     def _flush(self, key: tuple[str, str, bool]) -> None:
@@ -166,8 +187,8 @@ class RpcClient:
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _send(self, members: list[tuple[Envelope[Any], asyncio.Future[Raw]]], *, reply: bool) -> None:
-        envelopes, futures = [m[0] for m in members], [m[1] for m in members]
+    async def _send(self, members: list[_Member], *, reply: bool) -> None:
+        envelopes, futures = [m.envelope for m in members], [m.future for m in members]
         correlation_id = uuid.uuid4().hex if reply else None
         if correlation_id is not None:
             self._pending[correlation_id] = futures[0] if len(futures) == 1 else self._batch(correlation_id, futures)
@@ -186,6 +207,10 @@ class RpcClient:
                 if not future.done():
                     future.set_exception(exc)
             return
+        finally:
+            for member in members:
+                if member.sent is not None:
+                    member.sent()
         if correlation_id is None:
             for future in futures:
                 if not future.done():

@@ -144,3 +144,21 @@ async def test_a_caller_that_stops_waiting_leaves_nothing_behind(batches: Batche
         return len(batches.rpc._pending)
 
     assert await wait_until(pending, lambda n: n == 0, within=5) == 0
+
+
+async def test_each_caller_is_told_once_its_command_is_with_the_broker(batches: Batches) -> None:
+    told: list[str] = []
+
+    async def ask(text: str, *, coalesce: bool) -> str:
+        reply = await batches.rpc.call(
+            request(text=text), reply_model=ChatCompletion, coalesce=coalesce, sent=lambda: told.append(text)
+        )
+        return reply.message.content
+
+    answers = await asyncio.gather(ask("t1", coalesce=True), ask("t2", coalesce=True), ask("t3", coalesce=False))
+    assert answers == ["echo: t1", "echo: t2", "echo: t3"]
+
+    async def heard() -> list[str]:
+        return sorted(told)
+
+    assert await wait_until(heard, lambda t: len(t) >= 3, within=5) == ["t1", "t2", "t3"]  # each once

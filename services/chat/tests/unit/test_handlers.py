@@ -15,7 +15,7 @@ from chat.failover import Failover, RetryPolicy
 from chat.handlers import ChatHandlers
 from chat.provider_costs import CostTable, UsdPrice
 from chat.providers import ChatProvider, LocalProvider, ProviderRequest
-from common.bus import ReplyStream
+from common.bus import ReplyStream, Sent
 from common.contracts import Caller, ChatMessage, CompleteChat, Envelope, ListModels, Reservation
 from common.contracts.chat import MAX_CONTENT_CHARS
 from common.errors import InsufficientCredits, NotFound, UpstreamFailed
@@ -179,17 +179,25 @@ async def test_same_conversation_same_answer() -> None:
 
 
 class GatedCredits(FakeCredits):
-    """Holds are made only while `open` is set, so a test can see what happens while one is written."""
+    """Holds are made only while `open` is set, so a test can see what happens while one is written;
+    and their commands reach the broker only while `delivered` is set."""
 
     def __init__(self, available: int = 100) -> None:
         super().__init__(available)
         self.open = asyncio.Event()
         self.open.set()
+        self.delivered = asyncio.Event()
+        self.delivered.set()
         self.holding = 0
 
-    async def reserve(self, caller: Caller, *, reservation_id: uuid.UUID, amount: int, purpose: str) -> Reservation:
+    async def reserve(
+        self, caller: Caller, *, reservation_id: uuid.UUID, amount: int, purpose: str, sent: Sent | None = None
+    ) -> Reservation:
         self.holding += 1
         try:
+            await self.delivered.wait()
+            if sent is not None:
+                sent()  # the command is with the broker; its hold is written once `open` is set
             await self.open.wait()
             return await super().reserve(caller, reservation_id=reservation_id, amount=amount, purpose=purpose)
         finally:
@@ -228,6 +236,24 @@ async def test_with_headroom_the_provider_call_starts_while_the_hold_is_written_
     credits.open.set()
     reply = await asked
     assert reply.credits == 2 and credits.calls[-2:] == [("reserve", 2), ("commit", 2)]
+
+
+async def test_with_headroom_the_provider_call_starts_once_the_broker_has_the_holds_command() -> None:
+    credits, provider = GatedCredits(), ScriptedProvider("p")
+    chat = handlers(credits, provider)
+    await chat.complete_chat(envelope(("user", "first")), NO_STREAM)
+    credits.open.clear()
+    credits.delivered.clear()
+    asked = asyncio.create_task(chat.complete_chat(envelope(("user", "second")), NO_STREAM))
+    await until(lambda: credits.holding == 1)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert len(provider.calls) == 1  # the hold's command is still on its way: the call does not compete with it
+    credits.delivered.set()
+    await until(lambda: len(provider.calls) == 2)  # then it starts, while the hold is written
+    assert not asked.done()
+    credits.open.set()
+    assert (await asked).credits == 2
 
 
 async def test_an_early_answer_whose_hold_is_refused_is_thrown_away_and_the_next_request_waits() -> None:
