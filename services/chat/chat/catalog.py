@@ -79,8 +79,9 @@ class ModelCatalog:
         """The context window of an offered model, in the reservation's token estimate."""
         return self._offers[model].price.context_window
 
-    def reservation(self, request: ProviderRequest) -> int:
-        """The most `request` can cost (its model and `max_tokens` resolved)."""
+    def reservation(self, request: ProviderRequest, *, prompt_tokens: int | None = None) -> int:
+        """The most `request` can cost (its model and `max_tokens` resolved); `prompt_tokens`: its
+        messages' token bound, when counted already (a thread's context is, as it is fitted)."""
         assert request.max_tokens is not None
         price = self._offers[request.model].price
         definitions = credit_prices.definition_tokens(
@@ -88,12 +89,18 @@ class ModelCatalog:
             request.response_format.model_dump(exclude_none=True) if request.response_format else None,
         )
         return credit_prices.reservation(
-            price, messages=request.messages, max_tokens=request.max_tokens, n=request.n, definitions=definitions
+            price,
+            messages=request.messages,
+            max_tokens=request.max_tokens,
+            n=request.n,
+            definitions=definitions,
+            prompt_tokens=prompt_tokens,
         )
 
-    def charge(self, request: ProviderRequest, *, total_tokens: int) -> int:
+    def charge(self, request: ProviderRequest, *, total_tokens: int, reserved: int) -> int:
+        """What an answer of `total_tokens` costs, never more than the `reserved` hold."""
         price = self._offers[request.model].price
-        return credit_prices.charge(price, total_tokens=total_tokens, reserved=self.reservation(request), n=request.n)
+        return credit_prices.charge(price, total_tokens=total_tokens, reserved=reserved, n=request.n)
 
     def _names(self) -> str:
         return ", ".join(self._offers)

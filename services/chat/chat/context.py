@@ -42,6 +42,7 @@ class ContextWindow:
         self._new = tuple(new)
         self._max_turns = max_turns
         needed = prompt_tokens_bound((*self._system, *self._new))
+        self.prompt_tokens = needed  # `prompt_tokens_bound` of `messages`, kept as turns are taken
         self.free = window - max_tokens - needed
         if self.free < 0:
             raise ValidationFailed(
@@ -64,6 +65,7 @@ class ContextWindow:
             self.full = True
             return False
         self.free -= cost
+        self.prompt_tokens += cost
         self._turns.append(tuple(turn))
         if len(self._turns) >= self._max_turns:
             self.full = True

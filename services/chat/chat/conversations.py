@@ -28,6 +28,7 @@ class Conversation:
     owner_id: str
     new: tuple[ChatMessage, ...]  # kept, with the answer, as the turn
     messages: tuple[ChatMessage, ...]  # sent to the provider
+    prompt_tokens: int  # their `credit_prices.prompt_tokens_bound`, counted as they were fitted
     title: str | None  # the thread's automatic title, when this is its first turn
 
     def turn(
@@ -99,5 +100,6 @@ class Conversations:
             owner_id=owner_id,
             new=said,
             messages=window_.messages,
+            prompt_tokens=window_.prompt_tokens,
             title=title_from(said) if first else None,
         )

@@ -82,10 +82,19 @@ def definition_tokens(*definitions: Any) -> int:
 
 
 def reservation(
-    price: ModelPrice, *, messages: Sequence[ChatMessage], max_tokens: int, n: int = 1, definitions: int = 0
+    price: ModelPrice,
+    *,
+    messages: Sequence[ChatMessage],
+    max_tokens: int,
+    n: int = 1,
+    definitions: int = 0,
+    prompt_tokens: int | None = None,
 ) -> int:
-    """The most an answer can cost: `n` choices of `max_tokens` each; `definitions`: its tools' and schema's tokens."""
-    tokens = prompt_tokens_bound(messages, image_tokens=price.image_tokens) + definitions + max_tokens * n
+    """The most an answer can cost: `n` choices of `max_tokens` each; `definitions`: its tools' and
+    schema's tokens; `prompt_tokens`: the messages' `prompt_tokens_bound`, when counted already."""
+    if prompt_tokens is None:
+        prompt_tokens = prompt_tokens_bound(messages, image_tokens=price.image_tokens)
+    tokens = prompt_tokens + definitions + max_tokens * n
     return max(1, _priced(price, tokens=tokens, n=n))
 
 

@@ -169,7 +169,9 @@ class ChatHandlers:
         """A threaded request whose first delivery kept its turn before its replica went: answered
         with that turn. Its hold (the same id: the ledger returns the first one) is charged the
         turn's credits if the first delivery did not get to commit it; nothing is recorded again."""
-        reservation = await self._accounts.reserve(job, self._catalog.reservation(job.request))
+        reservation = await self._accounts.reserve(
+            job, self._catalog.reservation(job.request, prompt_tokens=job.prompt_tokens)
+        )
         if reservation.status == "pending":
             self._accounts.settle_soon(job, reservation, charge=turn["credits"])
         elif reservation.status != "committed":
@@ -208,7 +210,7 @@ class ChatHandlers:
         request's hold available, the provider call starts while the hold is being written (see
         `chat.headroom`): once the broker has the hold's command, so that the call's work does
         not hold up its sending; either way the answer goes out only once the hold is durable."""
-        hold = self._catalog.reservation(job.request)
+        hold = self._catalog.reservation(job.request, prompt_tokens=job.prompt_tokens)
         early = None
         handed = asyncio.Event()
         if not job.streaming and self._headroom.covers(job.user_id, hold, message_id=job.envelope.message_id):
@@ -241,7 +243,7 @@ class ChatHandlers:
             await self._accounts.settle(job, reservation, charge=None)
             raise DeadlineExceeded("the answer came after the requester had gone")
         usage = usage_of(answer)
-        charge = self._catalog.charge(job.request, total_tokens=usage.total_tokens)
+        charge = self._catalog.charge(job.request, total_tokens=usage.total_tokens, reserved=reservation.amount)
         await self._accounts.conclude(
             job, reservation, provider.name, answer, cached=False, charge=charge, turn_text=_text(answer)
         )
@@ -293,7 +295,7 @@ class ChatHandlers:
         delivered = _delivered_any(out)
         if delivered:
             usage = delivered_usage(out, job.request.messages)
-            charge = self._catalog.charge(job.request, total_tokens=usage.total_tokens)
+            charge = self._catalog.charge(job.request, total_tokens=usage.total_tokens, reserved=reservation.amount)
         produced = produced_usage(out, job.request.messages)
         answer = out.answer or ProviderAnswer(
             text="".join(out.sent),

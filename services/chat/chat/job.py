@@ -37,6 +37,11 @@ class Job:
         return f"chat_{uuid.uuid5(self.envelope.message_id, 'completion').hex}"
 
     @property
+    def prompt_tokens(self) -> int | None:
+        """The token bound of the messages sent, when counted already (a thread's context)."""
+        return None if self.conversation is None else self.conversation.prompt_tokens
+
+    @property
     def thread_id(self) -> uuid.UUID | None:
         return None if self.conversation is None else uuid.UUID(self.conversation.thread_id)
 

@@ -37,6 +37,7 @@ def test_the_latest_turns_that_fit_are_sent_oldest_first_between_the_system_prom
     assert window.turns == 3
     assert window.messages == (*SYSTEM, *turn(7), *turn(8), *turn(9), *NEW)
     assert prompt_tokens_bound(window.messages) + 100 <= base + room + 100  # what is sent fits with the answer
+    assert window.prompt_tokens == prompt_tokens_bound(window.messages)  # counted as fitted: the hold's count
 
 
 def test_a_turn_that_does_not_fit_ends_the_context_even_if_an_older_one_would() -> None:
@@ -45,6 +46,7 @@ def test_a_turn_that_does_not_fit_ends_the_context_even_if_an_older_one_would() 
     window = ContextWindow(system=SYSTEM, new=NEW, window=base + 200 + 10, max_tokens=10, max_turns=50)
     fill(window, [turn(2), big, turn(0)])
     assert window.messages == (*SYSTEM, *turn(2), *NEW)  # turn 0 would fit, but the run stops at the gap
+    assert window.prompt_tokens == prompt_tokens_bound(window.messages)  # the turn refused is not counted
     assert not window.offer(turn(0))
 
 
