@@ -43,7 +43,7 @@ class ContextWindow:
         self._max_turns = max_turns
         needed = prompt_tokens_bound((*self._system, *self._new))
         self.prompt_tokens = needed  # `prompt_tokens_bound` of `messages`, kept as turns are taken
-        self.free = window - max_tokens - needed
+        self._limit = window - max_tokens  # what the prompt may take
         if self.free < 0:
             raise ValidationFailed(
                 f"the system prompt and the new messages need about {needed} tokens; with max_tokens {max_tokens} "
@@ -64,12 +64,16 @@ class ContextWindow:
         if cost > self.free:
             self.full = True
             return False
-        self.free -= cost
         self.prompt_tokens += cost
         self._turns.append(tuple(turn))
         if len(self._turns) >= self._max_turns:
             self.full = True
         return True
+
+    @property
+    def free(self) -> int:
+        """Tokens the prompt may still take."""
+        return self._limit - self.prompt_tokens
 
     @property
     def turns(self) -> int:
