@@ -69,6 +69,8 @@ from mongoeco.engines.semantic_core import EngineFindSemantics
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire import AsyncMongoEcoProxyServer
 
+from common import heap
+
 # `scan_payload_id` forces the scan for every id; without it mongoeco still scans when the
 # id holds a number, after looking the exact stored key up.
 
@@ -243,6 +245,7 @@ async def serve(host: str, port: int, sqlite: str | None) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with AsyncMongoEcoProxyServer(engine=engine, host=host, port=port) as server:
         print(json.dumps({"uri": server.address.uri}), flush=True)
+        heap.settle()
         await stop.wait()
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import uvloop
 
+from common import heap
 from common.bus import Bus, Consumer, Handler, ProcessedMessages, Publishers, Topology
 from common.logs import configure_logging
 from common.metrics import QUEUE_CONSUMERS, QUEUE_DEPTH, serve_metrics
@@ -134,6 +135,7 @@ async def run_service(settings: CommonSettings, setup: Setup, *, deduplicate: bo
     runtime: Runtime | None = None
     try:
         runtime = await start(settings, setup, bus=bus, redis=redis, deduplicate=deduplicate)
+        heap.settle()
         await stopping.wait()
         log.info("service stopping", extra={"grace_s": settings.shutdown_grace_s})
     finally:

@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from common import heap
 from common.bus import Bus, RpcClient, Topology
 from common.logs import configure_logging
 from common.metrics import serve_metrics
@@ -125,8 +126,10 @@ def main() -> None:
     configure_logging(service=settings.service_name, level=settings.log_level)
     configure_tracing(service=settings.service_name)
     serve_metrics(port=settings.metrics_port, host=settings.metrics_host)
+    app = create_app(settings)
+    heap.settle()  # in the process only: an app a test starts leaves the test runner's collector alone
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
