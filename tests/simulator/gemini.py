@@ -5,12 +5,19 @@ The SDK keeps the base URL's path and appends `{api_version}/models/{model}:{met
 default), `v1beta` and `v1alpha` are all served. The key (`x-goog-api-key` header or `?key=`) must be
 present; any value is accepted. Endpoint names in the call log: `generateContent`, `streamGenerateContent`,
 `countTokens`.
+
+Thinking models (`gemini-2.5*`, `gemini-3*`) sign the function calls they make: the first
+functionCall part of a step carries a `thoughtSignature`. From Gemini 3 on, a request whose
+current turn (since the last user text) holds a model function call without the signature it
+was given is refused with 400, as Google's API refuses it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -26,6 +33,9 @@ if TYPE_CHECKING:
     from tests.simulator.app import Simulator
 
 PROVIDER = "gemini"
+THINKING = ("gemini-2.5", "gemini-3")  # models that sign their function calls
+SIGNATURES_REQUIRED = ("gemini-3",)  # models that refuse a function call sent back unsigned
+SIGNATURE_PREFIX = b"sim-thought:"
 VERSIONS = ("v1", "v1beta", "v1alpha")
 _STATUS = {
     400: "INVALID_ARGUMENT",
@@ -96,6 +106,8 @@ def routes(sim: Simulator) -> list[BaseRoute]:
         )
         if method == "countTokens":
             return JSONResponse({"totalTokens": prompt_tokens})
+        if model.startswith(SIGNATURES_REQUIRED) and (unsigned := _unsigned_call(contents)):
+            return error(unsigned[0], unsigned[1])
         users = [c for c in contents if isinstance(c, dict) and c.get("role", "user") == "user" and _text(c)]
         prompt = _text(users[-1]) if users else ""
         config = body.get("generationConfig") if isinstance(body.get("generationConfig"), dict) else {}
@@ -107,7 +119,7 @@ def routes(sim: Simulator) -> list[BaseRoute]:
             asked.candidate(i, prompt, contents, images, limit if isinstance(limit, int) else None)
             for i in range(asked.n)
         ]
-        reply = _Reply(model, prompt_tokens, candidates)
+        reply = _Reply(model, prompt_tokens, candidates, signs=model.startswith(THINKING))
         if not stream:
             return JSONResponse(reply.whole())
         if request.query_params.get("alt") != "sse":  # without alt=sse Google streams one JSON array
@@ -121,6 +133,35 @@ def routes(sim: Simulator) -> list[BaseRoute]:
         Route("/{version}/models/{target}", model_method, methods=["POST"]),
         Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
+
+
+def _unsigned_call(contents: list[Any]) -> tuple[int, str] | None:
+    """The refusal of a current turn whose model step's function call lacks its signature, if any."""
+    users = [i for i, c in enumerate(contents) if isinstance(c, dict) and c.get("role", "user") == "user" and _text(c)]
+    start = users[-1] + 1 if users else 0
+    for position, content in enumerate(contents[start:], start):
+        if not isinstance(content, dict) or content.get("role") != "model":
+            continue
+        calls = [p for p in content.get("parts") or [] if isinstance(p, dict) and "functionCall" in p]
+        if not calls:
+            continue
+        signature = calls[0].get("thoughtSignature")
+        try:
+            # Proto JSON's bytes: base64, in either alphabet.
+            valid = isinstance(signature, str) and base64.b64decode(
+                signature.replace("-", "+").replace("_", "/"), validate=True
+            ).startswith(SIGNATURE_PREFIX)
+        except ValueError:
+            valid = False
+        if not valid:
+            name = (calls[0]["functionCall"] or {}).get("name", "")
+            return 400, (
+                "Function call is missing a thought_signature in functionCall parts. This is required for tools "
+                "to work correctly, and missing thought_signature may lead to degraded model performance. "
+                f"Additional data, function call `default_api:{name}` , position {position + 1}. Please refer to "
+                "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+            )
+    return None
 
 
 def _images(content: object) -> int:
@@ -209,10 +250,11 @@ class _Asked:
 class _Reply:
     """Builds GenerateContentResponse bodies for one answer (its candidates)."""
 
-    def __init__(self, model: str, prompt_tokens: int, candidates: list[_Candidate]) -> None:
+    def __init__(self, model: str, prompt_tokens: int, candidates: list[_Candidate], *, signs: bool) -> None:
         self.model = model
         self.prompt_tokens = prompt_tokens
         self.candidates = candidates
+        self.signs = signs
         self.response_id = uuid.uuid4().hex[:22]
 
     def _body(self, candidates: list[dict[str, Any]], answer_tokens: int) -> dict[str, Any]:
@@ -234,10 +276,16 @@ class _Reply:
             candidate["finishReason"] = finish
         return candidate
 
-    @staticmethod
-    def _parts(candidate: _Candidate) -> list[dict[str, Any]]:
+    def _parts(self, candidate: _Candidate) -> list[dict[str, Any]]:
         parts: list[dict[str, Any]] = [{"text": candidate.content}] if candidate.content else []
-        return parts + [{"functionCall": call} for call in candidate.calls]
+        return parts + self._calls(candidate)
+
+    def _calls(self, candidate: _Candidate) -> list[dict[str, Any]]:
+        """The candidate's function calls; a thinking model signs the first."""
+        calls: list[dict[str, Any]] = [{"functionCall": call} for call in candidate.calls]
+        if calls and self.signs:
+            calls[0]["thoughtSignature"] = base64.b64encode(SIGNATURE_PREFIX + os.urandom(96)).decode()
+        return calls
 
     def whole(self) -> dict[str, Any]:
         listed = [self._candidate(i, self._parts(c), c.finish) for i, c in enumerate(self.candidates)]
@@ -258,8 +306,7 @@ class _Reply:
                 )
             if candidate.calls:
                 so_far += sum(text.count_tokens(json.dumps(c["args"])) for c in candidate.calls)
-                calls = [{"functionCall": call} for call in candidate.calls]
-                out.append(self._body([self._candidate(index, calls, candidate.finish)], so_far))
+                out.append(self._body([self._candidate(index, self._calls(candidate), candidate.finish)], so_far))
         return out
 
     async def events(self, delay: float) -> AsyncIterator[bytes]:

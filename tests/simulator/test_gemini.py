@@ -176,6 +176,31 @@ async def test_a_declared_function_is_called_and_its_response_answered(gemini: g
     assert final.text == 'Simulated Gemini answer from the tool results: {"temp_c": 21}'
 
 
+async def test_a_gemini_3_function_call_must_come_back_with_its_thought_signature(gemini: genai.Client) -> None:
+    config = types.GenerateContentConfig(tools=[types.Tool(function_declarations=[WEATHER])])
+    asked = types.Content(role="user", parts=[types.Part(text="Weather in Oslo?")])
+    reply = await gemini.aio.models.generate_content(model="gemini-3-pro-preview", contents=[asked], config=config)
+    assert reply.candidates is not None and reply.candidates[0].content is not None
+    made = reply.candidates[0].content
+    assert made.parts is not None and made.parts[0].thought_signature  # the SDK hands back the bytes
+    answered = types.Content(
+        role="user",
+        parts=[types.Part(function_response=types.FunctionResponse(name="get_weather", response={"temp_c": 21}))],
+    )
+
+    final = await gemini.aio.models.generate_content(
+        model="gemini-3-pro-preview", contents=[asked, made, answered], config=config
+    )
+    assert final.text == 'Simulated Gemini answer from the tool results: {"temp_c": 21}'
+
+    unsigned = made.model_copy(update={"parts": [made.parts[0].model_copy(update={"thought_signature": None})]})
+    with pytest.raises(errors.ClientError) as refused:
+        await gemini.aio.models.generate_content(
+            model="gemini-3-pro-preview", contents=[asked, unsigned, answered], config=config
+        )
+    assert refused.value.code == 400 and "thought_signature" in str(refused.value)
+
+
 async def test_a_json_schema_answer_and_several_candidates(gemini: genai.Client) -> None:
     schema = {"type": "object", "properties": {"n": {"type": "integer"}, "tags": {"type": "array", "items": {}}}}
     config = types.GenerateContentConfig(

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, ConfigDict, Field, ValidationInfo, field_val
 from pydantic.config import JsonDict
 
 from common.contracts.chatfeatures import (
+    MAX_CALL_ID,
     MAX_IMAGES,
     MAX_TOOLS,
     FunctionTool,
@@ -53,7 +54,7 @@ class ChatMessage(Contract):
         default_factory=list, max_length=MAX_TOOLS, description="Functions the assistant called (its turn)."
     )
     tool_call_id: str | None = Field(
-        None, min_length=1, max_length=128, description="The call a `tool` message answers."
+        None, min_length=1, max_length=MAX_CALL_ID, description="The call a `tool` message answers."
     )
     # Last, so that its check below sees the others (and a missing text is reported as this field's).
     content: str = Field(

@@ -13,6 +13,9 @@ from common.contracts.envelope import Contract
 # OpenAI's rule for function names, which Gemini's (letters, digits, `_ . : -`, 64 at most) also admits.
 FUNCTION_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 MAX_TOOLS = 32
+# A call's id may carry what a provider needs back with it (Gemini's thought signature, see
+# chat.providers.gemini), so it is longer than a plain id needs.
+MAX_CALL_ID = 16_384
 MAX_IMAGES = 8
 # A data URL's payload in whole base64 quads, so that every URL the pattern admits decodes.
 IMAGE_URL = r"^(https://[^\s]+|data:image/(png|jpeg|gif|webp);base64,([A-Za-z0-9+/]{4})+([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?)$"
@@ -35,7 +38,7 @@ class FunctionTool(Contract):
 class ToolCall(Contract):
     """A call the model asks the caller to make; its result comes back as a `tool` message with this id."""
 
-    id: str = Field(min_length=1, max_length=128, description="Id of the call.", examples=["call_3f2a"])
+    id: str = Field(min_length=1, max_length=MAX_CALL_ID, description="Id of the call.", examples=["call_3f2a"])
     name: str = Field(pattern=FUNCTION_NAME, description="The function called.")
     arguments: str = Field(max_length=32_000, description="The arguments, as JSON text.", examples=['{"city":"Oslo"}'])
 

@@ -18,6 +18,7 @@ import pydantic
 from google import genai
 from google.genai import errors, types
 
+from chat.providers import call_ids
 from chat.providers.base import (
     Choice,
     ProviderAnswer,
@@ -157,17 +158,23 @@ def _parts(m: ChatMessage, names: dict[str, str]) -> list[types.Part]:
         return [
             types.Part(
                 function_response=types.FunctionResponse(
-                    id=call_id or None, name=names.get(call_id, "tool"), response=response
+                    id=call_ids.plain(call_id) or None, name=names.get(call_id, "tool"), response=response
                 )
             )
         ]
     parts = [types.Part(text=m.content)] if m.content else []
     parts += [_image(image.url) for image in m.images]
-    parts += [
-        types.Part(function_call=types.FunctionCall(id=c.id, name=c.name, args=_object(c.arguments, key="arguments")))
-        for c in m.tool_calls
-    ]
+    parts += [_call(c) for c in m.tool_calls]
     return parts
+
+
+def _call(c: ToolCall) -> types.Part:
+    """A function call the model made, with the thought signature it came with (see `call_ids`)."""
+    call_id, signature = call_ids.split(c.id)
+    return types.Part(
+        function_call=types.FunctionCall(id=call_id, name=c.name, args=_object(c.arguments, key="arguments")),
+        thought_signature=signature,
+    )
 
 
 def _object(text: str, *, key: str) -> dict[str, Any]:
@@ -255,7 +262,7 @@ def _choices(reply: types.GenerateContentResponse, *, final: bool = True) -> lis
         text = "".join(p.text for p in parts if p.text and not p.thought)
         calls = [
             ToolCall(
-                id=p.function_call.id or f"call_{uuid.uuid4().hex[:24]}",
+                id=call_ids.signed(p.function_call.id or f"call_{uuid.uuid4().hex[:24]}", p.thought_signature),
                 name=p.function_call.name or "",
                 arguments=json.dumps(p.function_call.args or {}, separators=(",", ":")),
             )

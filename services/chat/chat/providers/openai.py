@@ -13,6 +13,7 @@ from typing import Any, cast
 import openai
 import pydantic
 
+from chat.providers import call_ids
 from chat.providers.base import (
     Choice,
     ProviderAnswer,
@@ -195,11 +196,11 @@ def _message(m: ChatMessage) -> dict[str, Any]:
         out["content"] = m.content or None
     if m.tool_calls and m.role == "assistant":
         out["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            {"id": call_ids.plain(c.id), "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in m.tool_calls
         ]
     if m.role == "tool":
-        out["tool_call_id"] = m.tool_call_id or ""
+        out["tool_call_id"] = call_ids.plain(m.tool_call_id or "")
         out["content"] = m.content
     return out
 

@@ -23,6 +23,7 @@ from common.contracts.chat import MAX_CHOICES, MAX_CONTENT_CHARS, ChatChoice
 from common.contracts.chatfeatures import (
     FUNCTION_NAME,
     IMAGE_URL,
+    MAX_CALL_ID,
     MAX_IMAGE_URL,
     MAX_TOOLS,
     FunctionTool,
@@ -52,7 +53,7 @@ router = APIRouter(tags=["openai-compatible"], route_class=OpenAIRoute)
 MAX_PARTS = 8
 PART_CHARS = (MAX_CONTENT_CHARS - (MAX_PARTS - 1)) // MAX_PARTS
 TextContent = Annotated[str, Field(min_length=1, max_length=MAX_CONTENT_CHARS)]
-CallId = Annotated[str, Field(min_length=1, max_length=128)]
+CallId = Annotated[str, Field(min_length=1, max_length=MAX_CALL_ID)]
 FunctionName = Annotated[str, Field(pattern=FUNCTION_NAME)]
 
 

@@ -175,6 +175,65 @@ async def test_a_streamed_tool_call_arrives_whole_and_is_charged(
     assert (await ledger.settled())["spent"] == credits
 
 
+THINKING_MODEL = "gemini-3-pro-preview"  # refuses its function calls sent back without their thought signature
+
+
+@pytest.fixture
+async def thinking_system(gateway_settings: GatewaySettings, simulator: RunningSimulator) -> AsyncIterator[None]:
+    chat = chat_settings(
+        gateway_settings,
+        simulator,
+        chat_price=PRICE,
+        chat_model_prices={THINKING_MODEL: PRICE},
+        chat_usd_prices={THINKING_MODEL: {"input_per_1m": 2.0, "output_per_1m": 12.0}},
+    )
+    async with chat_services(gateway_settings, chat, credits=credits_settings(gateway_settings, signup_credits=SIGNUP)):
+        yield
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
+async def test_a_gemini_3_function_call_sent_back_as_clients_send_it_keeps_its_thought_signature(
+    api: openai.AsyncOpenAI, thinking_system: None, ledger: Ledger, streamed: bool
+) -> None:
+    asked: list[Any] = [{"role": "user", "content": "What is the weather in Oslo?"}]
+    if streamed:
+        stream = await api.chat.completions.create(
+            model=THINKING_MODEL, messages=asked, tools=[WEATHER_TOOL], stream=True
+        )
+        call: dict[str, str] = {"id": "", "name": "", "arguments": ""}
+        async for chunk in stream:
+            for delta in chunk.choices[0].delta.tool_calls or () if chunk.choices else ():
+                call["id"] += delta.id or ""
+                call["name"] += delta.function.name or "" if delta.function else ""
+                call["arguments"] += delta.function.arguments or "" if delta.function else ""
+    else:
+        first = await api.chat.completions.create(model=THINKING_MODEL, messages=asked, tools=[WEATHER_TOOL])
+        assert first.choices[0].message.tool_calls is not None
+        made = first.choices[0].message.tool_calls[0]
+        call = {"id": made.id, "name": made.function.name, "arguments": made.function.arguments}
+    assert call["name"] == "get_weather"
+
+    # What a client keeps of the call: its id, name and arguments, in a plain dict.
+    history = [
+        *asked,
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": call["arguments"]},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": call["id"], "content": '{"temp_c": 21}'},
+    ]
+    second = await api.chat.completions.create(model=THINKING_MODEL, messages=history, tools=[WEATHER_TOOL])
+    assert second.choices[0].message.content == 'Simulated Gemini answer from the tool results: {"temp_c": 21}'
+    assert (await ledger.settled())["reserved"] == 0
+
+
 @pytest.mark.parametrize(("model", "provider"), PROVIDERS)
 async def test_json_mode_answers_a_json_object(
     api: openai.AsyncOpenAI, system: None, ledger: Ledger, simulator: RunningSimulator, model: str, provider: str
