@@ -14,6 +14,7 @@ from chat.embedding_failover import EmbeddingFailover
 from chat.embeddings import EmbeddingHandlers
 from chat.failover import Failover, RetryPolicy
 from chat.handlers import ChatHandlers
+from chat.model_directory import ModelDirectory
 from chat.provider_costs import CostTable
 from chat.providers.base import ChatProvider
 from chat.providers.embedding import EmbeddingProvider
@@ -168,11 +169,12 @@ async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
         conversations=Conversations(threads, max_turns=settings.chat_thread_max_turns),
     )
     runtime.on_close(handlers.close)  # the commits still being confirmed (before the bus closes)
+    embedding_catalog = EmbeddingCatalog.build(
+        embedders, default_price=settings.embedding_price, prices=settings.embedding_model_prices, costs=costs
+    )
     embeddings = EmbeddingHandlers(
         failover=embedding_failover,
-        catalog=EmbeddingCatalog.build(
-            embedders, default_price=settings.embedding_price, prices=settings.embedding_model_prices, costs=costs
-        ),
+        catalog=embedding_catalog,
         credits=CreditsClient(rpc),
         costs=costs,
         usage=usage,
@@ -180,7 +182,7 @@ async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
     return {
         "CompleteChat": Streaming(handlers.complete_chat),
         "CreateEmbeddings": embeddings.create_embeddings,
-        "ListModels": handlers.list_models,
+        "ListModels": ModelDirectory(catalog, embedding_catalog).list_models,
         "GetUsageReport": analytics.handle,
         **ThreadHandlers(threads).routes(),
     }

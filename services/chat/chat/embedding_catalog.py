@@ -13,6 +13,7 @@ from chat.catalog import Offer
 from chat.credit_prices import ModelPrice
 from chat.provider_costs import CostTable
 from chat.providers.embedding import EmbeddingProvider, EmbeddingRequest
+from common.contracts import ModelInfo
 from common.contracts.embeddings import MAX_VALUES
 from common.errors import BadRequest, NotFound
 
@@ -48,6 +49,10 @@ class EmbeddingCatalog:
     @property
     def names(self) -> list[str]:
         return list(self._offers)
+
+    @property
+    def models(self) -> list[ModelInfo]:
+        return [ModelInfo(id=o.model, provider=o.provider) for o in self._offers.values()]
 
     def resolve(self, model: str, *, dimensions: int | None = None, inputs: int = 1) -> Offer:
         """The offer of `model`; NotFound (as OpenAI answers a model it does not have) when there is none,

@@ -33,8 +33,6 @@ from common.contracts import (
     ChatCompletion,
     CompleteChat,
     Envelope,
-    ListModels,
-    ModelList,
     Reservation,
 )
 from common.credits import CreditHolds
@@ -70,9 +68,6 @@ class ChatHandlers:
 
     async def close(self) -> None:
         await self._accounts.close()
-
-    async def list_models(self, envelope: Envelope[ListModels]) -> ModelList:
-        return ModelList(models=self._catalog.models, default=self._catalog.default_model)
 
     async def complete_chat(self, envelope: Envelope[CompleteChat], stream: ReplyStream) -> ChatCompletion:
         if envelope.payload.thread_id is None or self._conversations is None:

@@ -36,6 +36,8 @@ export interface Me {
 export interface Model {
   id: string;
   owned_by: string;
+  /** What it answers: chat completions or embeddings (the gateway's addition to OpenAI's shape). */
+  kind: "chat" | "embedding";
 }
 
 export interface ChatMessage {
@@ -97,8 +99,9 @@ export class Api {
     return this.json(`/v1/credits/history?limit=${limit}${after}`);
   }
 
-  async models(): Promise<Model[]> {
-    return (await this.json<{ data: Model[] }>("/v1/models")).data;
+  /** The chat models, in failover order (the list holds the embedding models too). */
+  async chatModels(): Promise<Model[]> {
+    return (await this.json<{ data: Model[] }>("/v1/models")).data.filter((m) => m.kind === "chat");
   }
 
   /** Development sign-in: a token from the gateway's development issuer. */

@@ -15,7 +15,7 @@ export function chatView(api: Api, onAnswered: () => void, onUnauthenticated: ()
   const error = h("p", { id: "chat-error", class: "error", role: "alert" });
   let running: AbortController | null = null;
 
-  api.models().then(
+  api.chatModels().then(
     (models) => {
       model.replaceChildren(...models.map((m) => h("option", { value: m.id }, `${m.id} (${m.owned_by})`)));
     },

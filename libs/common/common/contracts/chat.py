@@ -177,6 +177,9 @@ class ModelList(Contract):
 
     models: list[ModelInfo]
     default: str = Field(description="Model used when a request names none.")
+    embedding_models: list[ModelInfo] = Field(
+        default_factory=list, description="Embedding models (CreateEmbeddings), in failover order."
+    )
 
 
 class UsageRecord(Contract):

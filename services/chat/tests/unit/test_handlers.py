@@ -16,7 +16,7 @@ from chat.handlers import ChatHandlers
 from chat.provider_costs import CostTable, UsdPrice
 from chat.providers import ChatProvider, LocalProvider, ProviderRequest
 from common.bus import ReplyStream, Sent
-from common.contracts import Caller, ChatMessage, CompleteChat, Envelope, ListModels, Reservation
+from common.contracts import Caller, ChatMessage, CompleteChat, Envelope, Reservation
 from common.contracts.chat import MAX_CONTENT_CHARS
 from common.errors import InsufficientCredits, NotFound, UpstreamFailed
 from tests.support.chat_fakes import ACTOR, FakeCredits, ScriptedProvider, failure
@@ -155,21 +155,6 @@ async def test_an_answer_longer_than_a_message_is_delivered_cut_and_said_to_be()
     reply = await handlers(credits, provider).complete_chat(envelope(("user", "hi")), NO_STREAM)
     assert len(reply.message.content) == MAX_CONTENT_CHARS and reply.finish_reason == "length"
     assert credits.calls == [("reserve", 2), ("commit", 2)]
-
-
-async def test_only_priced_models_are_listed_in_failover_order() -> None:
-    openai = ScriptedProvider("openai", prefixes=("gpt-",))
-    prices = {"gemini-2.5-flash": ModelPrice(), "gpt-4o": ModelPrice(per_request=5)}
-    listed = await handlers(FakeCredits(), ScriptedProvider("gemini"), openai, prices=prices).list_models(
-        Envelope[ListModels](type="ListModels", request_id="r", payload=ListModels())
-    )
-    assert [(m.id, m.provider) for m in listed.models] == [
-        ("gemini-default", "gemini"),  # its default, then the priced ones it serves
-        ("gemini-2.5-flash", "gemini"),
-        ("openai-default", "openai"),
-        ("gpt-4o", "openai"),
-    ]
-    assert listed.default == "gemini-default"
 
 
 async def test_same_conversation_same_answer() -> None:

@@ -364,7 +364,7 @@ async def chat_completions(
 )
 async def models(caller: UserCaller, rpc: Rpc) -> dict[str, Any]:
     listed = await rpc.call(caller.envelope(ListModels()), reply_model=ModelList)
-    return {"object": "list", "data": [_model(m.id, m.provider) for m in listed.models]}
+    return {"object": "list", "data": _models(listed)}
 
 
 @router.get(
@@ -375,14 +375,21 @@ async def models(caller: UserCaller, rpc: Rpc) -> dict[str, Any]:
 )
 async def model(model_id: str, caller: UserCaller, rpc: Rpc) -> dict[str, Any]:
     listed = await rpc.call(caller.envelope(ListModels()), reply_model=ModelList)
-    found = next((m for m in listed.models if m.id == model_id), None)
+    found = next((m for m in _models(listed) if m["id"] == model_id), None)
     if found is None:
         raise NotFound(f"The model '{model_id}' does not exist")
-    return _model(found.id, found.provider)
+    return found
 
 
-def _model(model_id: str, provider: str) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": 0, "owned_by": provider}
+def _models(listed: ModelList) -> list[dict[str, Any]]:
+    """The chat models, then the embedding models, as OpenAI lists models (plus what each is for)."""
+    return [_model(m.id, m.provider, "chat") for m in listed.models] + [
+        _model(m.id, m.provider, "embedding") for m in listed.embedding_models
+    ]
+
+
+def _model(model_id: str, provider: str, kind: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": provider, "kind": kind}
 
 
 def _choices(completion: ChatCompletion) -> list[ChatChoice]:

@@ -60,6 +60,9 @@ class ModelView(BaseModel):
     object: Literal["model"]
     created: int = Field(ge=0)
     owned_by: str = Field(description="The provider that serves it.")
+    kind: Literal["chat", "embedding"] = Field(
+        description="What it answers: chat completions, or embeddings (`POST /v1/embeddings`); not in OpenAI's schema."
+    )
 
 
 class ModelListView(BaseModel):

@@ -76,10 +76,15 @@ async def test_a_streamed_chat_completion_with_usage(
 
 async def test_models_are_listed(api: openai.AsyncOpenAI, system: None) -> None:
     models = [m async for m in api.models.list()]
-    ids = [m.id for m in models]
-    assert ids[0] == "gemini-2.5-flash" and "gpt-4o-mini" in ids
-    assert {m.owned_by for m in models} == {"gemini", "openai"}
+    kinds = {m.id: (m.owned_by, (m.model_extra or {})["kind"]) for m in models}
+    assert models[0].id == "gemini-2.5-flash" and kinds["gpt-4o-mini"] == ("openai", "chat")
+    # The embedding models after the chat ones, each saying so.
+    assert kinds["text-embedding-3-small"] == ("openai", "embedding")
+    assert kinds["gemini-embedding-001"] == ("gemini", "embedding")
+    assert [k for _, k in kinds.values()] == sorted(k for _, k in kinds.values())  # "chat" < "embedding"
+    assert {owner for owner, _ in kinds.values()} == {"gemini", "openai"}
     assert (await api.models.retrieve("gpt-4o-mini")).owned_by == "openai"
+    assert (await api.models.retrieve("text-embedding-3-small")).model_extra == {"kind": "embedding"}
     with pytest.raises(openai.NotFoundError):
         await api.models.retrieve("no-such-model")
 
