@@ -34,7 +34,7 @@ from common.contracts.chatfeatures import (
     ToolChoice,
 )
 from common.errors import NotFound, PlatformError
-from gateway.chat_limits import MaxTokens, ModelName, Temperature, TopP, limits
+from gateway.chat_limits import MaxTokens, ModelName, Temperature, TopP, check_tool_choice, limits
 from gateway.chat_relay import ChatRelay, write_events
 from gateway.deps import Rpc, Settings, UserCaller
 from gateway.http.responses import OPENAI, OPENAI_NOT_FOUND, OPENAI_SPENDING, event_stream
@@ -275,13 +275,8 @@ class ChatCompletionsBody(BaseModel):
 
     def command(self, *, use_cache: bool) -> CompleteChat:
         tools = [FunctionTool(**t.function.model_dump()) for t in self.tools or ()]
-        choice = self.tool_choice
-        if isinstance(choice, NamedToolChoice) and choice.function.name not in {t.name for t in tools}:
-            # 404 as for a model that is not offered: a name the request refers to that does not exist.
-            raise NotFound(
-                f"Invalid value for 'tool_choice': no function named '{choice.function.name}' in 'tools'",
-                errors=[{"field": "body.tool_choice", "message": "unknown function", "type": "value_error"}],
-            )
+        tool_choice = _tool_choice(self.tool_choice)
+        check_tool_choice(tool_choice, tools)
         return CompleteChat(
             messages=[m.to_chat() for m in self.messages],
             model=self.model,
@@ -292,7 +287,7 @@ class ChatCompletionsBody(BaseModel):
             use_cache=use_cache,
             thread_id=self.thread_id,
             tools=tools,
-            tool_choice=_tool_choice(choice),
+            tool_choice=tool_choice,
             response_format=_response_format(self.response_format),
             n=self.n or 1,
             stop=[self.stop] if isinstance(self.stop, str) else self.stop or [],

@@ -9,8 +9,22 @@ from fastapi.sse import format_sse_event
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.contracts import ChatChunk, ChatCompletion, CompleteChat
+from common.contracts.chatfeatures import ResponseFormat, ToolChoice
 from common.errors import PlatformError
-from gateway.chat_limits import MaxTokens, Messages, ModelName, Temperature, TopP
+from gateway.chat_limits import (
+    Choices,
+    EndUser,
+    MaxTokens,
+    Messages,
+    ModelName,
+    Penalty,
+    Seed,
+    Stops,
+    Temperature,
+    Tools,
+    TopP,
+    check_tool_choice,
+)
 from gateway.chat_relay import ChatRelay, write_events
 from gateway.deps import Rpc, Settings, UserCaller
 from gateway.http.json_body import ParsedBodyRoute
@@ -61,6 +75,23 @@ class ChatBody(BaseModel):
     )
     stream: bool = Field(False, description="Send the answer as server-sent events as it is produced.")
     thread_id: uuid.UUID | None = Field(None, description=THREAD_DOC)
+    tools: Tools = Field(
+        default_factory=list,
+        description="Functions the model may call: the calls it makes come in the answer's `message.tool_calls` "
+        "(`finish_reason` `tool_calls`), and their results go back as `tool` messages naming the call's id.",
+    )
+    tool_choice: ToolChoice | None = Field(
+        None, description="Whether or which tool to call; a named function must be one of `tools` (404 otherwise)."
+    )
+    response_format: ResponseFormat | None = Field(
+        None, description="`json_object`, or `json_schema` with its `json_schema`: the answer is JSON text."
+    )
+    n: Choices = Field(1, description="Alternative answers to produce (the answer's `choices`); each is charged.")
+    stop: Stops = Field(default_factory=list, description="Text at which the answer stops (not included).")
+    seed: Seed | None = Field(None, description="Sampling seed, for repeatable answers.")
+    presence_penalty: Penalty | None = Field(None, description="Penalty for tokens already present.")
+    frequency_penalty: Penalty | None = Field(None, description="Penalty by how often a token appeared.")
+    end_user: EndUser | None = Field(None, description="Your label for your own end user (OpenAI's `user`).")
 
 
 CacheControl = Annotated[
@@ -86,6 +117,7 @@ def wants_fresh(cache_control: str | None) -> bool:
 async def chat(
     body: ChatBody, caller: UserCaller, rpc: Rpc, settings: Settings, cache_control: CacheControl = None
 ) -> Any:
+    check_tool_choice(body.tool_choice, body.tools)
     command = CompleteChat(
         messages=body.messages,
         model=body.model,
@@ -95,6 +127,15 @@ async def chat(
         stream=body.stream,
         use_cache=not wants_fresh(cache_control),
         thread_id=body.thread_id,
+        tools=body.tools,
+        tool_choice=body.tool_choice,
+        response_format=body.response_format,
+        n=body.n,
+        stop=body.stop,
+        seed=body.seed,
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
+        end_user=body.end_user,
     )
     if not body.stream:
         return await rpc.call(caller.envelope(command), reply_model=ChatCompletion)

@@ -49,7 +49,11 @@ def test_the_openai_body_has_the_contracts_limits(field: str, contract_field: st
 
 def test_every_field_the_chat_body_shares_with_the_contract_is_checked() -> None:
     shared = set(ChatBody.model_fields) & set(CompleteChat.model_fields)
-    assert shared == {"messages", "model", "temperature", "top_p", "max_tokens", "stream", "thread_id"}
+    assert shared == {
+        *("messages", "model", "temperature", "top_p", "max_tokens", "stream", "thread_id"),
+        *("tools", "tool_choice", "response_format", "n", "stop", "seed", "presence_penalty", "frequency_penalty"),
+        "end_user",
+    }
     for field in shared:
         assert bounds(ChatBody, field) == bounds(CompleteChat, field), field
 

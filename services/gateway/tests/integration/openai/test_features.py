@@ -1,7 +1,8 @@
 """What OpenAI clients send beyond text, through the official `openai` SDK against the gateway:
 function calling round trips, JSON mode, structured outputs parsed by the SDK, image parts and
 several choices, each answered by OpenAI and by Gemini (the simulator behind them), each charged
-what its price says: a credit per choice plus a credit per token the provider counted."""
+what its price says: a credit per choice plus a credit per token the provider counted. The
+native `POST /v1/chat` takes the same features in the contract's own shapes (last tests)."""
 
 from __future__ import annotations
 
@@ -447,3 +448,82 @@ async def test_a_streamed_json_schema_answer_is_parsed_by_the_sdks_stream_helper
         final = await stream.get_final_completion()
     assert final.choices[0].message.parsed == Weather(city="sample", temperature_c=1.5, conditions=["sample"])
     assert (await ledger.settled())["spent"] == priced(final)  # the helper's final object drops our `credits`
+
+
+NATIVE_WEATHER: Any = WEATHER_TOOL["function"]  # the contract's FunctionTool: name, description, parameters
+
+
+@pytest.fixture
+async def native(gateway_url: str, token: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=20
+    ) as client:
+        yield client
+
+
+def answered(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert body["credits"] == len(body["choices"] or [None]) + body["usage"]["total_tokens"]  # PRICE
+    return body
+
+
+@pytest.mark.parametrize(("model", "provider"), PROVIDERS)
+async def test_native_chat_takes_a_function_calling_round_trip(
+    native: httpx.AsyncClient, system: None, ledger: Ledger, model: str, provider: str
+) -> None:
+    messages: list[Any] = [{"role": "user", "content": "What is the weather in Oslo?"}]
+    first = answered(
+        await native.post("/v1/chat", json={"model": model, "messages": messages, "tools": [NATIVE_WEATHER]})
+    )
+    assert first["finish_reason"] == "tool_calls" and first["message"]["role"] == "assistant"
+    [call] = first["message"]["tool_calls"]
+    assert call["name"] == "get_weather" and json.loads(call["arguments"]) == {"city": "sample", "unit": "celsius"}
+
+    messages += [first["message"], {"role": "tool", "tool_call_id": call["id"], "content": '{"temp_c": 21}'}]
+    second = answered(
+        await native.post("/v1/chat", json={"model": model, "messages": messages, "tools": [NATIVE_WEATHER]})
+    )
+    assert second["finish_reason"] == "stop" and not second["message"]["tool_calls"]
+    assert second["message"]["content"] == f'Simulated {provider} answer from the tool results: {{"temp_c": 21}}'
+    assert (await ledger.settled())["spent"] == first["credits"] + second["credits"]
+
+
+@pytest.mark.parametrize(("model", "provider"), PROVIDERS)
+async def test_native_chat_answers_n_choices_in_a_json_schema_each_charged(
+    native: httpx.AsyncClient, system: None, ledger: Ledger, model: str, provider: str
+) -> None:
+    schema = Weather.model_json_schema()
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": "The weather in Oslo?"}],
+        "response_format": {"type": "json_schema", "name": "weather", "json_schema": schema, "strict": True},
+        "n": 2,
+        "stop": ["never"],
+        "seed": 7,
+        "presence_penalty": 0.5,
+        "frequency_penalty": 0.5,
+        "end_user": "customer-42",
+    }
+    reply = answered(await native.post("/v1/chat", json=body))
+    assert [c["index"] for c in reply["choices"]] == [0, 1] and reply["choices"][0]["message"] == reply["message"]
+    for choice in reply["choices"]:
+        Weather.model_validate_json(choice["message"]["content"])  # each is JSON matching the schema
+    assert (await ledger.settled())["spent"] == reply["credits"]
+
+
+async def test_native_chat_refuses_a_tool_choice_naming_no_tool_and_charges_nothing(
+    native: httpx.AsyncClient, system: None, ledger: Ledger
+) -> None:
+    before = await ledger.settled()
+    body = {
+        "messages": [{"role": "user", "content": "Weather?"}],
+        "tools": [NATIVE_WEATHER],
+        "tool_choice": {"function": "get_time"},
+    }
+    response = await native.post("/v1/chat", json=body)
+    assert response.status_code == 404 and response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["field"] == "body.tool_choice"
+    too_many = await native.post("/v1/chat", json={"messages": body["messages"], "n": 9})
+    assert too_many.status_code == 422 and too_many.json()["errors"][0]["field"] == "body.n"
+    assert await ledger.settled() == before
