@@ -24,6 +24,7 @@ from typing import Literal, Protocol, overload
 
 from opentelemetry import trace
 
+from common import telemetry
 from common.bus import Requester, Sent
 from common.contracts import (
     Balance,
@@ -96,7 +97,7 @@ class CreditsClient:
             purpose=purpose,
         )
         envelope = caller.envelope(payload, message_id=uuid.uuid5(reservation_id, "reserve"))
-        with tracer.start_as_current_span("credits reserve", attributes=_attributes(reservation_id, amount)):
+        with telemetry.span(tracer, "credits reserve", attributes=_attributes(reservation_id, amount)):
             return await self._rpc.call(envelope, reply_model=Reservation, coalesce=True, sent=sent)
 
     @overload
@@ -116,7 +117,7 @@ class CreditsClient:
             reserved=reservation.amount,
             amount=amount,
         )
-        with tracer.start_as_current_span("credits commit", attributes=_attributes(reservation.reservation_id, amount)):
+        with telemetry.span(tracer, "credits commit", attributes=_attributes(reservation.reservation_id, amount)):
             return await self._settle(caller, reservation, payload, "commit", wait=wait)
 
     @overload
@@ -131,8 +132,8 @@ class CreditsClient:
         payload = ReleaseReservation(
             reservation_id=reservation.reservation_id, user_id=reservation.user_id, reserved=reservation.amount
         )
-        with tracer.start_as_current_span(
-            "credits release", attributes=_attributes(reservation.reservation_id, reservation.amount)
+        with telemetry.span(
+            tracer, "credits release", attributes=_attributes(reservation.reservation_id, reservation.amount)
         ):
             return await self._settle(caller, reservation, payload, "release", wait=wait)
 

@@ -25,6 +25,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from chat import metrics
 from chat.breaker import CircuitBreaker
 from chat.providers.base import ChatProvider, ProviderAnswer, ProviderError, ProviderRequest, ProviderStream
+from common import telemetry
 from common.errors import ServiceUnavailable, UpstreamFailed
 
 log = logging.getLogger(__name__)
@@ -158,8 +159,8 @@ class ProviderFailover[P: Routed, Q: ModelRequest]:
                 timeout = min(self.policy.attempt_timeout_s, budget_end - self._clock())
                 attributes = {"gen_ai.system": provider.name, "gen_ai.request.model": request.model}
                 started = time.perf_counter()
-                with tracer.start_as_current_span(
-                    f"chat {provider.name}", kind=SpanKind.CLIENT, attributes=attributes
+                with telemetry.span(
+                    tracer, f"chat {provider.name}", kind=SpanKind.CLIENT, attributes=attributes
                 ) as span:
                     try:
                         result = await attempt(provider, request, timeout)

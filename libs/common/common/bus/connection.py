@@ -19,6 +19,7 @@ from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobust
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from common import telemetry
 from common.bus.topology import Topology
 from common.contracts.envelope import Envelope
 from common.errors import OutcomeUnknown, ServiceUnavailable
@@ -175,8 +176,8 @@ class Bus:
     ) -> None:
         """Publish a command (or an event) persistently and wait for the broker's confirm."""
         exchange = self.topology.events if event else self.topology.commands
-        with tracer.start_as_current_span(
-            f"{envelope.type} publish", kind=SpanKind.PRODUCER, attributes=_span_attributes(exchange, envelope)
+        with telemetry.span(
+            tracer, f"{envelope.type} publish", kind=SpanKind.PRODUCER, attributes=_span_attributes(exchange, envelope)
         ):
             stamped = stamp(envelope)
             message = aio_pika.Message(

@@ -46,6 +46,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import ValidationError
 
+from common import telemetry
 from common.bus.connection import BATCH, BATCH_OF, Bus
 from common.bus.processed import ProcessedMessages
 from common.bus.retry import backoff, delivery_count, is_transient
@@ -410,9 +411,10 @@ class Consumer:
             "messaging.operation.type": "process",
         }
         with (
-            tracer.start_as_current_span(
+            telemetry.span(
+                tracer,
                 f"{name} process",
-                context=context_from(envelope.traceparent, envelope.tracestate),
+                parent=context_from(envelope.traceparent, envelope.tracestate),
                 kind=SpanKind.CONSUMER,
                 attributes=attributes,
             ) as span,

@@ -12,6 +12,7 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from common import telemetry
 from common.logs import bound
 from gateway.http.security_headers import SecurityHeaders
 from gateway.metrics import HTTP_IN_FLIGHT, HTTP_SECONDS
@@ -109,7 +110,7 @@ class RequestContextMiddleware:
         incoming = context.attach(propagate.extract(carrier)) if carrier else None
         try:
             with (
-                tracer.start_as_current_span(name, kind=SpanKind.SERVER, attributes=attributes) as span,
+                telemetry.span(tracer, name, kind=SpanKind.SERVER, attributes=attributes) as span,
                 bound(request_id=request_id),
             ):
                 HTTP_IN_FLIGHT.inc()
