@@ -118,25 +118,8 @@ async def chat(
     body: ChatBody, caller: UserCaller, rpc: Rpc, settings: Settings, cache_control: CacheControl = None
 ) -> Any:
     check_tool_choice(body.tool_choice, body.tools)
-    command = CompleteChat(
-        messages=body.messages,
-        model=body.model,
-        temperature=body.temperature,
-        top_p=body.top_p,
-        max_tokens=body.max_tokens,
-        stream=body.stream,
-        use_cache=not wants_fresh(cache_control),
-        thread_id=body.thread_id,
-        tools=body.tools,
-        tool_choice=body.tool_choice,
-        response_format=body.response_format,
-        n=body.n,
-        stop=body.stop,
-        seed=body.seed,
-        presence_penalty=body.presence_penalty,
-        frequency_penalty=body.frequency_penalty,
-        end_user=body.end_user,
-    )
+    # Every field of the body is the contract's own (test_chat_limits holds them to it).
+    command = CompleteChat(**dict(body), use_cache=not wants_fresh(cache_control))
     if not body.stream:
         return await rpc.call(caller.envelope(command), reply_model=ChatCompletion)
     relay = await ChatRelay.open(rpc, caller.envelope(command))
