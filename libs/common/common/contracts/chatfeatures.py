@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from common.contracts.envelope import Contract
+from common.contracts.patterns import VISIBLE
 
 # OpenAI's rule for function names, which Gemini's (letters, digits, `_ . : -`, 64 at most) also admits.
 FUNCTION_NAME = r"^[A-Za-z0-9_-]{1,64}$"
@@ -18,7 +19,11 @@ MAX_TOOLS = 32
 MAX_CALL_ID = 16_384
 MAX_IMAGES = 8
 # A data URL's payload in whole base64 quads, so that every URL the pattern admits decodes.
-IMAGE_URL = r"^(https://[^\s]+|data:image/(png|jpeg|gif|webp);base64,([A-Za-z0-9+/]{4})+([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?)$"
+IMAGE_URL = (
+    r"^(https://"
+    + VISIBLE
+    + r"+|data:image/(png|jpeg|gif|webp);base64,([A-Za-z0-9+/]{4})+([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?)$"
+)
 MAX_IMAGE_URL = 200_000
 ImageDetail = Literal["auto", "low", "high"]
 ToolMode = Literal["none", "auto", "required"]

@@ -14,6 +14,7 @@ from typing import Any, Final, Literal, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from common.contracts.patterns import EMAIL
 from common.errors import ErrorBody
 
 SCHEMA_VERSION: Final = 1
@@ -32,9 +33,7 @@ class Actor(Contract):
     id: str = Field(
         min_length=1, max_length=128, description="Identity-provider user id (JWT `sub`).", examples=["user_2abc"]
     )
-    email: str = Field(
-        max_length=320, pattern=r"^[^@\s]+@[^@\s]+$", description="Verified email address.", examples=["a@example.com"]
-    )
+    email: str = Field(max_length=320, pattern=EMAIL, description="Verified email address.", examples=["a@example.com"])
     role: Role = Field(description="Authorization role.", examples=["user"])
 
 

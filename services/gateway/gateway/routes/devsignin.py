@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.contracts import Role
+from common.contracts.patterns import EMAIL
 from common.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
@@ -23,7 +24,7 @@ DEV_TOKEN_TTL_S = 8 * 3600
 class DevSignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+    email: Annotated[str, Field(min_length=3, max_length=254, pattern=EMAIL)]
     role: Role | None = Field(
         "user", description="The role the token asserts; null: none, so the users collection decides, as for Clerk."
     )
