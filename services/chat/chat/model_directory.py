@@ -9,7 +9,7 @@ from common.contracts import Envelope, ListModels, ModelList
 
 
 class ModelDirectory:
-    def __init__(self, chat: ModelCatalog, embeddings: EmbeddingCatalog | None = None) -> None:
+    def __init__(self, chat: ModelCatalog, embeddings: EmbeddingCatalog) -> None:
         self._chat = chat
         self._embeddings = embeddings
 
@@ -17,5 +17,5 @@ class ModelDirectory:
         return ModelList(
             models=self._chat.models,
             default=self._chat.default_model,
-            embedding_models=self._embeddings.models if self._embeddings is not None else [],
+            embedding_models=self._embeddings.models,
         )

@@ -8,8 +8,10 @@ the schema allows. These classes are written out instead, and mean the same to a
 
 from __future__ import annotations
 
-# One character that is neither whitespace nor a control character, in any of the dialects.
-VISIBLE = r"[^\x00-\x20\x7f-\x9f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+# Whitespace and control characters, in any of the dialects (the inside of a character class).
+_INVISIBLE = r"\x00-\x20\x7f-\x9f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+# One character that is neither.
+VISIBLE = rf"[^{_INVISIBLE}]"
 # The same, and not `@` (the two halves of an email address).
-VISIBLE_NOT_AT = r"[^@\x00-\x20\x7f-\x9f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+VISIBLE_NOT_AT = rf"[^@{_INVISIBLE}]"
 EMAIL = rf"^{VISIBLE_NOT_AT}+@{VISIBLE_NOT_AT}+$"

@@ -50,7 +50,7 @@ async def test_only_priced_chat_models_are_listed_in_failover_order_then_the_emb
 
 
 async def test_without_embeddings_none_are_listed() -> None:
-    assert (await ModelDirectory(chat_catalog()).list_models(ASKED)).embedding_models == []
+    assert (await ModelDirectory(chat_catalog(), EmbeddingCatalog([])).list_models(ASKED)).embedding_models == []
     local = EmbeddingCatalog.build([LocalEmbeddings()], default_price=ModelPrice(), prices={}, costs=CostTable({}))
     assert [m.id for m in (await ModelDirectory(chat_catalog(), local).list_models(ASKED)).embedding_models] == [
         "local-embed-1"

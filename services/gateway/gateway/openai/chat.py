@@ -19,7 +19,7 @@ from fastapi.sse import format_sse_event
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from common.contracts import ChatChunk, ChatCompletion, ChatMessage, CompleteChat, FinishReason, ListModels, ModelList
-from common.contracts.chat import MAX_CHOICES, MAX_CONTENT_CHARS, ChatChoice
+from common.contracts.chat import MAX_CONTENT_CHARS, ChatChoice
 from common.contracts.chatfeatures import (
     FUNCTION_NAME,
     IMAGE_URL,
@@ -34,7 +34,20 @@ from common.contracts.chatfeatures import (
     ToolChoice,
 )
 from common.errors import NotFound, PlatformError
-from gateway.chat_limits import MaxTokens, ModelName, Temperature, TopP, check_tool_choice, limits
+from gateway.chat_limits import (
+    Choices,
+    EndUser,
+    MaxTokens,
+    ModelName,
+    Penalty,
+    Seed,
+    Stops,
+    StopText,
+    Temperature,
+    TopP,
+    check_tool_choice,
+    limits,
+)
 from gateway.chat_relay import ChatRelay, write_events
 from gateway.deps import Rpc, Settings, UserCaller
 from gateway.http.responses import OPENAI, OPENAI_NOT_FOUND, OPENAI_SPENDING, event_stream
@@ -259,16 +272,12 @@ class ChatCompletionsBody(BaseModel):
         None, description="A named function must be one of `tools`."
     )
     response_format: Format | None = None
-    n: int | None = Field(None, ge=1, le=MAX_CHOICES, description="Choices to produce; each is charged.")
-    stop: (
-        Annotated[str, Field(min_length=1, max_length=256)]
-        | Annotated[list[Annotated[str, Field(min_length=1, max_length=256)]], Field(max_length=4)]
-        | None
-    ) = None
-    seed: int | None = Field(None, ge=-(2**31), le=2**31 - 1)
-    presence_penalty: float | None = Field(None, ge=-2, le=2)
-    frequency_penalty: float | None = Field(None, ge=-2, le=2)
-    user: str | None = Field(None, max_length=256, description="Your end user's label, passed on to OpenAI.")
+    n: Choices | None = Field(None, description="Choices to produce; each is charged.")
+    stop: StopText | Stops | None = None
+    seed: Seed | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+    user: EndUser | None = Field(None, description="Your end user's label, passed on to OpenAI.")
     logprobs: Literal[False] | None = None
     store: bool | None = Field(None, description="Accepted and ignored.")
     thread_id: uuid.UUID | None = Field(None, description=f"Not OpenAI's: {THREAD_DOC} (SDK: `extra_body`)")

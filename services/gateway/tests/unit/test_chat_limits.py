@@ -41,6 +41,11 @@ def test_the_chat_body_has_the_contracts_limits(field: str) -> None:
         ("top_p", "top_p"),
         ("max_tokens", "max_tokens"),
         ("max_completion_tokens", "max_tokens"),
+        ("n", "n"),
+        ("seed", "seed"),
+        ("presence_penalty", "presence_penalty"),
+        ("frequency_penalty", "frequency_penalty"),
+        ("user", "end_user"),
     ],
 )
 def test_the_openai_body_has_the_contracts_limits(field: str, contract_field: str) -> None:

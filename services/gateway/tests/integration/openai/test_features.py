@@ -31,6 +31,7 @@ PROVIDERS = [
     pytest.param("gpt-4o-mini", "OpenAI", id="openai"),
     pytest.param("gemini-2.5-flash", "Gemini", id="gemini"),
 ]
+THINKING_MODEL = "gemini-3-pro-preview"  # refuses its function calls sent back without their thought signature
 WEATHER_TOOL: Any = {
     "type": "function",
     "function": {
@@ -83,7 +84,13 @@ async def ledger(gateway_url: str, token: str) -> AsyncIterator[Ledger]:
 
 @pytest.fixture
 async def system(gateway_settings: GatewaySettings, simulator: RunningSimulator) -> AsyncIterator[None]:
-    chat = chat_settings(gateway_settings, simulator, chat_price=PRICE)
+    chat = chat_settings(
+        gateway_settings,
+        simulator,
+        chat_price=PRICE,
+        chat_model_prices={THINKING_MODEL: PRICE},
+        chat_usd_prices={THINKING_MODEL: {"input_per_1m": 2.0, "output_per_1m": 12.0}},
+    )
     async with chat_services(gateway_settings, chat, credits=credits_settings(gateway_settings, signup_credits=SIGNUP)):
         yield
 
@@ -176,25 +183,9 @@ async def test_a_streamed_tool_call_arrives_whole_and_is_charged(
     assert (await ledger.settled())["spent"] == credits
 
 
-THINKING_MODEL = "gemini-3-pro-preview"  # refuses its function calls sent back without their thought signature
-
-
-@pytest.fixture
-async def thinking_system(gateway_settings: GatewaySettings, simulator: RunningSimulator) -> AsyncIterator[None]:
-    chat = chat_settings(
-        gateway_settings,
-        simulator,
-        chat_price=PRICE,
-        chat_model_prices={THINKING_MODEL: PRICE},
-        chat_usd_prices={THINKING_MODEL: {"input_per_1m": 2.0, "output_per_1m": 12.0}},
-    )
-    async with chat_services(gateway_settings, chat, credits=credits_settings(gateway_settings, signup_credits=SIGNUP)):
-        yield
-
-
 @pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
 async def test_a_gemini_3_function_call_sent_back_as_clients_send_it_keeps_its_thought_signature(
-    api: openai.AsyncOpenAI, thinking_system: None, ledger: Ledger, streamed: bool
+    api: openai.AsyncOpenAI, system: None, ledger: Ledger, streamed: bool
 ) -> None:
     asked: list[Any] = [{"role": "user", "content": "What is the weather in Oslo?"}]
     if streamed:
