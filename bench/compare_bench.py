@@ -32,8 +32,9 @@ subtracts it from both proxies' CPU nevertheless; that figure is kept as
 side's own CPU (`cpu_ms_per_req`). Each run also records how many calls reached the upstream,
 which tells a cache hit from a miss.
 
-Settings: BENCH_SECONDS per run (default 8), BENCH_ROUNDS (2), BENCH_WARMUP_SECONDS (5),
-BENCH_SCENARIOS (scenario keys to run, comma-separated, e.g. uncached-20u-c16; default all);
+Settings: BENCH_SECONDS per run (default 8), BENCH_ROUNDS (3: an odd count, so that each median
+is one measured round, not the mean of two), BENCH_WARMUP_SECONDS (5), BENCH_SCENARIOS (scenario
+keys to run, comma-separated, e.g. uncached-20u-c16; default all);
 goal 4's history size BENCH_HISTORY_ACCOUNTS (10000), BENCH_HISTORY_OPERATIONS (200000),
 BENCH_HISTORY_HOT_OPERATIONS (50000). Every process it starts is stopped at the end.
 """
@@ -61,7 +62,7 @@ from bench.sides import SCENARIOS, USERS, Side, Upstream, idle_cpu, measure, our
 from devstack import ROOT, free_port
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 WARMUP_S = float(os.environ.get("BENCH_WARMUP_SECONDS", "5"))
 HISTORY = {
     "accounts": int(os.environ.get("BENCH_HISTORY_ACCOUNTS", "10000")),
