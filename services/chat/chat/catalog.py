@@ -13,21 +13,13 @@ recorded as free: the service refuses to start otherwise."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from chat import credit_prices
+from chat import credit_prices, offers
 from chat.credit_prices import ModelPrice
+from chat.offers import Offer
 from chat.provider_costs import CostTable
 from chat.providers.base import ChatProvider, ProviderRequest
 from common.contracts import ModelInfo
-from common.errors import NotFound
-
-
-@dataclass(frozen=True, slots=True)
-class Offer:
-    model: str
-    provider: str
-    price: ModelPrice
 
 
 class ModelCatalog:
@@ -48,30 +40,20 @@ class ModelCatalog:
         costs: CostTable,
     ) -> ModelCatalog:
         """The offers of `providers`, in failover order: each one's default model, then the priced models it serves."""
-        offers: dict[str, Offer] = {}
-        for provider in providers:
-            for model in (provider.default_model, *(m for m in prices if provider.owns(m))):
-                offers.setdefault(model, Offer(model, provider.name, prices.get(model, default_price)))
-        unpriced = [o.model for o in offers.values() if o.provider != "local" and not costs.priced(o.model)]
-        if unpriced:
-            raise ValueError(f"chat models without a USD price (add them to CHAT_USD_PRICES): {', '.join(unpriced)}")
-        return cls(list(offers.values()), default_model=default_model or providers[0].default_model)
+        found = offers.collect(providers, default_price=default_price, prices=prices, costs=costs, kind="chat")
+        return cls([offer for offer, _ in found.values()], default_model=default_model or providers[0].default_model)
 
     @property
     def models(self) -> list[ModelInfo]:
-        return [ModelInfo(id=o.model, provider=o.provider) for o in self._offers.values()]
+        return offers.listed(self._offers.values())
 
     def resolve(self, model: str | None, max_tokens: int | None) -> tuple[str, int]:
         """The model a request runs on and the answer tokens it is sent with (`max_tokens`, at
         most the model's priced cap); NotFound for a model that is not offered."""
         name = model or self.default_model
         offer = self._offers.get(name)
-        if offer is None:  # as OpenAI answers a model it does not have: 404, naming the field
-            raise NotFound(
-                f"model {name!r} is not offered for chat; choose one of: {self._names()}",
-                errors=[{"field": "body.model", "message": "unknown model", "type": "value_error"}],
-                models=list(self._offers),
-            )
+        if offer is None:
+            raise offers.not_offered(name, self._offers, kind="chat")
         cap = offer.price.max_tokens
         return name, min(max_tokens or cap, cap)
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chat import credit_prices
-from chat.catalog import Offer
+from chat import credit_prices, offers
 from chat.credit_prices import ModelPrice
+from chat.offers import Offer
 from chat.provider_costs import CostTable
 from chat.providers.embedding import EmbeddingProvider, EmbeddingRequest
 from common.contracts import ModelInfo
 from common.contracts.embeddings import MAX_VALUES
-from common.errors import BadRequest, NotFound
+from common.errors import BadRequest
 
 
 class EmbeddingCatalog:
@@ -32,19 +32,11 @@ class EmbeddingCatalog:
         prices: dict[str, ModelPrice],
         costs: CostTable,
     ) -> EmbeddingCatalog:
-        offers: dict[str, Offer] = {}
-        sizes: dict[str, int | None] = {}
-        for provider in providers:
-            for model in (provider.default_model, *(m for m in prices if provider.owns(m))):
-                if model not in offers:
-                    offers[model] = Offer(model, provider.name, prices.get(model, default_price))
-                    sizes[model] = provider.max_dimensions(model)
-        unpriced = [o.model for o in offers.values() if o.provider != "local" and not costs.priced(o.model)]
-        if unpriced:
-            raise ValueError(
-                f"embedding models without a USD price (add them to CHAT_USD_PRICES): {', '.join(unpriced)}"
-            )
-        return cls(list(offers.values()), sizes=sizes)
+        found = offers.collect(providers, default_price=default_price, prices=prices, costs=costs, kind="embedding")
+        return cls(
+            [offer for offer, _ in found.values()],
+            sizes={model: provider.max_dimensions(model) for model, (_, provider) in found.items()},
+        )
 
     @property
     def names(self) -> list[str]:
@@ -52,7 +44,7 @@ class EmbeddingCatalog:
 
     @property
     def models(self) -> list[ModelInfo]:
-        return [ModelInfo(id=o.model, provider=o.provider) for o in self._offers.values()]
+        return offers.listed(self._offers.values())
 
     def resolve(self, model: str, *, dimensions: int | None = None, inputs: int = 1) -> Offer:
         """The offer of `model`; NotFound (as OpenAI answers a model it does not have) when there is none,
@@ -60,11 +52,7 @@ class EmbeddingCatalog:
         vectors of that length would be more than one reply carries (MAX_VALUES)."""
         offer = self._offers.get(model)
         if offer is None:
-            raise NotFound(
-                f"model {model!r} is not offered for embeddings; choose one of: {', '.join(self._offers)}",
-                errors=[{"field": "body.model", "message": "unknown model", "type": "value_error"}],
-                models=list(self._offers),
-            )
+            raise offers.not_offered(model, self._offers, kind="embeddings")
         size = self._sizes.get(model)
         if dimensions is not None and size is not None and dimensions > size:
             raise BadRequest(
