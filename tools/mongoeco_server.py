@@ -51,10 +51,12 @@ back per operation (a future, a wake-up of the event loop through its self-pipe,
 over each way and, while the loop is busy, waited for), although the engine's own lock lets only
 one operation at a time touch SQLite. The launcher runs them on the server's thread instead,
 each in a copy of the context as before: one client's operation holds the others up no longer
-than the lock did. Measured side by side on this machine (2026-12-06, SQLite engine, 1,500
-sequential operations, then 16 clients inserting at once): insert p50 1.15-1.26 -> 0.79 ms,
-find_one_and_update p50 1.18-1.45 -> 0.93-0.98 ms, 16-way inserts 885-1,063 -> 1,926-2,029 per
-second, the server's CPU for the whole run 7.3-8.4 -> 5.4-5.5 s.
+than the lock did. Measured on this machine (2026-12-06, SQLite engine, three alternating runs
+of each: 1,500 sequential inserts, 1,500 find_one_and_update, then 16 clients inserting at once):
+16 clients' inserts 719-921 -> 1,676-1,724 per second, and the server's CPU for the whole run
+7.7-9.7 -> 6.1-6.2 s; one operation at a time, the latency moved less than the runs' spread
+(insert p50 1.04-1.40 -> 0.99-1.21 ms). (mongoeco's server cannot run on uvloop: it calls
+asyncio's `Server.abort_clients`, which uvloop's server lacks.)
 """
 
 from __future__ import annotations
