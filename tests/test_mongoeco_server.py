@@ -7,6 +7,8 @@ collection's indexes hold its own documents only, and still answer its queries (
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import re
@@ -19,7 +21,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 from bson.int64 import Int64
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
@@ -28,21 +30,29 @@ from devstack import ROOT, Process, free_port
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-async def collection(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncCollection[Any]]:
+@contextlib.asynccontextmanager
+async def served(log_file: Path, database: Path | None = None) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
+    """The launcher serving `database` (SQLite; None: the memory engine), and a client of it."""
     argv = [sys.executable, str(ROOT / "tools" / "mongoeco_server.py"), "--port", str(free_port())]
-    if request.param == "sqlite":
-        argv += ["--sqlite", str(tmp_path / "mongo.sqlite")]
-    proc = Process("mongo", argv, env=dict(os.environ), log_file=tmp_path / "mongo.log", echo=False).start()
+    if database is not None:
+        argv += ["--sqlite", str(database)]
+    proc = Process("mongo", argv, env=dict(os.environ), log_file=log_file, echo=False).start()
     client: AsyncMongoClient[dict[str, Any]] | None = None
     try:
         line = proc.wait_for_line(lambda s: s.startswith('{"uri"'), timeout=60)
         client = AsyncMongoClient(json.loads(line)["uri"])
-        yield client["t"]["docs"]
+        yield client
     finally:
         if client is not None:
             await client.close()
         proc.stop()
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def collection(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncCollection[Any]]:
+    database = tmp_path / "mongo.sqlite" if request.param == "sqlite" else None
+    async with served(tmp_path / "mongo.log", database) as client:
+        yield client["t"]["docs"]
 
 
 async def test_duplicate_string_ids_are_refused(collection: AsyncCollection[Any]) -> None:
@@ -104,17 +114,7 @@ async def test_a_change_stream_is_refused_so_no_change_event_could_be_read(colle
 async def test_writes_without_change_events_survive_a_restart(tmp_path: Path) -> None:
     database = tmp_path / "mongo.sqlite"
     for attempt in range(2):
-        argv = [sys.executable, str(ROOT / "tools" / "mongoeco_server.py"), "--port", str(free_port())]
-        proc = Process(
-            "mongo",
-            [*argv, "--sqlite", str(database)],
-            env=dict(os.environ),
-            echo=False,
-            log_file=tmp_path / f"mongo-{attempt}.log",
-        ).start()
-        try:
-            line = proc.wait_for_line(lambda s: s.startswith('{"uri"'), timeout=60)
-            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(json.loads(line)["uri"])
+        async with served(tmp_path / f"mongo-{attempt}.log", database) as client:
             docs = client["t"]["docs"]
             if attempt == 0:
                 await docs.insert_many([{"_id": "a", "n": 1}, {"_id": "b", "n": 1}])
@@ -122,9 +122,26 @@ async def test_writes_without_change_events_survive_a_restart(tmp_path: Path) ->
                 await docs.delete_one({"_id": "b"})
             else:
                 assert await docs.find().to_list() == [{"_id": "a", "n": 2}]
-            await client.close()
-        finally:
-            proc.stop()
+
+
+async def test_a_command_of_many_statements_lets_other_clients_in_between_them(tmp_path: Path) -> None:
+    """The SQLite engine's operations run on the server's thread: a bulk update (a checkpoint's)
+    must still let another client's read through between its statements, as the engine's lock
+    did, rather than hold every other client until its last statement."""
+    count = 3000
+    async with served(tmp_path / "mongo.log", tmp_path / "mongo.sqlite") as client:
+        docs = client["t"]["docs"]
+        await docs.insert_many([{"_id": f"d{i}", "x": 0} for i in range(count)])
+        bulk = asyncio.create_task(
+            docs.bulk_write([UpdateOne({"_id": f"d{i}"}, {"$set": {"x": 1}}) for i in range(count)])
+        )
+        async with asyncio.timeout(60):  # until the bulk's first statement is seen done
+            while (first := await docs.find_one({"_id": "d0"})) is None or first["x"] != 1:
+                pass
+        last = await docs.find_one({"_id": f"d{count - 1}"})
+        assert last == {"_id": f"d{count - 1}", "x": 0}  # read while the bulk was still under way
+        assert (await bulk).modified_count == count
+        assert await docs.count_documents({"x": 1}) == count
 
 
 async def test_each_collections_indexes_hold_its_own_documents_and_still_answer_its_queries(tmp_path: Path) -> None:
@@ -142,13 +159,7 @@ async def test_each_collections_indexes_hold_its_own_documents_and_still_answer_
             }
 
     for attempt in range(2):
-        argv = [sys.executable, str(ROOT / "tools" / "mongoeco_server.py"), "--port", str(free_port())]
-        proc = Process(
-            "mongo", [*argv, "--sqlite", str(database)], env=dict(os.environ), echo=False, log_file=tmp_path / "m.log"
-        ).start()
-        try:
-            line = proc.wait_for_line(lambda s: s.startswith('{"uri"'), timeout=60)
-            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(json.loads(line)["uri"])
+        async with served(tmp_path / "m.log", database) as client:
             log, usage = client["t"]["log"], client["t"]["usage"]
             if attempt == 0:
                 await log.create_index([("at", 1)])
@@ -166,9 +177,6 @@ async def test_each_collections_indexes_hold_its_own_documents_and_still_answer_
                 "u17",
                 "u15",
             ]
-            await client.close()
-        finally:
-            proc.stop()
         indexes = physical()
         assert sorted(indexes) == ["log.at_1", "usage.at_1", "usage.user_1_at_-1"]
         for name, sql in indexes.items():

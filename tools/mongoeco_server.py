@@ -50,13 +50,16 @@ Last, the SQLite engine runs each operation on a pool of worker threads: a hop t
 back per operation (a future, a wake-up of the event loop through its self-pipe, the GIL handed
 over each way and, while the loop is busy, waited for), although the engine's own lock lets only
 one operation at a time touch SQLite. The launcher runs them on the server's thread instead,
-each in a copy of the context as before: one client's operation holds the others up no longer
-than the lock did. Measured on this machine (2026-12-06, SQLite engine, three alternating runs
-of each: 1,500 sequential inserts, 1,500 find_one_and_update, then 16 clients inserting at once):
-16 clients' inserts 719-921 -> 1,676-1,724 per second, and the server's CPU for the whole run
-7.7-9.7 -> 6.1-6.2 s; one operation at a time, the latency moved less than the runs' spread
-(insert p50 1.04-1.40 -> 0.99-1.21 ms). (mongoeco's server cannot run on uvloop: it calls
-asyncio's `Server.abort_clients`, which uvloop's server lacks.)
+each in a copy of the context as before, and lets the other clients' operations in after each
+one, as the lock did: a command of many statements (a checkpoint's bulk update of 1,000
+accounts) does not hold every other client until its last (it cut the ledger's reserve+commit
+pairs over 1,000 accounts from 954 to 730 per second until it yielded; 1,354 since). Measured
+on this machine (2026-12-06, SQLite engine, three alternating runs of each: 1,500 sequential
+inserts, 1,500 find_one_and_update, then 16 clients inserting at once): 16 clients' inserts
+719-921 -> 1,676-1,724 per second, and the server's CPU for the whole run 7.7-9.7 -> 6.1-6.2 s;
+one operation at a time, the latency moved less than the runs' spread (insert p50 1.04-1.40 ->
+0.99-1.21 ms). (mongoeco's server cannot run on uvloop: it calls asyncio's
+`Server.abort_clients`, which uvloop's server lacks.)
 """
 
 from __future__ import annotations
@@ -115,8 +118,12 @@ class IndexedIdSQLiteEngine(SQLiteEngine):
 
     async def _run_blocking(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         # On the server's own thread (see the module's docstring): in its own copy of the
-        # context, as the engine's worker threads ran it.
-        return contextvars.copy_context().run(partial(func, *args, **kwargs))
+        # context, as the engine's worker threads ran it; then the other clients' operations get
+        # their turn, as they did between two of this one's under the engine's lock (a command of
+        # many statements, such as a checkpoint's bulk update, must not hold the server for all).
+        result = contextvars.copy_context().run(partial(func, *args, **kwargs))
+        await asyncio.sleep(0)
+        return result
 
     def _connect_sync(self) -> None:
         super()._connect_sync()
