@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import sqlite3
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
-from devstack import ROOT, Process, free_port
+from devstack import Process, free_port, mongoeco_argv, mongoeco_uri
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +31,11 @@ pytestmark = pytest.mark.integration
 @contextlib.asynccontextmanager
 async def served(log_file: Path, database: Path | None = None) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
     """The launcher serving `database` (SQLite; None: the memory engine), and a client of it."""
-    argv = [sys.executable, str(ROOT / "tools" / "mongoeco_server.py"), "--port", str(free_port())]
-    if database is not None:
-        argv += ["--sqlite", str(database)]
+    argv = mongoeco_argv(port=free_port(), sqlite=database)
     proc = Process("mongo", argv, env=dict(os.environ), log_file=log_file, echo=False).start()
     client: AsyncMongoClient[dict[str, Any]] | None = None
     try:
-        line = proc.wait_for_line(lambda s: s.startswith('{"uri"'), timeout=60)
-        client = AsyncMongoClient(json.loads(line)["uri"])
+        client = AsyncMongoClient(mongoeco_uri(proc))
         yield client
     finally:
         if client is not None:

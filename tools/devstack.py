@@ -75,6 +75,18 @@ def check_reachable(name: str, url: str, default_port: int) -> None:
         ) from exc
 
 
+def mongoeco_argv(*, port: int, sqlite: Path | None = None) -> list[str]:
+    """The command line of tools/mongoeco_server.py on `port`: on a SQLite file, else in memory."""
+    argv = [sys.executable, str(ROOT / "tools" / "mongoeco_server.py"), "--port", str(port)]
+    return [*argv, "--sqlite", str(sqlite)] if sqlite is not None else argv
+
+
+def mongoeco_uri(proc: Process, *, timeout: float = 60) -> str:
+    """The URI that mongoeco_server.py, started as `proc`, prints once it accepts connections."""
+    line = proc.wait_for_line(lambda s: s.startswith('{"uri"'), timeout=timeout)
+    return str(json.loads(line)["uri"])
+
+
 class Process:
     """A child process whose output lines are kept (and optionally echoed) for inspection."""
 
@@ -222,17 +234,9 @@ class Stack:
     def start_mongo(self) -> None:
         if self.env.get("MONGODB_URL"):
             return
-        argv = [
-            sys.executable,
-            str(ROOT / "tools" / "mongoeco_server.py"),
-            "--port",
-            str(self.mongo_port or free_port()),
-        ]
-        if self.persist_mongo:
-            argv += ["--sqlite", str(self.data_dir / "mongo.sqlite")]
-        proc = self._spawn("mongo", argv)
-        line = proc.wait_for_line(lambda s: s.startswith('{"uri"'), timeout=60)
-        self.env["MONGODB_URL"] = json.loads(line)["uri"]
+        sqlite = self.data_dir / "mongo.sqlite" if self.persist_mongo else None
+        proc = self._spawn("mongo", mongoeco_argv(port=self.mongo_port or free_port(), sqlite=sqlite))
+        self.env["MONGODB_URL"] = mongoeco_uri(proc)
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Process:
         log_file = self.data_dir / "logs" / f"{name}.log"

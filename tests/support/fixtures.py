@@ -12,9 +12,7 @@ test runs); `redis_url` and `redis_cluster` say which, for the settings under te
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -24,7 +22,15 @@ import pytest
 
 from common.redis_client import RedisClient, redis_client
 from common.settings import CommonSettings
-from devstack import DEFAULT_AMQP_URL, DEFAULT_REDIS_URL, ROOT, Process, check_reachable, free_port
+from devstack import (
+    DEFAULT_AMQP_URL,
+    DEFAULT_REDIS_URL,
+    Process,
+    check_reachable,
+    free_port,
+    mongoeco_argv,
+    mongoeco_uri,
+)
 from tests.support.broker import delete_namespace
 from tests.support.redis_cluster import redis_cluster as started_redis_cluster
 
@@ -83,16 +89,9 @@ def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
         return
     log = tmp_path_factory.mktemp("mongo") / "mongo.log"
-    proc = Process(
-        "mongo",
-        [sys.executable, str(ROOT / "tools" / "mongoeco_server.py"), "--port", str(free_port())],
-        env=dict(os.environ),
-        log_file=log,
-        echo=False,
-    ).start()
+    proc = Process("mongo", mongoeco_argv(port=free_port()), env=dict(os.environ), log_file=log, echo=False).start()
     try:
-        line = proc.wait_for_line(lambda s: s.startswith('{"uri"'), timeout=60)
-        yield json.loads(line)["uri"]
+        yield mongoeco_uri(proc)
     finally:
         proc.stop()
 

@@ -4,9 +4,7 @@ store is back, instead of answering it 503 into the void and letting the hold ex
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +18,7 @@ from common.contracts import Actor, Balance, Caller
 from common.credits import CreditsClient
 from common.errors import ServiceUnavailable
 from common.settings import CommonSettings
-from devstack import ROOT, Process, free_port
+from devstack import Process, free_port, mongoeco_argv, mongoeco_uri
 from tests.support.chat_system import credits_settings
 from tests.support.services import in_process
 from tests.support.waiting import wait_until
@@ -36,19 +34,14 @@ class Store:
 
     def __init__(self, tmp_path: Path) -> None:
         self.port = free_port()
-        self.argv = [
-            sys.executable,
-            str(ROOT / "tools" / "mongoeco_server.py"),
-            *("--port", str(self.port), "--sqlite", str(tmp_path / "mongo.sqlite")),
-        ]
+        self.argv = mongoeco_argv(port=self.port, sqlite=tmp_path / "mongo.sqlite")
         self.log = tmp_path / "mongo.log"
         self.process: Process | None = None
         self.url = ""
 
     def start(self) -> None:
         self.process = Process("mongo", self.argv, env=dict(os.environ), log_file=self.log, echo=False)
-        line = self.process.start().wait_for_line(lambda s: s.startswith('{"uri"'), timeout=60)
-        self.url = json.loads(line)["uri"]
+        self.url = mongoeco_uri(self.process.start())
 
     def stop(self) -> None:
         if self.process is not None:
