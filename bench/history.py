@@ -110,6 +110,8 @@ async def build_store(
                 partition=writer.number,
                 seq=head,
                 accounts=list(writer.book.accounts.values()),
+                settled=[],  # all of it settled long before any replay window
+                since=0,
                 marker=Marker(checkpoint=head, announced=head, holders=[]),
                 now=datetime.now(UTC),
             )

@@ -1,10 +1,12 @@
-"""Checkpoints: the accounts as of a page of the log, in the seed's `credits` collection, and
-one marker per partition (`credit_partitions`) saying up to which page they are complete.
+"""Checkpoints: the accounts as of a page of the log, in the seed's `credits` collection, the
+reservations settled since the previous checkpoint (a digest, `credits.settlements`), and one
+marker per partition (`credit_partitions`) saying up to which page they are complete and
+naming the newest digest.
 
 An account document keeps the seed's fields (`userEmail`, `credits` = available, `amount` =
 granted) plus reserved, spent, open holds, the grant keys it has had, where its history
 starts (`lastSeq`) and the page it was written at (`seq`). A checkpoint writes the accounts
-that changed since the last one, then moves the marker. A document is replaced only if it is
+that changed since the last one, then the digest, then moves the marker. A document is replaced only if it is
 still the one this replica read or wrote last, so a replica that lost its partition cannot
 overwrite what the new owner wrote; and the marker moves only when every document was
 written. Whatever changed after the marker (or after an account's own `seq`) is still in the
@@ -13,7 +15,7 @@ log and is replayed on load.
 
 # No `from __future__ import annotations`: TypedDict reads NotRequired from evaluated annotations.
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict, cast
 
@@ -22,8 +24,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from credits.book import AccountState, Hold
+from credits.book import AccountState, Hold, Settled
 from credits.ledger import Figures
+from credits.settlements import Settlements
 
 Doc = dict[str, Any]
 DUPLICATE_KEY = 11000
@@ -68,6 +71,7 @@ class MarkerDoc(TypedDict):
     checkpoint: NotRequired[int]
     announced: NotRequired[int]
     holders: NotRequired[list[str]]
+    digest: NotRequired[str | None]  # the newest settlement digest (absent: written before digests)
     updatedAt: NotRequired[datetime]
     partitions: NotRequired[int]  # the ledger's record only
 
@@ -77,6 +81,7 @@ class Marker:
     checkpoint: int = 0  # every account reflects every page up to here
     announced: int = 0  # every page up to here was announced as CreditsChanged
     holders: list[str] = field(default_factory=list)  # accounts with open holds at the checkpoint
+    digest: str | None = None  # the newest settlement digest: the settlements up to the checkpoint
 
 
 def marker_id(partition: int) -> str:
@@ -147,6 +152,10 @@ class AccountStore:
         # The ledger is the only writer of both collections: their documents are these types.
         self.accounts = cast("AsyncCollection[AccountDoc]", db["credits"])
         self.markers = cast("AsyncCollection[MarkerDoc]", db["credit_partitions"])
+        self.settlements = Settlements(db)
+
+    async def create_indexes(self) -> None:
+        await self.settlements.create_indexes()
 
     async def load(self, user_id: str) -> AccountState | None:
         doc = await self.accounts.find_one({"_id": user_id})
@@ -156,14 +165,24 @@ class AccountStore:
         doc = await self.markers.find_one({"_id": marker_id(partition)})
         if doc is None:
             return Marker()
-        return Marker(doc["checkpoint"], doc.get("announced", 0), list(doc.get("holders", [])))
+        return Marker(doc["checkpoint"], doc.get("announced", 0), list(doc.get("holders", [])), doc.get("digest"))
 
     async def checkpoint(
-        self, *, partition: int, seq: int, accounts: list[AccountState], marker: Marker, now: datetime
-    ) -> bool:
-        """Write `accounts` as of page `seq`, then the partition's marker. False (and no marker)
-        when an account's document is not the one this replica last read or wrote: another
-        replica has written the partition since, and this one's book is stale."""
+        self,
+        *,
+        partition: int,
+        seq: int,
+        accounts: list[AccountState],
+        settled: list[tuple[str, Settled]],
+        since: int,
+        marker: Marker,
+        now: datetime,
+    ) -> Marker | None:
+        """Write `accounts` as of page `seq`, then what was `settled` in the pages (`since`, `seq`]
+        as a digest after `marker.digest`, then the partition's marker: the marker written. None
+        (and no digest, no marker) when an account's document is not the one this replica last
+        read or wrote: another replica has written the partition since, and this one's book is
+        stale."""
         # Only ever by `_id` and an equality on a number: an upsert, or a filter that compares a
         # field otherwise, costs mongoeco a pass over the whole collection. A new account is
         # inserted; a stored one is replaced only if its document is still at the page it was
@@ -189,11 +208,16 @@ class AccountStore:
             result = await self.accounts.bulk_write(updates, ordered=False)
             complete = complete and result.matched_count == len(updates)
         if not complete:
-            return False
+            return None
+        digest = await self.settlements.write(
+            partition=partition, since=since, through=seq, after=marker.digest, settled=settled, at=now
+        )
+        marker = replace(marker, digest=digest)
         fields = {
             "checkpoint": marker.checkpoint,
             "announced": marker.announced,
             "holders": marker.holders,
+            "digest": marker.digest,
             "updatedAt": now,
         }
         with contextlib.suppress(DuplicateKeyError):  # a later checkpoint is already recorded
@@ -202,7 +226,7 @@ class AccountStore:
                 {"$set": {"partition": partition, **fields}},
                 upsert=True,
             )
-        return True
+        return marker
 
     async def partitions(self) -> int | None:
         """How many partitions the stored ledger was written with (None: a new store)."""

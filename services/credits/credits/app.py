@@ -63,6 +63,7 @@ async def setup(runtime: Runtime, settings: CreditsSettings) -> dict[str, Handle
     db = database(client, settings)
     log, store = LedgerLog(db), AccountStore(db)
     await log.create_indexes()
+    await store.create_indexes()
     await check_partitions(store, settings.credits_partitions)
 
     async def announce(pages: list[Page]) -> None:

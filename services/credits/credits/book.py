@@ -8,8 +8,9 @@ differ. If a page cannot be written the book is thrown away and loaded again.
 
 Idempotency: a pending reservation is found in its account's holds; a settled one in
 `settled` for `window` after it settled (longer than any message's deadline plus the
-reservation TTL, so every repeat the platform can send finds it); a grant's key in its
-account's `grants`, for ever.
+reservation TTL, so every repeat the platform can send finds it; a load reads them back from
+the checkpoints' digests, `credits.settlements`); a grant's key in its account's `grants`,
+for ever.
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ class Book:
         self.absent: set[str] = set()  # looked up in the store and not there
         self.settled: dict[str, Settled] = {}
         self._settled_order: deque[tuple[datetime, str]] = deque()
+        # Settled in pages after the last checkpoint: what the next one writes as a digest.
+        self.settling: list[tuple[str, Settled]] = []
         self._expiries: list[tuple[datetime, str, str]] = []
         self.dirty: set[str] = set()
         self.seq = 0  # the page being filled by `apply`
@@ -135,25 +138,33 @@ class Book:
             self._settle(
                 entry.reservation_id,
                 Settled(entry.user_id, entry.kind, hold.amount, entry.amount, hold.expires_at, entry.at),
+                new=True,
             )
         account.last_seq = seq
         account.version += 1
         account.updated_at = entry.at
         self.dirty.add(entry.user_id)
 
-    def remember(self, entry: Entry) -> None:
-        """Note a settlement read back from the log's replay window (its account's checkpoint already
-        holds its effect)."""
+    def remember(self, entry: Entry, *, new: bool = False) -> None:
+        """Note a settlement read back from the log (its account's checkpoint already holds its
+        effect); `new`: from a page after the partition's checkpoint, so not in a digest yet."""
         if entry.kind in TERMINAL and entry.reservation_id is not None and entry.expires_at is not None:
             held = -entry.delta.reserved
             self._settle(
                 entry.reservation_id,
                 Settled(entry.user_id, entry.kind, held, entry.amount, entry.expires_at, entry.at),
+                new=new,
             )
 
-    def _settle(self, reservation_id: str, settled: Settled) -> None:
+    def recall(self, reservation_id: str, settled: Settled) -> None:
+        """Note a settlement read back from a checkpoint's digest."""
+        self._settle(reservation_id, settled, new=False)
+
+    def _settle(self, reservation_id: str, settled: Settled, *, new: bool) -> None:
         self.settled[reservation_id] = settled
         self._settled_order.append((settled.at, reservation_id))
+        if new:
+            self.settling.append((reservation_id, settled))
 
     def forget_before(self, now: datetime) -> None:
         cutoff = now - self.window

@@ -23,11 +23,11 @@ def entry_id(kind: EntryKind, key: str) -> str:
     return f"{kind}:{key}"
 
 
-def _ms(at: datetime) -> int:
+def millis(at: datetime) -> int:
     return round(at.timestamp() * 1000)
 
 
-def _at(ms: int) -> datetime:
+def from_millis(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
@@ -61,12 +61,12 @@ class Entry:
             "kind": self.kind,
             "amount": self.amount,
             "delta": list(self.delta.astuple()),
-            "at": _ms(self.at),
+            "at": millis(self.at),
         }
         for name, value in (
             ("rid", self.reservation_id),
             ("reason", self.reason),
-            ("expires", _ms(self.expires_at) if self.expires_at else None),
+            ("expires", millis(self.expires_at) if self.expires_at else None),
             ("purpose", self.purpose),
             ("email", self.email),
             ("prev", self.prev),
@@ -83,10 +83,10 @@ class Entry:
             kind=row["kind"],
             amount=row["amount"],
             delta=Figures(*row["delta"]),
-            at=_at(row["at"]),
+            at=from_millis(row["at"]),
             reservation_id=row.get("rid"),
             reason=row.get("reason"),
-            expires_at=_at(row["expires"]) if "expires" in row else None,
+            expires_at=from_millis(row["expires"]) if "expires" in row else None,
             purpose=row.get("purpose"),
             email=row.get("email"),
             prev=row.get("prev"),

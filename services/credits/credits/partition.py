@@ -4,9 +4,11 @@ Operations queue up while the previous page is being written; the next batch tak
 (up to `max_batch`), runs them on the book in arrival order, writes what they produced as
 ONE page of the log and only then answers each. At low load a batch is one operation and
 waits for nothing; under load the batch grows and the store sees one write for many
-operations. Checkpoints (the changed accounts and the partition's marker) are written in
-the background every `checkpoint_interval_s`, so an operation costs a share of one page
-write and nothing that grows with the account's or the ledger's history.
+operations. Checkpoints (the changed accounts, the reservations settled since the last one,
+and the partition's marker) are written in the background every `checkpoint_interval_s`, so
+an operation costs a share of one page write and nothing that grows with the account's or
+the ledger's history; and a load reads the checkpoint, its window of settlement digests and
+the pages after it, not every page of the replay window.
 
 Ownership: RabbitMQ's single active consumer gives each partition queue to one replica at a
 time, and this replica's book is loaded on the first batch after it is handed the queue.
@@ -30,7 +32,7 @@ from typing import Any
 from common.errors import PlatformError, ServiceUnavailable
 from credits import metrics
 from credits.accounts import AccountStore, Marker
-from credits.book import AccountState, Book
+from credits.book import AccountState, Book, Settled
 from credits.log import Fenced, LedgerLog, Page, page_id
 
 log = logging.getLogger(__name__)
@@ -247,7 +249,7 @@ class Partition:
         marker = await self._store.marker(self.number)
         await self._load_accounts(book, marker.holders)
         start = min(marker.announced, marker.checkpoint)
-        await self._remember_window(book, before=start)
+        await self._remember_window(book, marker, before=start)
         head = marker.checkpoint
         unannounced: list[Page] = []
         async for page in self._log.after(self.number, start):
@@ -260,8 +262,8 @@ class Partition:
                 account = book.accounts.get(entry.user_id)
                 if page.seq > marker.checkpoint and (account is None or account.seq < page.seq):
                     book.apply(entry, seq=page.seq)
-                else:
-                    book.remember(entry)  # its effect is in the account's checkpoint already
+                else:  # its effect is in the account's checkpoint already
+                    book.remember(entry, new=page.seq > marker.checkpoint)
         self.book, self.head, self._marker_seen = book, head, marker
         self._announced = marker.announced
         for page in unannounced:
@@ -279,20 +281,27 @@ class Partition:
         )
         return book
 
-    async def _remember_window(self, book: Book, *, before: int) -> None:
-        """Settlements in the pages up to `before` that are still inside the replay window."""
+    async def _remember_window(self, book: Book, marker: Marker, *, before: int) -> None:
+        """Settlements in the pages up to `before` that are still inside the replay window: from
+        the checkpoints' digests, and from the pages no digest covers (written before digests)."""
         cutoff = self._clock() - self._window
-        found = []
+        digested: list[tuple[str, Settled]] = []
         seq = before
+        if marker.digest is not None:
+            digested, rest = await self._store.settlements.window(marker.digest, cutoff=cutoff)
+            seq = min(seq, rest)
+        found = []
         while seq > 0:
             page = await self._log.read(self.number, seq)
             if page is None or page.at < cutoff:
                 break
             found.append(page)
             seq -= 1
-        for page in reversed(found):
+        for page in reversed(found):  # older than the digests
             for entry in page.entries:
                 book.remember(entry)
+        for reservation_id, settled in digested:
+            book.recall(reservation_id, settled)
 
     async def _load_accounts(self, book: Book, users: Iterable[str]) -> None:
         missing = [u for u in users if u not in book.accounts and u not in book.absent]
@@ -315,33 +324,49 @@ class Partition:
         if book is None or (self._checkpointing is not None and not self._checkpointing.done()):
             return
         self._last_checkpoint = time.monotonic()
-        marker = Marker(checkpoint=self.head, announced=min(self._announced, self.head), holders=book.holders())
-        if not book.dirty and marker == self._marker_seen:
+        seen = self._marker_seen
+        marker = Marker(
+            checkpoint=self.head,
+            announced=min(self._announced, self.head),
+            holders=book.holders(),
+            digest=seen.digest,
+        )
+        if not book.dirty and marker == seen:
             return
         changed = [_copy(book.accounts[u]) for u in book.dirty if u in book.accounts]
         dirty, book.dirty = book.dirty, set()
-        self._checkpointing = asyncio.create_task(self._checkpoint(book, changed, dirty, marker))
+        settled, book.settling = book.settling, []
+        self._checkpointing = asyncio.create_task(
+            self._checkpoint(book, _Checkpoint(changed, dirty, settled, seen.checkpoint), marker)
+        )
 
-    async def _checkpoint(self, book: Book, changed: list[AccountState], dirty: set[str], marker: Marker) -> None:
+    async def _checkpoint(self, book: Book, taken: _Checkpoint, marker: Marker) -> None:
         try:
             written = await self._store.checkpoint(
-                partition=self.number, seq=marker.checkpoint, accounts=changed, marker=marker, now=self._clock()
+                partition=self.number,
+                seq=marker.checkpoint,
+                accounts=taken.changed,
+                settled=taken.settled,
+                since=taken.since,
+                marker=marker,
+                now=self._clock(),
             )
-            if not written:
+            if written is None:
                 log.warning("ledger checkpoint refused: another replica wrote the partition; reloading")
                 metrics.FENCED.inc()
                 if self.book is book:
                     self.book = None
                 return
-            self._marker_seen = marker
-            metrics.CHECKPOINT_ACCOUNTS.observe(len(changed))
-            for account in changed:  # their documents exist now, as of this checkpoint
+            self._marker_seen = written
+            metrics.CHECKPOINT_ACCOUNTS.observe(len(taken.changed))
+            for account in taken.changed:  # their documents exist now, as of this checkpoint
                 live = book.accounts.get(account.user_id)
                 if live is not None:
                     live.stored, live.seq = True, marker.checkpoint
         except Exception:
             log.warning("ledger checkpoint failed; retrying later", extra={"partition": self.number}, exc_info=True)
-            book.dirty |= dirty
+            book.dirty |= taken.dirty
+            book.settling[:0] = taken.settled  # the next digest covers these pages too
 
     async def _announce_pages(self) -> None:
         """Announce the pages, in order, as CreditsChanged events: the pages written within
@@ -368,6 +393,17 @@ class Partition:
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 5.0)
             self._announced = max(self._announced, pages[-1].seq)
+
+
+@dataclass(frozen=True, slots=True)
+class _Checkpoint:
+    """What a checkpoint took from the book: the accounts to write (copies), the ids it took them
+    by, and the settlements of the pages after `since` (the previous checkpoint)."""
+
+    changed: list[AccountState]
+    dirty: set[str]
+    settled: list[tuple[str, Settled]]
+    since: int
 
 
 def _expire(book: Book, now: datetime) -> list[tuple[str, int]]:

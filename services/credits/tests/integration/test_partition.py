@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
 from common.errors import Conflict, InsufficientCredits, ServiceUnavailable, ValidationFailed
 from credits.history import history
@@ -453,3 +457,97 @@ async def test_a_stale_replica_cannot_overwrite_a_newer_checkpoint(
     assert await stored(db) == Figures(available=3, reserved=7, granted=10)  # the newer state stands
     marker = await db["credit_partitions"].find_one({"_id": "p000"})
     assert marker is not None and marker["checkpoint"] == newer.partition.head
+
+
+class Finds(CommandListener):
+    """The `find` commands a client sends, by collection."""
+
+    def __init__(self) -> None:
+        self.by_collection: Counter[str] = Counter()
+
+    def started(self, event: CommandStartedEvent) -> None:
+        if event.command_name == "find":
+            self.by_collection[event.command["find"]] += 1
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        pass
+
+
+def announced_head(replica: Replica) -> Callable[[], Awaitable[int]]:
+    async def head() -> int:
+        return replica.announced[-1].seq if replica.announced else 0
+
+    return head
+
+
+async def settle_many(ledger: Replica, count: int, *, checkpoint_every: int) -> list[str]:
+    """`count` reservations held and committed one at a time (two pages each), checkpointed every
+    `checkpoint_every`; the last few settle after the last checkpoint."""
+    await ledger.grant(USER, "top-up", 1000)
+    settled = []
+    for i in range(count):
+        r = await ledger.reserve(USER, 2)
+        await ledger.resolve(USER, r, held=2, used=1)
+        settled.append(r)
+        if (i + 1) % checkpoint_every == 0:
+            head = ledger.partition.head  # announced first, so a load need not read it again for that
+            await wait_until(announced_head(ledger), lambda seq, head=head: seq == head, within=5)
+            await ledger.checkpoint()
+    return settled
+
+
+async def assert_remembered(replica: Replica, settled: list[str]) -> None:
+    for r in settled:
+        replay = await replica.resolve(USER, r, held=2, used=1)
+        assert (replay.kind, replay.used, replay.applied) == ("commit", 1, False)
+        held = await replica.run(
+            lambda b, now, r=r: b.reserve(
+                user_id=USER, email="", reservation_id=r, amount=2, purpose="chat", ttl=TTL, now=now
+            ),
+            USER,
+        )
+        assert (held.status, held.applied) == ("committed", False)
+    assert figures(replica) == Figures(available=1010 - len(settled), spent=len(settled), granted=1010)
+
+
+async def test_a_load_reads_the_settlements_of_its_window_from_digests_not_from_every_page(
+    ledger: Replica, db: AsyncDatabase[dict[str, Any]], mongodb_url: str, clock: Clock, replicas: list[Replica]
+) -> None:
+    settled = await settle_many(ledger, 40, checkpoint_every=12)  # 3 checkpoints, 4 settled after the last
+    written = await pages(db)
+    marker = await db["credit_partitions"].find_one({"_id": "p000"})
+    assert marker is not None and marker["digest"] is not None
+    await ledger.kill()
+    finds = Finds()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True, event_listeners=[finds])
+    try:
+        replica = Replica(client[db.name], clock)
+        replicas.append(replica)
+        await assert_remembered(replica, settled)
+        # The pages after the checkpoint (the last 4 pairs), and the one found missing after them.
+        assert finds.by_collection["credit_log"] == 8 + 1 < written
+        assert finds.by_collection["credit_settlements"] == 3  # one digest per checkpoint
+        await replica.checkpoint()  # the 4 settled after the last checkpoint go into the next digest
+        await replica.kill()
+        again = Replica(db, clock)
+        replicas.append(again)
+        await assert_remembered(again, settled)
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("gone", ["the marker names no digest", "its digests expired"])
+async def test_a_window_no_digest_covers_is_read_from_the_pages(
+    gone: str, ledger: Replica, db: AsyncDatabase[dict[str, Any]], clock: Clock, replicas: list[Replica]
+) -> None:
+    settled = await settle_many(ledger, 10, checkpoint_every=5)
+    await ledger.kill()
+    if gone == "the marker names no digest":  # a ledger written before digests existed
+        await db["credit_partitions"].update_one({"_id": "p000"}, {"$unset": {"digest": ""}})
+    await db["credit_settlements"].delete_many({})
+    replica = Replica(db, clock)
+    replicas.append(replica)
+    await assert_remembered(replica, settled)
