@@ -11,6 +11,7 @@ its primary index whatever the log's size.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,7 @@ from pymongo.errors import DuplicateKeyError
 from credits.entries import FORMAT, Entry, decode, encode
 
 Doc = dict[str, Any]
+READ_AHEAD = 16  # pages a replay asks for at once
 
 
 class PageDoc(TypedDict):
@@ -87,10 +89,16 @@ class LedgerLog:
         return _page(doc) if doc is not None else None
 
     async def after(self, partition: int, seq: int) -> AsyncIterator[Page]:
-        """The pages after `seq`, oldest first, up to the partition's head."""
-        while (page := await self.read(partition, seq + 1)) is not None:
-            yield page
-            seq += 1
+        """The pages after `seq`, oldest first, up to the partition's head: READ_AHEAD of them
+        asked for at once (each by `_id`), so that a replay waits for one round trip per
+        READ_AHEAD pages, not per page."""
+        while True:
+            batch = await asyncio.gather(*(self.read(partition, s) for s in range(seq + 1, seq + 1 + READ_AHEAD)))
+            for page in batch:
+                if page is None:
+                    return
+                yield page
+                seq += 1
 
     async def scan(self, query: Doc | None = None) -> AsyncIterator[Page]:
         """Every page (matching `query`), in partition and page order: the whole journal."""

@@ -65,7 +65,7 @@ class Partition:
         signup_credits: int,
         window: timedelta,
         announce: Announce,
-        checkpoint_interval_s: float = 2.0,
+        checkpoint_interval_s: float = 10.0,
         sweep_interval_s: float = 5.0,
         max_batch: int = 512,
         linger_s: float = 0.0,

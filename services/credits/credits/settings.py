@@ -16,10 +16,10 @@ class CreditsSettings(CommonSettings):
     )
     sweep_interval_s: float = Field(5.0, gt=0, description="How often abandoned reservations are looked for.")
     checkpoint_interval_s: float = Field(
-        2.0,
+        10.0,
         gt=0,
-        description="How often the accounts that changed are written to `credits`; a restart replays the log "
-        "written since.",
+        description="How often the accounts that changed (and a digest of the reservations settled) are written; "
+        "a load after a crash replays the log written since.",
     )
     replay_window_s: float = Field(
         900.0,
