@@ -6,10 +6,10 @@ naming the newest digest.
 An account document keeps the seed's fields (`userEmail`, `credits` = available, `amount` =
 granted) plus reserved, spent, open holds, the grant keys it has had, where its history
 starts (`lastSeq`) and the page it was written at (`seq`). A checkpoint writes the accounts
-that changed since the last one, then the digest, then moves the marker. A document is replaced only if it is
-still the one this replica read or wrote last, so a replica that lost its partition cannot
-overwrite what the new owner wrote; and the marker moves only when every document was
-written. Whatever changed after the marker (or after an account's own `seq`) is still in the
+that changed since the last one, then the digest, then moves the marker. A document is
+replaced only if it is still the one this replica read or wrote last, so a replica that lost
+its partition cannot overwrite what the new owner wrote (nor write a digest); and the marker
+moves only when every document was written. Whatever changed after the marker (or after an account's own `seq`) is still in the
 log and is replayed on load.
 """
 
