@@ -9,8 +9,8 @@ starts (`lastSeq`) and the page it was written at (`seq`). A checkpoint writes t
 that changed since the last one, then the digest, then moves the marker. A document is
 replaced only if it is still the one this replica read or wrote last, so a replica that lost
 its partition cannot overwrite what the new owner wrote (nor write a digest); and the marker
-moves only when every document was written. Whatever changed after the marker (or after an account's own `seq`) is still in the
-log and is replayed on load.
+moves only when every document was written. Whatever changed after the marker (or after an
+account's own `seq`) is still in the log and is replayed on load.
 """
 
 # No `from __future__ import annotations`: TypedDict reads NotRequired from evaluated annotations.
