@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from chat.thread_documents import TurnDoc
@@ -17,6 +16,7 @@ from chat.thread_store import ThreadStore
 from chat.threads import TurnWrite, count
 from common.contracts import ChatMessage
 from common.errors import NotFound
+from tests.support.finds import watched
 
 pytestmark = pytest.mark.integration
 
@@ -101,34 +101,13 @@ async def test_segments_are_read_newest_first_from_memory_or_mongodb_across_thei
     assert await fresh.turn(thread_id, 40, top=39) is None
 
 
-class Finds(monitoring.CommandListener):
-    """The filters of the finds a client sends."""
-
-    def __init__(self) -> None:
-        self.filters: list[Any] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find":
-            self.filters.append(event.command.get("filter"))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 async def test_a_read_from_inside_a_segment_reads_segments_by_key_only(store: ThreadStore, mongodb_url: str) -> None:
     thread_id = await new_thread(store)
     for start in range(0, 200, 20):  # ten checkpoints of 20 turns
         await store.compact([(thread_id, turns(thread_id, range(start, start + 20)))])
-    finds = Finds()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True, event_listeners=[finds])
-    try:
+    async with watched(mongodb_url) as (client, finds):
         reader = ThreadStore(client[store.threads.database.name])
         assert await seqs(reader, thread_id, 50, 199) == list(range(50, -1, -1))
-    finally:
-        await client.close()
     # Keys only (a query for a range or a list of keys scans the collection on mongoeco): no
     # segment ends at 50, so the read walks down from 199 to the one holding it (8 reads), then
     # reads on by the keys 39 and 19.

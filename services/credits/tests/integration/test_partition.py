@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -13,15 +12,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
 from common.errors import Conflict, InsufficientCredits, ServiceUnavailable, ValidationFailed
 from credits.history import history
 from credits.ledger import Account, Figures
 from credits.log import READ_AHEAD
 from credits.reconcile import reconcile, stored_figures
+from tests.support.finds import watched
 from tests.support.ledger import TTL, Clock, Replica
 from tests.support.waiting import wait_until
 
@@ -460,23 +458,6 @@ async def test_a_stale_replica_cannot_overwrite_a_newer_checkpoint(
     assert marker is not None and marker["checkpoint"] == newer.partition.head
 
 
-class Finds(CommandListener):
-    """The `find` commands a client sends, by collection."""
-
-    def __init__(self) -> None:
-        self.by_collection: Counter[str] = Counter()
-
-    def started(self, event: CommandStartedEvent) -> None:
-        if event.command_name == "find":
-            self.by_collection[event.command["find"]] += 1
-
-    def succeeded(self, event: CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: CommandFailedEvent) -> None:
-        pass
-
-
 def announced_head(replica: Replica) -> Callable[[], Awaitable[int]]:
     async def head() -> int:
         return replica.announced[-1].seq if replica.announced else 0
@@ -522,9 +503,7 @@ async def test_a_load_reads_the_settlements_of_its_window_from_digests_not_from_
     marker = await db["credit_partitions"].find_one({"_id": "p000"})
     assert marker is not None and marker["digest"] is not None
     await ledger.kill()
-    finds = Finds()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True, event_listeners=[finds])
-    try:
+    async with watched(mongodb_url) as (client, finds):
         replica = Replica(client[db.name], clock)
         replicas.append(replica)
         await assert_remembered(replica, settled)
@@ -536,8 +515,6 @@ async def test_a_load_reads_the_settlements_of_its_window_from_digests_not_from_
         again = Replica(db, clock)
         replicas.append(again)
         await assert_remembered(again, settled)
-    finally:
-        await client.close()
 
 
 @pytest.mark.parametrize("gone", ["the marker names no digest", "its digests expired"])
