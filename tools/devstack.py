@@ -58,10 +58,23 @@ class InfrastructureMissing(RuntimeError):
     pass
 
 
+_handed_out: set[int] = set()
+_handing_out = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on now, and that this process has not handed out before: a port is
+    promised well before its server binds it (a stack picks the gateway's first, then each
+    service's metrics port as it starts), and the kernel may offer a released port again, which
+    once let a metrics server take a gateway's port and answer its readiness check."""
+    with _handing_out:
+        while True:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
 
 
 def check_reachable(name: str, url: str, default_port: int) -> None:
