@@ -6,10 +6,10 @@ A turn is kept (its requester answered) once its page is written; the partition'
 writes the turns into their threads' segments at its next checkpoint and then moves the mark
 (`thread_book.py`), so what a page holds is needed only until then: the next owner of the
 partition replays the pages after the mark. A page's `_id` is `p<partition>:<seq>`, `seq`
-counting up from 1 in each partition, so appending page n twice is impossible: whoever writes
-it second learns that another replica wrote the partition past what it knows (the credits
-ledger's fencing, `credits/log.py`). Pages are read by `_id` only; they expire after
-PAGE_TTL_S (a TTL index on `at`), long after their mark passed them.
+counting up from 1 in each partition (`common.pages`), so appending page n twice is
+impossible: whoever writes it second learns that another replica wrote the partition past
+what it knows (the credits ledger's fencing, `credits/log.py`). Pages are read by `_id` only;
+they expire after PAGE_TTL_S (a TTL index on `at`), long after their mark passed them.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from chat.thread_documents import PageDoc, TurnDoc, decode_turns, encode_turns
+from common.pages import page_id, pages_after
 
 Doc = dict[str, Any]
 PAGE_TTL_S = 7 * 24 * 3600
@@ -31,10 +32,6 @@ PAGE_TTL_S = 7 * 24 * 3600
 
 class Fenced(Exception):
     """The page exists: another replica wrote this partition past what this one knows."""
-
-
-def page_id(partition: int, seq: int) -> str:
-    return f"p{partition:03d}:{seq:012d}"
 
 
 def mark_id(partition: int) -> str:
@@ -60,12 +57,13 @@ class ThreadLog:
             raise Fenced(page["_id"]) from exc
 
     async def after(self, partition: int, seq: int) -> list[tuple[int, list[TurnDoc]]]:
-        """The pages after `seq`, oldest first, up to the partition's head: each with its turns."""
-        pages = []
-        while (doc := await self.pages.find_one({"_id": page_id(partition, seq + 1)})) is not None:
-            seq += 1
-            pages.append((seq, decode_turns(doc["turns"])))
-        return pages
+        """The pages after `seq`, oldest first, up to the partition's head: each with its turns
+        (`common.pages.pages_after`)."""
+        return [page async for page in pages_after(lambda n: self._read(partition, n), seq)]
+
+    async def _read(self, partition: int, seq: int) -> tuple[int, list[TurnDoc]] | None:
+        doc = await self.pages.find_one({"_id": page_id(partition, seq)})
+        return None if doc is None else (seq, decode_turns(doc["turns"]))
 
     async def mark(self, partition: int) -> int:
         """The page up to which the partition's turns are in their threads' segments (0: none)."""

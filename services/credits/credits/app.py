@@ -11,10 +11,11 @@ from functools import partial
 from common.bus import Bus, Handler
 from common.contracts import CreditsChanged, Envelope, LedgerTick
 from common.mongo import database, mongo_client
+from common.pages import page_id
 from common.runtime import Runtime, serve
 from credits.accounts import AccountStore
 from credits.handlers import CreditsHandlers
-from credits.log import LedgerLog, Page, page_id
+from credits.log import LedgerLog, Page
 from credits.partition import Partition
 from credits.partitions import Partitions
 from credits.settings import CreditsSettings

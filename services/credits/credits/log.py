@@ -1,17 +1,15 @@
 """The ledger's log in MongoDB (`credit_log`): one document per page, a page being the entries
 one batch of operations produced in one partition.
 
-A page's `_id` is `p<partition>:<seq>` with `seq` counting up from 1 in each partition, so
-appending page n+1 twice is impossible: whoever writes it second gets a duplicate key and
-learns that another replica owns (or owned) the partition and wrote past what it knows. That
-fencing is what keeps two owners from diverging, however RabbitMQ's single active consumer
-hands a partition over. Pages are only ever read by `_id`, which every MongoDB answers from
-its primary index whatever the log's size.
+A page's `_id` is `p<partition>:<seq>` (`common.pages`), so appending page n+1 twice is
+impossible: whoever writes it second gets a duplicate key and learns that another replica owns
+(or owned) the partition and wrote past what it knows. That fencing is what keeps two owners
+from diverging, however RabbitMQ's single active consumer hands a partition over. Pages are
+only ever read by `_id`.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,10 +20,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from common.pages import page_id, pages_after
 from credits.entries import FORMAT, Entry, decode, encode
 
 Doc = dict[str, Any]
-READ_AHEAD = 16  # pages a replay asks for at once
 
 
 class PageDoc(TypedDict):
@@ -42,10 +40,6 @@ class PageDoc(TypedDict):
 
 class Fenced(Exception):
     """The page already exists: another replica wrote this partition past what this one knows."""
-
-
-def page_id(partition: int, seq: int) -> str:
-    return f"p{partition:03d}:{seq:012d}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,16 +83,9 @@ class LedgerLog:
         return _page(doc) if doc is not None else None
 
     async def after(self, partition: int, seq: int) -> AsyncIterator[Page]:
-        """The pages after `seq`, oldest first, up to the partition's head: READ_AHEAD of them
-        asked for at once (each by `_id`), so that a replay waits for one round trip per
-        READ_AHEAD pages, not per page."""
-        while True:
-            batch = await asyncio.gather(*(self.read(partition, s) for s in range(seq + 1, seq + 1 + READ_AHEAD)))
-            for page in batch:
-                if page is None:
-                    return
-                yield page
-                seq += 1
+        """The pages after `seq`, oldest first, up to the partition's head (`common.pages.pages_after`)."""
+        async for page in pages_after(lambda n: self.read(partition, n), seq):
+            yield page
 
     async def scan(self, query: Doc | None = None) -> AsyncIterator[Page]:
         """Every page (matching `query`), in partition and page order: the whole journal."""

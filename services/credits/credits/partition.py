@@ -30,10 +30,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from common.errors import PlatformError, ServiceUnavailable
+from common.pages import page_id
 from credits import metrics
 from credits.accounts import AccountStore, Marker
 from credits.book import AccountState, Book, Settled
-from credits.log import Fenced, LedgerLog, Page, page_id
+from credits.log import Fenced, LedgerLog, Page
 
 log = logging.getLogger(__name__)
 

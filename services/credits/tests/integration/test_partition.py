@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from pymongo.asynchronous.database import AsyncDatabase
 
 from common.errors import Conflict, InsufficientCredits, ServiceUnavailable, ValidationFailed
+from common.pages import READ_AHEAD
 from credits.history import history
 from credits.ledger import Account, Figures
-from credits.log import READ_AHEAD
 from credits.reconcile import reconcile, stored_figures
 from tests.support.finds import watched
 from tests.support.ledger import TTL, Clock, Replica
