@@ -82,15 +82,15 @@ class ChatSettings(CommonSettings):
         "context window is reached first); bounds what one request reads.",
     )
     chat_thread_checkpoint_s: float = Field(
-        2.0,
+        10.0,
         gt=0,
         le=3600,
         description="How often the replica owning a user's threads writes the turns kept since into their threads' "
         "segments and their counters to the thread documents (one of each per changed thread; until then a turn is "
-        "in the log's page, replayed by the next owner).",
+        "in the log's page, replayed by the next owner: at most this many seconds of pages).",
     )
     chat_turn_linger_s: float = Field(
-        0.004,
+        0.020,
         ge=0,
         le=1,
         description="Longest a threaded answer's turn waits for those of other threaded requests in hand, so that "
