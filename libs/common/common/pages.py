@@ -13,8 +13,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 READ_AHEAD = 16  # pages a replay asks for at once
 
 
+def partition_key(partition: int) -> str:
+    """`p<partition>`: a partition's own documents (its mark) are keyed by it, its pages begin with it."""
+    return f"p{partition:03d}"
+
+
 def page_id(partition: int, seq: int) -> str:
-    return f"p{partition:03d}:{seq:012d}"
+    return f"{partition_key(partition)}:{seq:012d}"
 
 
 async def pages_after[T](read: Callable[[int], Awaitable[T | None]], seq: int) -> AsyncIterator[T]:

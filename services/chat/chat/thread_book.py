@@ -77,7 +77,7 @@ class ThreadBook:
         log: ThreadLog,
         *,
         partitions: int = 1,
-        checkpoint_s: float = 2.0,
+        checkpoint_s: float = 10.0,
         capacity: int = CAPACITY,
     ) -> None:
         self.store = store

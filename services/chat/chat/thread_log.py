@@ -24,7 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from chat.thread_documents import PageDoc, TurnDoc, decode_turns, encode_turns
-from common.pages import page_id, pages_after
+from common.pages import page_id, pages_after, partition_key
 
 Doc = dict[str, Any]
 PAGE_TTL_S = 7 * 24 * 3600
@@ -35,7 +35,7 @@ class Fenced(Exception):
 
 
 def mark_id(partition: int) -> str:
-    return f"p{partition:03d}"
+    return partition_key(partition)
 
 
 class ThreadLog:

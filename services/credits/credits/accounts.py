@@ -24,6 +24,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from common.pages import partition_key
 from credits.book import AccountState, Hold, Settled
 from credits.ledger import Figures
 from credits.settlements import Settlements
@@ -85,7 +86,7 @@ class Marker:
 
 
 def marker_id(partition: int) -> str:
-    return f"p{partition:03d}"
+    return partition_key(partition)
 
 
 def account_document(account: AccountState, *, partition: int, seq: int) -> AccountDoc:

@@ -27,6 +27,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from common.pages import partition_key
 from credits.book import Settled
 from credits.entries import from_millis, millis
 
@@ -48,7 +49,7 @@ class DigestDoc(TypedDict):
 
 def digest_id(partition: int, through: int) -> str:
     """A fresh id: a checkpoint retried at the same page writes a new digest, never over one."""
-    return f"p{partition:03d}:{through:012d}:{uuid.uuid4().hex[:12]}"
+    return f"{partition_key(partition)}:{through:012d}:{uuid.uuid4().hex[:12]}"
 
 
 def through_of(digest: str) -> int:

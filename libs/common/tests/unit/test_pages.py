@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from common.pages import READ_AHEAD, page_id, pages_after
+from common.pages import READ_AHEAD, page_id, pages_after, partition_key
 
 pytestmark = pytest.mark.unit
 
@@ -15,6 +15,7 @@ def test_page_ids_sort_as_their_partition_and_seq_do() -> None:
     ids = [page_id(p, s) for p in (0, 2, 10) for s in (1, 9, 10, 123_456)]
     assert ids == sorted(ids)
     assert page_id(3, 42) == "p003:000000000042"
+    assert page_id(3, 42).startswith(partition_key(3) + ":") and partition_key(3) == "p003"
 
 
 @pytest.mark.parametrize("stored", [0, 1, READ_AHEAD - 1, READ_AHEAD, 2 * READ_AHEAD + 3])
