@@ -168,7 +168,6 @@ async def setup(runtime: Runtime, settings: ChatSettings) -> dict[str, Handler]:
         stream_ack_timeout_s=settings.chat_stream_ack_timeout_s,
         conversations=Conversations(threads, max_turns=settings.chat_thread_max_turns),
     )
-    runtime.on_close(handlers.close)  # the commits still being confirmed (before the bus closes)
     embedding_catalog = EmbeddingCatalog.build(
         embedders, default_price=settings.embedding_price, prices=settings.embedding_model_prices, costs=costs
     )

@@ -66,9 +66,6 @@ class ChatHandlers:
         self._conversations = conversations
         self._headroom = Headroom()
 
-    async def close(self) -> None:
-        await self._accounts.close()
-
     async def complete_chat(self, envelope: Envelope[CompleteChat], stream: ReplyStream) -> ChatCompletion:
         if envelope.payload.thread_id is None or self._conversations is None:
             return await self._complete_chat(envelope, stream)
@@ -168,7 +165,7 @@ class ChatHandlers:
             job, self._catalog.reservation(job.request, prompt_tokens=job.prompt_tokens)
         )
         if reservation.status == "pending":
-            self._accounts.settle_soon(job, reservation, charge=turn["credits"])
+            await self._accounts.settle(job, reservation, charge=turn["credits"])
         elif reservation.status != "committed":
             log.warning(
                 "a kept turn's hold ended uncharged",

@@ -15,7 +15,7 @@ from chat.job import Job
 from chat.provider_costs import CostTable
 from chat.providers.base import ProviderAnswer
 from chat.usage import UsageRecorder, usage_id
-from common.bus import Sent, ack_after
+from common.bus import Sent
 from common.contracts import Reservation, UsageRecord
 from common.credits import CreditHolds
 from common.errors import DeadlineExceeded, ServiceUnavailable
@@ -32,7 +32,6 @@ class Accounts:
         self._credits = credits
         self._costs = costs
         self._usage = usage
-        self._settling: set[asyncio.Task[None]] = set()
 
     async def reserve(self, job: Job, amount: int, *, sent: Sent | None = None) -> Reservation:
         # Derived from the message id: a redelivered request finds its first reservation.
@@ -45,9 +44,10 @@ class Accounts:
         )
 
     async def settle(self, job: Job, reservation: Reservation | None, *, charge: int | None) -> None:
-        """Commit `charge` (None: release), without waiting for the ledger: the command is durable
-        in the broker once published, and the answer need not wait for its page. A failure to
-        publish leaves the reservation to expire: the user is then not charged, the safe side."""
+        """Commit `charge` (None: release) and return once the broker has confirmed the command, not
+        once the ledger has applied it. The answer goes out after this, so whatever it prompts (a
+        balance read, queued behind the command on its partition's queue) sees the charge. A failure
+        to publish leaves the reservation to expire: the user is then not charged, the safe side."""
         if reservation is None:
             return
         try:
@@ -60,27 +60,6 @@ class Accounts:
                 "settling credits failed; the reservation will expire",
                 extra={"reservation_id": str(reservation.reservation_id)},
             )
-
-    def settle_soon(self, job: Job, reservation: Reservation | None, *, charge: int) -> None:
-        """Commit `charge` without holding the answer for the broker's confirm: the command is handed
-        to the bus before this returns (the task starts eagerly) and confirmed in the background,
-        and the request's message is acked only once it is (`ack_after`): should the process die
-        before, the request is redelivered and its redelivery commits the same hold (its turn, if
-        threaded, kept already)."""
-        if reservation is None:
-            return
-        task = asyncio.Task(
-            self.settle(job, reservation, charge=charge), loop=asyncio.get_running_loop(), eager_start=True
-        )
-        if not task.done():
-            self._settling.add(task)
-            task.add_done_callback(self._settling.discard)
-            ack_after(task)
-
-    async def close(self, *, timeout_s: float = 5.0) -> None:
-        """Wait (at most `timeout_s`) for the commits still being confirmed."""
-        if self._settling:
-            await asyncio.wait(set(self._settling), timeout=timeout_s)
 
     async def conclude(
         self,
@@ -101,15 +80,15 @@ class Accounts:
             self.record(job, provider, answer, cached=cached, credits=0)
             return
         if job.conversation is None or turn_text is None:
-            self.settle_soon(job, reservation, charge=charge)
             self.record(job, provider, answer, cached=cached, credits=charge)
+            await self.settle(job, reservation, charge=charge)
             return
         try:
             await self._keep(job, provider, answer, cached=cached, credits=charge, text=turn_text)
         except BaseException:
             await self.settle(job, reservation, charge=None)
             raise
-        self.settle_soon(job, reservation, charge=charge)
+        await self.settle(job, reservation, charge=charge)
 
     async def _keep(
         self, job: Job, provider: str, answer: ProviderAnswer, *, cached: bool, credits: int, text: str
