@@ -1,7 +1,7 @@
 """Bus wiring over RabbitMQ (aio-pika): connection, topology, consumers, request/reply."""
 
 from common.bus.connection import Bus
-from common.bus.consumer import Consumer, Handler, ReplyStream, Streaming, ack_after, redelivered, reply_expected
+from common.bus.consumer import Consumer, Handler, ReplyStream, Streaming, redelivered, reply_expected
 from common.bus.processed import ProcessedMessages
 from common.bus.rpc import Requester, RpcClient, RpcStream, Sent, StreamFeedback, StreamOverflow
 from common.bus.topology import Topology
@@ -22,7 +22,6 @@ __all__ = [
     "StreamOverflow",
     "Streaming",
     "Topology",
-    "ack_after",
     "redelivered",
     "reply_expected",
 ]

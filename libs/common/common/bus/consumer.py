@@ -83,28 +83,13 @@ def redelivered() -> bool:
     return _REDELIVERED.get()
 
 
-_BEFORE_ACK: ContextVar[list[asyncio.Future[Any]] | None] = ContextVar("before_ack", default=None)
-
-
-def ack_after(work: asyncio.Future[Any]) -> None:
-    """Ack the message being handled only once `work` is done (its reply still goes out at once):
-    for work the handler started but did not wait for, which a redelivery must redo should this
-    process die before it is done. Outside a handler, nothing to hold."""
-    held = _BEFORE_ACK.get()
-    if held is not None:
-        held.append(work)
-
-
 @contextlib.contextmanager
-def _handling(message: AbstractIncomingMessage) -> Iterator[list[asyncio.Future[Any]]]:
-    """The context a message's handlers run in (`redelivered`, `ack_after`); yields the work to
-    wait for before its ack."""
-    held: list[asyncio.Future[Any]] = []
-    holding, again = _BEFORE_ACK.set(held), _REDELIVERED.set(bool(message.redelivered))
+def _handling(message: AbstractIncomingMessage) -> Iterator[None]:
+    """The context a message's handlers run in (`redelivered`)."""
+    again = _REDELIVERED.set(bool(message.redelivered))
     try:
-        yield held
+        yield
     finally:
-        _BEFORE_ACK.reset(holding)
         _REDELIVERED.reset(again)
 
 
@@ -288,14 +273,14 @@ class Consumer:
         except Forbidden as exc:
             await self._refuse(message, [envelope], exc)
             return
-        with _handling(message) as held:
+        with _handling(message):
             done = await self._run(message, envelope, partition)
         if done.outcome == "retried":
             await self._retry_later(message, name)
             return
         if done.body and message.reply_to:
             await self._bus.reply(done.body, reply_to=message.reply_to, correlation_id=message.correlation_id)
-        await self._settle(message, failed=done.outcome == "failed", after=held)
+        await self._settle(message, failed=done.outcome == "failed")
 
     async def _on_batch(self, message: AbstractIncomingMessage, partition: int | None) -> None:
         """A batch of commands of one type (see `common.bus.rpc`): each runs as a message of its
@@ -316,7 +301,7 @@ class Consumer:
         except Forbidden as exc:
             await self._refuse(message, envelopes, exc, batch=True)
             return
-        with _handling(message) as held:
+        with _handling(message):
             done = await asyncio.gather(*(self._run(message, e, partition, member=True) for e in envelopes))
         if not any(d.outcome == "failed" for d in done) and any(d.outcome == "retried" for d in done):
             await self._retry_later(message, f"batch of {name}")  # only without reply_to: see _transient
@@ -324,17 +309,12 @@ class Consumer:
         if message.reply_to:
             body = b"[" + b",".join(d.body or b"null" for d in done) + b"]"
             await self._bus.reply(body, reply_to=message.reply_to, correlation_id=message.correlation_id)
-        await self._settle(message, failed=any(d.outcome == "failed" for d in done), after=held)
+        await self._settle(message, failed=any(d.outcome == "failed" for d in done))
 
     @staticmethod
-    async def _settle(
-        message: AbstractIncomingMessage, *, failed: bool, after: list[asyncio.Future[Any]] | None = None
-    ) -> None:
-        """Ack what was handled, once the work its handlers held it for (`after`) is done; what
-        failed unexpectedly goes to the dead-letter queue (its requester has had its 500 already),
-        so it is kept for a look but never redone here."""
-        if after:
-            await asyncio.gather(*after, return_exceptions=True)
+    async def _settle(message: AbstractIncomingMessage, *, failed: bool) -> None:
+        """Ack what was handled; what failed unexpectedly goes to the dead-letter queue (its
+        requester has had its 500 already), so it is kept for a look but never redone here."""
         if failed:
             await message.reject(requeue=False)
         else:
