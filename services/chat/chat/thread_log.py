@@ -34,10 +34,6 @@ class Fenced(Exception):
     """The page exists: another replica wrote this partition past what this one knows."""
 
 
-def mark_id(partition: int) -> str:
-    return partition_key(partition)
-
-
 class ThreadLog:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         # The log is written here only: its documents are pages.
@@ -67,7 +63,7 @@ class ThreadLog:
 
     async def mark(self, partition: int) -> int:
         """The page up to which the partition's turns are in their threads' segments (0: none)."""
-        doc = await self.marks.find_one({"_id": mark_id(partition)})
+        doc = await self.marks.find_one({"_id": partition_key(partition)})
         return 0 if doc is None else int(doc["through"])
 
     async def move_mark(self, partition: int, *, since: int, to: int) -> bool:
@@ -75,9 +71,11 @@ class ThreadLog:
         meanwhile (another replica owns the partition now)."""
         if since == 0:
             try:
-                await self.marks.insert_one({"_id": mark_id(partition), "through": to})
+                await self.marks.insert_one({"_id": partition_key(partition), "through": to})
             except DuplicateKeyError:
                 return False
             return True
-        done = await self.marks.update_one({"_id": mark_id(partition), "through": since}, {"$set": {"through": to}})
+        done = await self.marks.update_one(
+            {"_id": partition_key(partition), "through": since}, {"$set": {"through": to}}
+        )
         return done.matched_count == 1

@@ -85,10 +85,6 @@ class Marker:
     digest: str | None = None  # the newest settlement digest: the settlements up to the checkpoint
 
 
-def marker_id(partition: int) -> str:
-    return partition_key(partition)
-
-
 def account_document(account: AccountState, *, partition: int, seq: int) -> AccountDoc:
     f = account.figures
     return {
@@ -163,7 +159,7 @@ class AccountStore:
         return account_state(doc) if doc is not None else None
 
     async def marker(self, partition: int) -> Marker:
-        doc = await self.markers.find_one({"_id": marker_id(partition)})
+        doc = await self.markers.find_one({"_id": partition_key(partition)})
         if doc is None:
             return Marker()
         return Marker(doc["checkpoint"], doc.get("announced", 0), list(doc.get("holders", [])), doc.get("digest"))
@@ -223,7 +219,7 @@ class AccountStore:
         }
         with contextlib.suppress(DuplicateKeyError):  # a later checkpoint is already recorded
             await self.markers.update_one(
-                {"_id": marker_id(partition), "checkpoint": {"$lte": marker.checkpoint}},
+                {"_id": partition_key(partition), "checkpoint": {"$lte": marker.checkpoint}},
                 {"$set": {"partition": partition, **fields}},
                 upsert=True,
             )
