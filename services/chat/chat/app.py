@@ -36,9 +36,10 @@ from common.credits import CreditsClient
 from common.mongo import database, mongo_client
 from common.runtime import Runtime, serve
 
-# A redelivered CompleteChat finds its reservation (derived from the message id) settled and is
-# refused before any provider call, and its usage record has the same id: the handler is
-# idempotent by itself, so the bus's processed-message record (a Redis round trip) is not needed.
+# A repeated CompleteChat finds its reservation (derived from the message id) settled and gets an
+# error (`chat.settlement.settled_before`) before any provider call, and its usage record has the
+# same id: the handler is idempotent by itself, so the bus's processed-message record (a Redis
+# round trip) is not needed.
 DEDUPLICATE = False
 
 

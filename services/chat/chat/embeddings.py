@@ -3,8 +3,8 @@
 of the tokens it counted, or release on any failure → usage record, as a chat answer's.
 
 Idempotent by itself, as CompleteChat is: the reservation derives from the message id, so a
-redelivered request finds it settled and is refused before any provider call, and its usage
-record has the same id."""
+repeated request finds it settled and gets an error (`chat.settlement.settled_before`) before
+any provider call, and its usage record has the same id."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from chat.embedding_catalog import EmbeddingCatalog
 from chat.embedding_failover import EmbeddingFailover
 from chat.provider_costs import CostTable
 from chat.providers.embedding import EmbeddingAnswer, EmbeddingRequest
+from chat.settlement import settled_before
 from chat.usage import UsageRecorder, usage_id
+from common.bus import redelivered
 from common.contracts import Caller, CreateEmbeddings, Embeddings, EmbeddingUsage, Envelope, Reservation, UsageRecord
 from common.credits import CreditsClient
-from common.errors import Conflict, DeadlineExceeded, Unauthenticated
+from common.errors import DeadlineExceeded, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,8 @@ class EmbeddingHandlers:
             amount=self._catalog.reservation(request),
             purpose="embeddings",
         )
-        if reservation.status != "pending":  # a redelivered request that was answered already
-            raise Conflict("this request was answered already", status_now=reservation.status)
+        if reservation.status != "pending":  # an earlier delivery of this request settled it
+            raise settled_before(reservation, redelivered=redelivered())
         try:
             provider, answer = await self._failover.embed(request, deadline=deadline, user=envelope.actor.id)
         except BaseException:

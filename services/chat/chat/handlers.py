@@ -23,7 +23,7 @@ from chat.headroom import Headroom
 from chat.job import Job, completion, fitted, streamed_completion, usage_of
 from chat.provider_costs import CostTable
 from chat.providers.base import ChatProvider, ProviderAnswer, ProviderRequest
-from chat.settlement import Accounts
+from chat.settlement import Accounts, settled_before
 from chat.streaming import Pumped, delivered_usage, produced_usage, pump, replay
 from chat.thread_documents import TurnDoc
 from chat.usage import UsageRecorder
@@ -36,7 +36,7 @@ from common.contracts import (
     Reservation,
 )
 from common.credits import CreditHolds
-from common.errors import BadRequest, Conflict, DeadlineExceeded, ServiceUnavailable, Unauthenticated, UpstreamFailed
+from common.errors import BadRequest, DeadlineExceeded, ServiceUnavailable, Unauthenticated, UpstreamFailed
 
 log = logging.getLogger(__name__)
 
@@ -255,8 +255,8 @@ class ChatHandlers:
             if sent is not None:
                 sent()  # whatever became of the send, nothing waits for it any longer
         self._headroom.saw(reservation.balance)
-        if reservation.status != "pending":  # a redelivered request that was answered already
-            raise Conflict("this request was answered already", status_now=reservation.status)
+        if reservation.status != "pending":  # an earlier delivery of this request settled it
+            raise settled_before(reservation, redelivered=redelivered())
         return reservation
 
     async def _fresh_stream(self, job: Job, lead: Lead | None, reservation: Reservation) -> ChatCompletion:

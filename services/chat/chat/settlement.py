@@ -18,13 +18,24 @@ from chat.usage import UsageRecorder, usage_id
 from common.bus import Sent
 from common.contracts import Reservation, UsageRecord
 from common.credits import CreditHolds
-from common.errors import DeadlineExceeded, ServiceUnavailable
+from common.errors import Conflict, DeadlineExceeded, OutcomeUnknown, PlatformError, ServiceUnavailable
 
 # How long past its deadline a request still waits for its turn to be stored (its reply may be
 # dropped by then, but the turn is kept or not, and charged accordingly).
 KEEP_GRACE_S = 1.0
 
 log = logging.getLogger(__name__)
+
+
+def settled_before(reservation: Reservation, *, redelivered: bool) -> PlatformError:
+    """The error for a request whose hold an earlier delivery of the same message settled. Sent
+    again by its client, it was answered: 409. Redelivered by the broker (the consumer before went
+    or lost its link before its ack), that delivery may have charged the hold and died before its
+    answer went out, to a requester still waiting for this one: 504, outcome unknown, never a
+    refusal (it may have been charged)."""
+    if redelivered:
+        return OutcomeUnknown("an earlier delivery of this request may have answered it", status_now=reservation.status)
+    return Conflict("this request was answered already", status_now=reservation.status)
 
 
 class Accounts:
